@@ -1,0 +1,84 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Argus",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "argus-hub", targets: ["ControlServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+    ],
+    targets: [
+        // libmongoc / libbson, found through pkg-config. Only MongoStore imports it.
+        .systemLibrary(
+            name: "CMongoC",
+            pkgConfig: "libmongoc-1.0",
+            providers: [.apt(["libmongoc-dev", "libbson-dev"])]
+        ),
+        // The single gateway to MongoDB: client pool on its own threads, async API, BSON conversion.
+        .target(
+            name: "MongoStore",
+            dependencies: [
+                "CMongoC",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The STB wire protocol v1 (docs/protocol.md): envelope, frames, close and error codes.
+        .target(name: "STBProtocol"),
+        // Telemetry domain (pure, no Hummingbird, no Mongo).
+        .target(name: "Telemetry", dependencies: ["STBProtocol"]),
+        // Commands domain (pure, no Hummingbird, no Mongo).
+        .target(name: "Commands", dependencies: ["STBProtocol"]),
+        // The hub executable: composition root.
+        .executableTarget(
+            name: "ControlServer",
+            dependencies: [
+                "MongoStore", "STBProtocol", "Telemetry", "Commands",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        // A stock Hummingbird WebSocket echo server: the peer that scripts/bench/connections measures beside the hub.
+        .executableTarget(
+            name: "HBEchoBench",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            ]
+        ),
+        .testTarget(name: "STBProtocolTests", dependencies: ["STBProtocol"]),
+        .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore"]),
+        .testTarget(
+            name: "ControlServerTests",
+            dependencies: [
+                "ControlServer", "MongoStore", "STBProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,137 @@
+import CMongoC
+import Logging
+import NIOCore
+import NIOPosix
+import Foundation
+
+private let driverLogger = Logger(label: "argus.mongoc")
+
+/// The single gateway to MongoDB.
+///
+/// It owns a `mongoc_client_pool_t` and a dedicated `NIOThreadPool`. Every libmongoc call is
+/// blocking, so each one runs on that thread pool with a client popped from the pool for the
+/// duration of the call and pushed back afterwards: never on an event loop, never on the
+/// Swift concurrency pool, and never across an `await`. Change streams each get a thread of
+/// their own, because they block for long periods.
+public final class MongoStore: Sendable {
+    /// The database every collection belongs to.
+    public let databaseName: String
+    let threadPool: NIOThreadPool
+    private let pool: PoolBox
+    let logger: Logger
+
+    /// Whether libmongoc has been initialised in this process (mongoc_init must run once).
+    private static let initOnce: Void = {
+        mongoc_init()
+        // libmongoc logs to stderr by default; route warnings and worse into swift-log and drop the chatter.
+        mongoc_log_set_handler({ level, domain, message, _ in
+            guard level.rawValue <= MONGOC_LOG_LEVEL_WARNING.rawValue, let message else { return }
+            let d = domain.map { String(cString: $0) } ?? "mongoc"
+            driverLogger.warning("libmongoc", metadata: ["mongoc.domain": .string(d), "mongoc.message": .string(String(cString: message))])
+        }, nil)
+    }()
+
+    /// Parses and checks `uri` and creates the client pool. No network traffic happens here;
+    /// call ``ping()`` to check that a server answers.
+    /// - Parameters:
+    ///   - uri: a MongoDB connection string.
+    ///   - database: the database name; defaults to the one in the URI, else `argus`.
+    ///   - threads: how many blocking calls may run at once.
+    /// - Throws: ``MongoStoreError`` of kind `invalidURI` with the driver's reason.
+    public init(uri: String, database: String? = nil, threads: Int = 8, appName: String = "argus", logger: Logger) throws {
+        _ = MongoStore.initOnce
+        let err = argus_error_new()!
+        defer { argus_error_free(err) }
+        guard let parsed = mongoc_uri_new_with_error(uri, err) else {
+            throw MongoStoreError(kind: .invalidURI, operation: "connect", collection: nil,
+                                  code: Int(argus_error_code(err)),
+                                  message: "malformed MongoDB URI: \(String(cString: argus_error_message(err)))")
+        }
+        defer { mongoc_uri_destroy(parsed) }
+        let uriDatabase = mongoc_uri_get_database(parsed).map { String(cString: $0) }
+        self.databaseName = database ?? uriDatabase.flatMap { $0.isEmpty ? nil : $0 } ?? "argus"
+        guard let p = mongoc_client_pool_new_with_error(parsed, err) else {
+            throw MongoStoreError(kind: .invalidURI, operation: "connect", collection: nil,
+                                  code: Int(argus_error_code(err)),
+                                  message: String(cString: argus_error_message(err)))
+        }
+        mongoc_client_pool_set_error_api(p, Int32(MONGOC_ERROR_API_VERSION_2))
+        mongoc_client_pool_set_appname(p, appName)
+        // Blocking calls plus a few change streams; a pop never waits for long.
+        mongoc_client_pool_max_size(p, UInt32(threads + 16))
+        self.pool = PoolBox(p)
+        self.threadPool = NIOThreadPool(numberOfThreads: threads)
+        self.threadPool.start()
+        self.logger = logger
+    }
+
+    /// Stops the thread pool and destroys the client pool. Outstanding calls fail with `shutdown`.
+    public func shutdown() async {
+        try? await threadPool.shutdownGracefully()
+        pool.destroy()
+    }
+
+    /// A handle on one collection of ``databaseName``.
+    public func collection(_ name: String) -> MongoCollection { MongoCollection(store: self, name: name) }
+
+    /// Runs `body` on the store's thread pool with a client from the pool.
+    func withClient<T: Sendable>(operation: String, collection: String?,
+                                 _ body: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
+        let pool = self.pool
+        do {
+            return try await threadPool.runIfActive {
+                guard let p = pool.pointer, let client = mongoc_client_pool_pop(p) else {
+                    throw MongoStoreError(kind: .shutdown, operation: operation, collection: collection, message: "store is shut down")
+                }
+                defer { mongoc_client_pool_push(p, client) }
+                return try body(client)
+            }
+        } catch let e as MongoStoreError {
+            throw e
+        } catch {
+            throw MongoStoreError(kind: .shutdown, operation: operation, collection: collection, message: "store is shut down (\(error))")
+        }
+    }
+
+    /// Pops a client for a long-lived use (a change stream) on the caller's thread.
+    func popClient() -> OpaquePointer? { pool.pointer.flatMap { mongoc_client_pool_pop($0) } }
+    func pushClient(_ client: OpaquePointer) { if let p = pool.pointer { mongoc_client_pool_push(p, client) } }
+
+    /// Runs a database command and returns the server's reply.
+    public func runCommand(_ command: Document, operation: String? = nil, collection: String? = nil) async throws -> Document {
+        let db = databaseName
+        let op = operation ?? command.keys.first ?? "command"
+        return try await withClient(operation: op, collection: collection) { client in
+            let err = argus_error_new()!
+            defer { argus_error_free(err) }
+            let reply = bson_new()!
+            defer { bson_destroy(reply) }
+            let ok = command.withBSON { cmd in mongoc_client_command_simple(client, db, cmd, nil, reply, err) }
+            guard ok else { throw MongoStoreError.from(err, operation: op, collection: collection) }
+            return Document(copying: reply)
+        }
+    }
+
+    /// Sends `ping` and waits for the answer. Fails with kind `unreachable` when no server
+    /// answers within the URI's server-selection timeout.
+    public func ping() async throws {
+        _ = try await runCommand(["ping": 1], operation: "ping")
+    }
+
+    /// Drops the whole database. For tests and tools only.
+    public func dropDatabase() async throws {
+        _ = try await runCommand(["dropDatabase": 1])
+    }
+}
+
+/// The client pool pointer, destroyed once.
+final class PoolBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var raw: OpaquePointer?
+    init(_ p: OpaquePointer) { raw = p }
+    var pointer: OpaquePointer? { lock.lock(); defer { lock.unlock() }; return raw }
+    func destroy() {
+        lock.lock(); let p = raw; raw = nil; lock.unlock()
+        if let p { mongoc_client_pool_destroy(p) }
+    }
+}
