@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+@testable import STBProtocol
+
+/// The protocol examples in docs/protocol/examples, shared with the C agent's tests.
+enum Fixtures {
+    static let directory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("docs/protocol/examples")
+
+    static func names(prefix: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
+            .filter { $0.hasPrefix(prefix) && $0.hasSuffix(".json") }.sorted()
+    }
+
+    static func bytes(_ name: String) throws -> [UInt8] {
+        var data = [UInt8](try Data(contentsOf: directory.appendingPathComponent(name)))
+        while let last = data.last, last == 0x0A { data.removeLast() }
+        return data
+    }
+}
+
+@Suite("Frame codec against the protocol examples")
+struct FrameCodecTests {
+    @Test func examplesExist() {
+        #expect(Fixtures.names(prefix: "in-").count >= 2)
+        #expect(Fixtures.names(prefix: "bad-").count >= 8)
+        #expect(Fixtures.names(prefix: "out-").count >= 3)
+    }
+
+    @Test(arguments: Fixtures.names(prefix: "in-"))
+    func validInboundExamplesDecode(name: String) throws {
+        let result = FrameCodec.decode(try Fixtures.bytes(name))
+        guard case .success(let msg) = result else { Issue.record("\(name): \(result)"); return }
+        switch msg {
+        case .hello(let h):
+            #expect(name == "in-hello.json")
+            #expect(h.model == "argus-sim-1" && h.firmware == "1.4.2" && h.bootId == "5f0c2a9e7b1d4c3a")
+            #expect(h.envelope == Envelope(type: "hello", id: "h-1", seq: 1, ts: 1795315579000))
+        case .ping(let p):
+            #expect(name == "in-ping.json")
+            #expect(p.envelope.id == "p-7")
+        }
+    }
+
+    /// `bad-<code>-<description>.json` must be rejected with `<code>`.
+    @Test(arguments: Fixtures.names(prefix: "bad-"))
+    func invalidExamplesAreRejectedWithTheirCode(name: String) throws {
+        let expected = String(name.dropFirst(4).prefix(while: { $0 != "-" }))
+        let code = try #require(ErrorCode(rawValue: expected), "fixture \(name) names an unknown error code")
+        let result = FrameCodec.decode(try Fixtures.bytes(name))
+        guard case .failure(let e) = result else { Issue.record("\(name) was accepted"); return }
+        #expect(e.code == code, "\(name): \(e)")
+        #expect(!e.reason.isEmpty)
+    }
+
+    @Test func refIsEchoedOnErrors() {
+        guard case .failure(let e) = FrameCodec.decode(Array(#"{"type":"hello","id":"h-9"}"#.utf8)) else { Issue.record(); return }
+        #expect(e.ref == "h-9")
+        #expect(e.field == "model")
+    }
+
+    @Test func outboundFramesMatchTheExamples() throws {
+        let welcome = try JSONParser.parse(try Fixtures.bytes("out-welcome.json"))
+        let built = FrameCodec.welcome(ref: "h-1", serverTime: 1795315579012, session: "0b1c2d3e4f5a6b7c", node: "hub-a:8081",
+                                       heartbeatSeconds: 30, limits: Limits(maxFrameBytes: 65536, maxBatch: 100, messagesPerSecond: 50))
+        #expect(try JSONParser.parse(built) == welcome)
+        #expect(try JSONParser.parse(FrameCodec.pong(ref: "p-7", serverTime: 1795315609004)) == JSONParser.parse(Fixtures.bytes("out-pong.json")))
+        let err = FrameCodec.error(ProtocolError(.missingField, "model is required", field: "model", ref: "h-2"))
+        #expect(try JSONParser.parse(err) == JSONParser.parse(Fixtures.bytes("out-error.json")))
+    }
+}
+
+@Suite("JSON parser and writer")
+struct JSONTests {
+    @Test(arguments: [
+        ("{}", JSONValue.object([])),
+        ("[1,-2,3.5,1e3]", .array([.int(1), .int(-2), .double(3.5), .double(1000)])),
+        (#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#, .string("a\"\\/\u{8}\u{c}\n\r\té😀")),
+        ("  {\"k\" : [true,false,null]}  ", .object([("k", .array([.bool(true), .bool(false), .null]))])),
+        ("9223372036854775807", .int(Int64.max)),
+        ("9223372036854775808", .double(9223372036854775808)),
+    ])
+    func parsesValidJSON(text: String, expected: JSONValue) throws {
+        #expect(try JSONParser.parse(Array(text.utf8)) == expected)
+    }
+
+    @Test(arguments: ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"abc", "\"\u{1}\"", "\"\\x\"", "\"\\ud800\"",
+                      "{\"a\" 1}", "[1] 2", "nul", "1e", "{1:2}", String(repeating: "[", count: 40) + String(repeating: "]", count: 40)])
+    func rejectsInvalidJSON(text: String) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(text.utf8)) }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        do { _ = try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]); Issue.record("accepted") }
+        catch { #expect(error.isUTF8) }
+    }
+
+    @Test func writerEscapes() throws {
+        var w = JSONWriter()
+        w.beginObject()
+        w.string("s", "q\"b\\n\n\u{1}é")
+        w.int("n", -5)
+        w.bool("b", true)
+        w.endObject()
+        #expect(try JSONParser.parse(w.bytes) == .object([("s", .string("q\"b\\n\n\u{1}é")), ("n", .int(-5)), ("b", .bool(true))]))
+    }
+
+    @Test func closeCodesAreDistinct() {
+        #expect(Set(CloseCode.allCases.map(\.rawValue)).count == CloseCode.allCases.count)
+        #expect(CloseCode.allCases.allSatisfy { !$0.reason.isEmpty })
+    }
+}
