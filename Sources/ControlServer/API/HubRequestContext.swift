@@ -1,0 +1,109 @@
+import Foundation
+import Hummingbird
+import MongoStore
+
+/// The request context of the operator API: Hummingbird's core context plus the caller.
+struct HubRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    /// Set by ``TokenAuthMiddleware`` for every `/api/` request that reaches a route.
+    var principal: Principal?
+
+    init(source: Source) {
+        coreContext = .init(source: source)
+    }
+
+    /// Operator bodies are small JSON documents.
+    var maxUploadSize: Int { 64 * 1024 }
+
+    /// The caller, if their role allows `role`; otherwise 403 (or 401 without a caller).
+    func require(_ role: Role) throws -> Principal {
+        guard let p = principal else { throw HTTPError(.unauthorized, message: "an API token is required") }
+        guard p.role.allows(role) else {
+            throw HTTPError(.forbidden, message: "this action needs the \(role.rawValue) role; the token has \(p.role.rawValue)")
+        }
+        return p
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` on every `/api/` route. There is no open API.
+struct TokenAuthMiddleware: RouterMiddleware {
+    typealias Context = HubRequestContext
+    let tokens: TokenRepository
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
+        guard let header = request.headers[.authorization], let token = Secrets.parseBearer(header) else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "an API token is required (Authorization: Bearer ...)")
+        }
+        let principal: Principal?
+        do {
+            principal = try await tokens.authenticate(token)
+        } catch {
+            context.logger.warning("token check failed", metadata: ["error": .string("\(error)")])
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "the store is unavailable; retry shortly")
+        }
+        guard let principal else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""], message: "unknown or revoked API token")
+        }
+        var context = context
+        context.principal = principal
+        context.logger[metadataKey: "api.actor"] = .string(principal.name)
+        return try await next(request, context)
+    }
+}
+
+/// Validation helpers with specific messages.
+enum Validate {
+    static let idCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
+
+    /// An identifier: 1 to `max` characters of letters, digits and `._:-`.
+    static func identifier(_ value: String, field: String, max: Int = 64) throws -> String {
+        guard !value.isEmpty, value.count <= max, value.allSatisfy({ idCharacters.contains($0) }) else {
+            throw HTTPError(.badRequest, message: "\(field) must be 1 to \(max) characters of letters, digits and ._:-")
+        }
+        return value
+    }
+
+    /// Decodes a JSON body, turning decoding failures into a 400 that names the field.
+    static func body<T: Decodable>(_ type: T.Type, _ request: Request, _ context: HubRequestContext) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        } catch {
+            throw HTTPError(.contentTooLarge, message: "request body larger than \(context.maxUploadSize) bytes")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw HTTPError(.badRequest, message: "missing field \(key.stringValue)")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw HTTPError(.badRequest, message: "wrong type for \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch let DecodingError.valueNotFound(_, ctx) {
+            throw HTTPError(.badRequest, message: "null for \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            throw HTTPError(.badRequest, message: path.isEmpty ? "body is not valid JSON" : "invalid value for \(path)")
+        } catch {
+            throw HTTPError(.badRequest, message: "body is not valid JSON")
+        }
+    }
+
+    /// An optional query boolean: `true` or `false`.
+    static func bool(_ request: Request, _ name: String) throws -> Bool? {
+        guard let v = request.uri.queryParameters.get(name) else { return nil }
+        switch v {
+        case "true": return true
+        case "false": return false
+        default: throw HTTPError(.badRequest, message: "\(name) must be true or false")
+        }
+    }
+
+    /// An optional query integer within `range`.
+    static func int(_ request: Request, _ name: String, default def: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let v = request.uri.queryParameters.get(name) else { return def }
+        guard let n = Int(v), range.contains(n) else {
+            throw HTTPError(.badRequest, message: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return n
+    }
+}

@@ -1,0 +1,209 @@
+import Foundation
+import Hummingbird
+import Logging
+import MongoStore
+import Prometheus
+import STBProtocol
+
+/// What the operator API's routes need.
+struct APIDependencies: Sendable {
+    let store: MongoStore
+    let devices: DeviceRepository
+    let tokens: TokenRepository
+    let audit: AuditLog
+    let registry: ConnectionRegistry
+    let capacity: ConnectionCapacity
+    let gate: ReadinessGate
+    let node: String
+    let metrics: PrometheusCollectorRegistry
+}
+
+// MARK: - Bodies and views
+
+struct RegisterDeviceRequest: Decodable {
+    var id: String
+    var model: String
+    var tags: [String]?
+}
+
+struct RegisteredDevice: ResponseEncodable {
+    var id: String
+    var model: String
+    var tags: [String]
+    /// Shown once; the hub keeps only its hash.
+    var secret: String
+}
+
+struct DevicePage: ResponseEncodable {
+    var items: [DeviceRecord]
+    /// Pass as `cursor` for the next page; absent on the last page.
+    var nextCursor: String?
+}
+
+struct CreateTokenRequest: Decodable {
+    var name: String
+    var role: String
+}
+
+struct CreatedToken: ResponseEncodable {
+    var id: String
+    var name: String
+    var role: Role
+    /// Shown once; the hub keeps only its hash.
+    var token: String
+}
+
+struct TokenList: ResponseEncodable { var items: [TokenRecord] }
+struct AuditPage: ResponseEncodable { var items: [AuditEntry] }
+extension DeviceRecord: ResponseEncodable {}
+
+struct Health: ResponseEncodable {
+    var status: String
+    var node: String
+    var store: String
+    var sessions: Int
+    var connectionCap: Int
+}
+
+/// Builds the operator API: `/healthz`, `/metrics` and the token-protected `/api/v1`.
+enum OperatorAPI {
+    static func router(_ deps: APIDependencies) -> Router<HubRequestContext> {
+        let router = Router(context: HubRequestContext.self)
+        router.add(middleware: TokenAuthMiddleware(tokens: deps.tokens))
+
+        router.get("/healthz") { _, _ -> Response in
+            let ready = deps.gate.isOpen
+            let h = Health(status: ready ? "ok" : "starting", node: deps.node, store: ready ? "up" : "waiting",
+                           sessions: deps.registry.sessionCount, connectionCap: deps.capacity.cap)
+            let body = try JSONEncoder().encode(h)
+            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+
+        router.get("/metrics") { _, _ -> Response in
+            var out: [UInt8] = []
+            deps.metrics.emit(into: &out)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: out)))
+        }
+
+        let api = router.group("api/v1")
+        addDeviceRoutes(api, deps)
+        addTokenRoutes(api, deps)
+        api.get("audit") { request, context -> AuditPage in
+            _ = try context.require(.admin)
+            let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)
+            var before: Date? = nil
+            if let b = request.uri.queryParameters.get("before") {
+                guard let d = ISO8601DateFormatter().date(from: String(b)) else {
+                    throw HTTPError(.badRequest, message: "before must be an ISO 8601 time")
+                }
+                before = d
+            }
+            let items = try await storeCall {
+                try await deps.audit.list(actor: request.uri.queryParameters.get("actor").map { String($0) },
+                                          action: request.uri.queryParameters.get("action").map { String($0) },
+                                          before: before, limit: limit)
+            }
+            return AuditPage(items: items)
+        }
+        return router
+    }
+
+    static func addDeviceRoutes(_ api: RouterGroup<HubRequestContext>, _ deps: APIDependencies) {
+        api.post("devices") { request, context -> EditedResponse<RegisteredDevice> in
+            let who = try context.require(.operator)
+            let body = try await Validate.body(RegisterDeviceRequest.self, request, context)
+            let id = try Validate.identifier(body.id, field: "id")
+            let model = try Validate.identifier(body.model, field: "model")
+            let tags = try (body.tags ?? []).map { try Validate.identifier($0, field: "tags[]", max: 32) }
+            guard tags.count <= 16 else { throw HTTPError(.badRequest, message: "at most 16 tags") }
+            let secret = Secrets.generate()
+            do {
+                _ = try await deps.devices.register(id: id, model: model, tags: tags, secretHash: Secrets.hash(secret), now: Date())
+            } catch let e as MongoStoreError where e.kind == .duplicateKey {
+                await deps.audit.record(who, action: "device.register", target: id, parameters: ["model": model], result: "conflict")
+                throw HTTPError(.conflict, message: "device \(id) is already registered")
+            } catch {
+                throw storeUnavailable(error, context)
+            }
+            await deps.audit.record(who, action: "device.register", target: id,
+                                    parameters: ["model": model, "tags": tags.joined(separator: ",")], result: "ok")
+            return EditedResponse(status: .created, response: RegisteredDevice(id: id, model: model, tags: tags, secret: secret))
+        }
+
+        api.get("devices") { request, context -> DevicePage in
+            _ = try context.require(.analyst)
+            let q = request.uri.queryParameters
+            let filter = DeviceFilter(online: try Validate.bool(request, "online"),
+                                      model: q.get("model").map { String($0) }, firmware: q.get("firmware").map { String($0) },
+                                      tag: q.get("tag").map { String($0) })
+            let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)
+            let cursor = q.get("cursor").map { String($0) }
+            let page = try await storeCall { try await deps.devices.list(filter, after: cursor, limit: limit) }
+            return DevicePage(items: page.items, nextCursor: page.next)
+        }
+
+        api.get("devices/{id}") { _, context -> DeviceRecord in
+            _ = try context.require(.analyst)
+            let id = try context.parameters.require("id")
+            guard let d = try await storeCall({ try await deps.devices.get(id) }) else {
+                throw HTTPError(.notFound, message: "no device \(id)")
+            }
+            return d
+        }
+
+        api.post("devices/{id}/revoke") { _, context -> Response in
+            let who = try context.require(.operator)
+            let id = try context.parameters.require("id")
+            let found = try await storeCall { try await deps.devices.revoke(id, now: Date()) }
+            guard found else {
+                await deps.audit.record(who, action: "device.revoke", target: id, result: "not_found")
+                throw HTTPError(.notFound, message: "no device \(id)")
+            }
+            if let s = deps.registry.session(for: id) { s.eventLoop.execute { s.close(.revoked) } }
+            await deps.audit.record(who, action: "device.revoke", target: id, result: "ok")
+            return Response(status: .noContent)
+        }
+    }
+
+    static func addTokenRoutes(_ api: RouterGroup<HubRequestContext>, _ deps: APIDependencies) {
+        api.post("tokens") { request, context -> EditedResponse<CreatedToken> in
+            let who = try context.require(.admin)
+            let body = try await Validate.body(CreateTokenRequest.self, request, context)
+            let name = try Validate.identifier(body.name, field: "name")
+            guard let role = Role(rawValue: body.role) else {
+                throw HTTPError(.badRequest, message: "role must be one of admin, operator, analyst")
+            }
+            let created = try await storeCall { try await deps.tokens.create(name: name, role: role, createdBy: who.name, now: Date()) }
+            await deps.audit.record(who, action: "token.create", target: created.record.id,
+                                    parameters: ["name": name, "role": role.rawValue], result: "ok")
+            return EditedResponse(status: .created, response: CreatedToken(id: created.record.id, name: name, role: role, token: created.token))
+        }
+
+        api.get("tokens") { _, context -> TokenList in
+            _ = try context.require(.admin)
+            return TokenList(items: try await storeCall { try await deps.tokens.list() })
+        }
+
+        api.delete("tokens/{id}") { _, context -> Response in
+            let who = try context.require(.admin)
+            let id = try context.parameters.require("id")
+            let found = try await storeCall { try await deps.tokens.revoke(id: id, now: Date()) }
+            await deps.audit.record(who, action: "token.revoke", target: id, result: found ? "ok" : "not_found")
+            guard found else { throw HTTPError(.notFound, message: "no token \(id)") }
+            return Response(status: .noContent)
+        }
+    }
+
+    /// Runs a store call; a store failure becomes 503 with the driver text kept out of the response.
+    static func storeCall<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() }
+        catch let e as HTTPError { throw e }
+        catch { throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "the store is unavailable; retry shortly") }
+    }
+
+    static func storeUnavailable(_ error: Error, _ context: HubRequestContext) -> HTTPError {
+        context.logger.warning("store call failed", metadata: ["error": .string("\(error)")])
+        return HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "the store is unavailable; retry shortly")
+    }
+}

@@ -1,0 +1,175 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import MongoStore
+import NIOCore
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+import STBProtocol
+
+/// Reads an environment variable once, for flag defaults.
+enum Env {
+    static let values = ProcessInfo.processInfo.environment
+    static func string(_ name: String, _ def: String) -> String { values[name] ?? def }
+    static func int(_ name: String, _ def: Int) -> Int { values[name].flatMap(Int.init) ?? def }
+    static func optionalInt(_ name: String) -> Int? { values[name].flatMap(Int.init) }
+}
+
+@main
+struct ArgusHub: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "argus-hub",
+        abstract: "Argus hub: the STB device gateway and the operator API.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// `argus-hub serve`: runs a hub node. Every flag has an environment equivalent, named in its help.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a hub node (the default).")
+
+    @Option(help: "MongoDB connection string (env MONGODB_URI).")
+    var mongodbURI = Env.string("MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true&serverSelectionTimeoutMS=5000")
+
+    @Option(help: "Database name (env ARGUS_DATABASE); default: the URI's, else argus.")
+    var database: String? = Env.values["ARGUS_DATABASE"]
+
+    @Option(help: "Device gateway address (env ARGUS_DEVICE_HOST).")
+    var deviceHost = Env.string("ARGUS_DEVICE_HOST", "127.0.0.1")
+
+    @Option(help: "Device gateway port, WebSocket /v1/stb (env ARGUS_DEVICE_PORT).")
+    var devicePort = Env.int("ARGUS_DEVICE_PORT", 8081)
+
+    @Option(help: "Operator API address (env ARGUS_API_HOST).")
+    var apiHost = Env.string("ARGUS_API_HOST", "127.0.0.1")
+
+    @Option(help: "Operator API port: /api/v1, /healthz, /metrics (env ARGUS_API_PORT).")
+    var apiPort = Env.int("ARGUS_API_PORT", 8080)
+
+    @Option(help: "This node's name in presence records (env ARGUS_NODE); default host:devicePort.")
+    var node: String? = Env.values["ARGUS_NODE"]
+
+    @Option(help: "Where the bootstrap admin token is written on a fresh database (env ARGUS_TOKEN_FILE).")
+    var tokenFile = Env.string("ARGUS_TOKEN_FILE", ".data/admin-token")
+
+    @Option(help: "Heartbeat interval announced to boxes, seconds (env ARGUS_HEARTBEAT).")
+    var heartbeat = Env.int("ARGUS_HEARTBEAT", 30)
+
+    @Option(help: "Close a silent box after this many seconds; default 2.5 heartbeats (env ARGUS_IDLE_TIMEOUT).")
+    var idleTimeout: Int? = Env.optionalInt("ARGUS_IDLE_TIMEOUT")
+
+    @Option(help: "Cap on live box sessions; default derived from the descriptor limit (env ARGUS_MAX_CONNECTIONS).")
+    var maxConnections: Int? = Env.optionalInt("ARGUS_MAX_CONNECTIONS")
+
+    @Option(help: "Largest accepted text frame, bytes (env ARGUS_MAX_FRAME_BYTES).")
+    var maxFrameBytes = Env.int("ARGUS_MAX_FRAME_BYTES", STBProtocol.defaultMaxFrameBytes)
+
+    @Option(help: "Event loop threads (env ARGUS_THREADS); default one per core.")
+    var threads = Env.int("ARGUS_THREADS", System.coreCount)
+
+    @Option(help: "Threads for blocking store calls (env ARGUS_STORE_THREADS).")
+    var storeThreads = Env.int("ARGUS_STORE_THREADS", 8)
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
+    var logLevel = Env.string("LOG_LEVEL", "info")
+
+    func validate() throws {
+        for (name, port) in [("--device-port", devicePort), ("--api-port", apiPort)] where !(0...65535).contains(port) {
+            throw ValidationError("\(name) must be from 0 to 65535, got \(port)")
+        }
+        guard (1...3600).contains(heartbeat) else { throw ValidationError("--heartbeat must be from 1 to 3600 seconds") }
+        if let t = idleTimeout, t <= heartbeat { throw ValidationError("--idle-timeout must be longer than --heartbeat") }
+        if let m = maxConnections, m < 1 { throw ValidationError("--max-connections must be at least 1") }
+        guard (1024...(16 << 20)).contains(maxFrameBytes) else { throw ValidationError("--max-frame-bytes must be from 1024 to 16777216") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be from 1 to 64") }
+        guard (1...256).contains(storeThreads) else { throw ValidationError("--store-threads must be from 1 to 256") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "argus.hub")
+        let metrics = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
+
+        let store: MongoStore
+        do {
+            store = try MongoStore(uri: mongodbURI, database: database, threads: storeThreads, logger: Logger(label: "argus.store"))
+        } catch {
+            logger.critical("cannot use the MongoDB URI", metadata: ["error": .string("\(error)")])
+            throw ExitCode(2)
+        }
+
+        let nodeName = node ?? "\(ProcessInfo.processInfo.hostName):\(devicePort)"
+        let limit = ConnectionCapacity.descriptorLimit()
+        var gw = GatewayConfiguration()
+        gw.host = deviceHost
+        gw.port = devicePort
+        gw.heartbeatSeconds = heartbeat
+        gw.idleTimeout = idleTimeout.map { .seconds(Int64($0)) }
+        gw.limits = Limits(maxFrameBytes: maxFrameBytes)
+        let derived = ConnectionCapacity.derivedCap(descriptorLimit: limit, reserved: gw.reservedDescriptors, rejectBudget: gw.rejectBudget)
+        var cap = derived
+        if let m = maxConnections {
+            if m > derived {
+                logger.warning("--max-connections is above what the descriptor limit allows; using the derived cap",
+                               metadata: ["requested": .stringConvertible(m), "cap": .stringConvertible(derived), "fd.limit": .stringConvertible(limit)])
+            } else { cap = m }
+        }
+        logger.info("connection capacity", metadata: ["fd.limit": .stringConvertible(limit), "cap": .stringConvertible(cap)])
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let gate = ReadinessGate()
+        let registry = ConnectionRegistry()
+        let presence = PresenceWriter(store: store, node: nodeName, logger: Logger(label: "argus.presence"))
+        let capacity = ConnectionCapacity(cap: cap, rejectBudget: gw.rejectBudget)
+        let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, heartbeatSeconds: heartbeat,
+                                    limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
+        let devices = DeviceRepository(store: store)
+        let gateway = DeviceGateway(configuration: gw, capacity: capacity, shared: shared, group: group,
+                                    authenticator: DeviceAuthenticator(devices: devices), ready: gate, logger: Logger(label: "argus.gateway"))
+        let deps = APIDependencies(store: store, devices: devices, tokens: TokenRepository(store: store),
+                                   audit: AuditLog(store: store, node: nodeName, logger: Logger(label: "argus.audit")),
+                                   registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics)
+        let api = Application(router: OperatorAPI.router(deps),
+                              configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "argus"),
+                              eventLoopGroupProvider: .shared(group), logger: Logger(label: "argus.api"))
+        let bootstrap = StoreBootstrap(store: store, gate: gate, tokenFile: tokenFile, presence: presence, logger: Logger(label: "argus.store"))
+
+        logger.info("starting hub", metadata: [
+            "node": .string(nodeName), "api.url": .string("http://\(apiHost):\(apiPort)/api/v1"),
+            "gateway.url": .string("ws://\(deviceHost):\(devicePort)\(STBProtocol.path)"), "store.database": .string(store.databaseName),
+        ])
+        // Shutdown runs in reverse: the gateway drains first, then presence flushes, then the API stops.
+        let services = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: bootstrap),
+                .init(service: api),
+                .init(service: presence),
+                .init(service: gateway),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        do {
+            try await services.run()
+        } catch {
+            logger.error("hub stopped on an error", metadata: ["error": .string("\(error)")])
+            await store.shutdown()
+            try? await group.shutdownGracefully()
+            throw ExitCode.failure
+        }
+        await store.shutdown()
+        try? await group.shutdownGracefully()
+        logger.info("hub stopped")
+    }
+}

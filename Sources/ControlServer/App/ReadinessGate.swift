@@ -1,0 +1,42 @@
+import NIOConcurrencyHelpers
+
+/// Opens once, when the store is reachable and set up; services that need the store wait on it.
+final class ReadinessGate: Sendable {
+    private struct State {
+        var open = false
+        var closed = false
+        var waiters: [CheckedContinuation<Bool, Never>] = []
+    }
+    private let state = NIOLockedValueBox(State())
+
+    var isOpen: Bool { state.withLockedValue { $0.open } }
+
+    /// Lets every waiter through.
+    func open() { settle(true) }
+
+    /// Gives up: waiters get false (shutdown before the store was ready).
+    func abandon() { settle(false) }
+
+    private func settle(_ value: Bool) {
+        let waiters = state.withLockedValue { s -> [CheckedContinuation<Bool, Never>] in
+            guard !s.open && !s.closed else { return [] }
+            if value { s.open = true } else { s.closed = true }
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume(returning: value) }
+    }
+
+    /// True once open; false if abandoned.
+    func wait() async -> Bool {
+        await withCheckedContinuation { c in
+            let now = state.withLockedValue { s -> Bool? in
+                if s.open { return true }
+                if s.closed { return false }
+                s.waiters.append(c)
+                return nil
+            }
+            if let now { c.resume(returning: now) }
+        }
+    }
+}

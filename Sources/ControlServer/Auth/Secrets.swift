@@ -1,0 +1,67 @@
+import Crypto
+import Foundation
+
+/// Secrets and their hashes. Device secrets and API tokens are 256-bit random values, so a
+/// single SHA-256 is a sound verifier (no password stretching is needed for random keys).
+/// Only the hash is stored; comparisons run in constant time.
+enum Secrets {
+    /// A new random secret: 32 bytes, base64url without padding (43 characters).
+    static func generate(prefix: String = "") -> String {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return prefix + base64url(bytes)
+    }
+
+    /// Random hex of `bytes` bytes, for public ids (sessions, token ids).
+    static func randomHex(bytes: Int) -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+
+    /// `sha256:` and the lowercase hex digest of the UTF-8 text.
+    static func hash(_ secret: String) -> String {
+        "sha256:" + SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// True when `secret` hashes to `storedHash`. Runs in time independent of where they differ.
+    static func verify(_ secret: String, against storedHash: String) -> Bool {
+        constantTimeEquals(Array(hash(secret).utf8), Array(storedHash.utf8))
+    }
+
+    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(a.count == b.count ? 0 : 1)
+        let n = max(a.count, b.count)
+        for i in 0..<n {
+            let x = i < a.count ? a[i] : 0
+            let y = i < b.count ? b[i] : 0
+            diff |= x ^ y
+        }
+        return diff == 0
+    }
+
+    static func base64url(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Parses `Authorization: Basic base64(id:secret)`.
+    static func parseBasic(_ header: String) -> (id: String, secret: String)? {
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+              let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)),
+              let text = String(data: data, encoding: .utf8),
+              let colon = text.firstIndex(of: ":") else { return nil }
+        let id = String(text[..<colon]), secret = String(text[text.index(after: colon)...])
+        guard !id.isEmpty, !secret.isEmpty else { return nil }
+        return (id, secret)
+    }
+
+    /// Parses `Authorization: Bearer <token>`.
+    static func parseBearer(_ header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import STBProtocol
+
+/// Why an upgrade was refused; decided before any upgrade happens.
+enum HandshakeRejection: Equatable {
+    case notFound
+    case unauthorized
+    case overCapacity
+    case draining
+    case storeUnavailable
+
+    var status: HTTPResponseStatus {
+        switch self {
+        case .notFound: return .notFound
+        case .unauthorized: return .unauthorized
+        case .overCapacity, .draining, .storeUnavailable: return .serviceUnavailable
+        }
+    }
+
+    var message: String {
+        switch self {
+        case .notFound: return "not found; boxes connect to /v1/stb"
+        case .unauthorized: return "missing or wrong device credentials"
+        case .overCapacity: return "hub at connection capacity; retry later"
+        case .draining: return "hub shutting down; retry later"
+        case .storeUnavailable: return "device registry unavailable; retry later"
+        }
+    }
+}
+
+/// Per-connection state shared by the upgrader's callbacks and the fallback responder.
+final class HandshakeState: @unchecked Sendable {
+    var rejection: HandshakeRejection?
+    /// The authenticated box, once shouldUpgrade accepted it.
+    var deviceID: String?
+    /// Set when the socket was over capacity at accept time.
+    let overCapacity: Bool
+    init(overCapacity: Bool) { self.overCapacity = overCapacity }
+}
+
+/// Answers every HTTP request that did not become a WebSocket: 401, 404, 426 or 503 with
+/// `Retry-After`, always with `Connection: close`. It also closes sockets that send no
+/// complete request within the handshake timeout. Removed from the pipeline on upgrade.
+final class HandshakeResponder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    static let name = "argus.handshake"
+    private let state: HandshakeState
+    private let retryAfterSeconds: Int
+    private let timeout: TimeAmount
+    private var head: HTTPRequestHead?
+    private var timer: Scheduled<Void>?
+
+    init(state: HandshakeState, retryAfterSeconds: Int, timeout: TimeAmount) {
+        self.state = state
+        self.retryAfterSeconds = retryAfterSeconds
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h): head = h
+        case .body: break
+        case .end: respond(context)
+        }
+    }
+
+    private func respond(_ context: ChannelHandlerContext) {
+        let path = head.map { String($0.uri.split(separator: "?", maxSplits: 1).first ?? "") } ?? ""
+        var status: HTTPResponseStatus
+        var message: String
+        var headers = HTTPHeaders([("Content-Type", "application/json"), ("Connection", "close")])
+        if let r = state.rejection ?? (state.overCapacity ? .overCapacity : nil) {
+            status = r.status
+            message = r.message
+            if status == .serviceUnavailable { headers.add(name: "Retry-After", value: String(retryAfterSeconds)) }
+            if r == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Basic realm=\"argus-stb\"") }
+        } else if path == "/v1/stb" {
+            status = .upgradeRequired
+            message = "this endpoint speaks WebSocket only"
+            headers.add(name: "Upgrade", value: "websocket")
+        } else {
+            status = .notFound
+            message = HandshakeRejection.notFound.message
+        }
+        var body = context.channel.allocator.buffer(capacity: 64)
+        var json = [UInt8]()
+        json.append(contentsOf: Array("{\"error\":".utf8))
+        JSONWriter.appendString(message, to: &json)
+        json.append(UInt8(ascii: "}"))
+        body.writeBytes(json)
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}

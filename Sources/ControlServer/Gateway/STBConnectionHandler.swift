@@ -1,0 +1,183 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOWebSocket
+import STBProtocol
+
+/// What every session on a node shares.
+final class GatewayContext: Sendable {
+    let node: String
+    let registry: ConnectionRegistry
+    let presence: PresenceWriter
+    let heartbeatSeconds: Int
+    let limits: Limits
+    let timing: SessionStateMachine.Timing
+    let logger: Logger
+    let framesIn = Counter(label: "argus_gateway_frames_in_total")
+    let protocolErrors = Counter(label: "argus_gateway_protocol_errors_total")
+    let errorFramesDropped = Counter(label: "argus_gateway_error_frames_dropped_total")
+
+    init(node: String, registry: ConnectionRegistry, presence: PresenceWriter, heartbeatSeconds: Int, limits: Limits,
+         timing: SessionStateMachine.Timing, logger: Logger) {
+        self.node = node
+        self.registry = registry
+        self.presence = presence
+        self.heartbeatSeconds = heartbeatSeconds
+        self.limits = limits
+        self.timing = timing
+        self.logger = logger
+    }
+}
+
+/// One box's WebSocket session, after an authenticated upgrade.
+///
+/// A `final class` with no task, timer or buffer of its own: the per-connection cost is this
+/// object and the channel. Liveness is checked by the gateway's sweeper calling ``sweep(now:)``
+/// on the channel's event loop. All methods run on that event loop.
+final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    let deviceID: String
+    let session: String
+    private let remoteAddress: String?
+    private let shared: GatewayContext
+    private var machine: SessionStateMachine
+    private var context: ChannelHandlerContext?
+    /// The channel's event loop; other threads reach this session only through it.
+    let eventLoop: EventLoop
+
+    init(deviceID: String, remoteAddress: String?, eventLoop: EventLoop, shared: GatewayContext) {
+        self.deviceID = deviceID
+        self.session = Secrets.randomHex(bytes: 8)
+        self.remoteAddress = remoteAddress
+        self.eventLoop = eventLoop
+        self.shared = shared
+        self.machine = SessionStateMachine(now: .now(), timing: shared.timing)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        shared.registry.opened(self)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        machine.close()
+        if shared.registry.closed(self, deviceID: deviceID) {
+            shared.presence.submit(deviceID, .offline(session: session, lastSeen: Date()))
+        }
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        machine.activity(now: .now())
+        switch frame.opcode {
+        case .text:
+            shared.framesIn.increment()
+            guard frame.fin else {
+                perform(machine.rejected(ProtocolError(.fragmentedFrame, "send each message as one unfragmented frame")), context)
+                return
+            }
+            guard frame.length <= shared.limits.maxFrameBytes else {
+                perform(machine.rejected(ProtocolError(.frameTooLarge, "frame of \(frame.length) bytes exceeds maxFrameBytes \(shared.limits.maxFrameBytes)")), context)
+                return
+            }
+            let data = frame.unmaskedData
+            perform(machine.received(FrameCodec.decode(data.readableBytesView)), context)
+        case .binary:
+            perform(machine.rejected(ProtocolError(.binaryNotSupported, "binary frames are reserved in protocol v1")), context)
+        case .continuation:
+            perform(machine.rejected(ProtocolError(.fragmentedFrame, "send each message as one unfragmented frame")), context)
+        case .ping:
+            var payload = frame.unmaskedData
+            let buf = context.channel.allocator.buffer(buffer: payload.readSlice(length: min(payload.readableBytes, 125)) ?? ByteBuffer())
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: buf)), promise: nil)
+        case .pong:
+            break
+        case .connectionClose:
+            machine.close()
+            var payload = frame.unmaskedData
+            let code = payload.readInteger(as: UInt16.self) ?? CloseCode.normal.rawValue
+            var buf = context.channel.allocator.buffer(capacity: 2)
+            buf.writeInteger(code)
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: buf)))
+                .whenComplete { _ in context.close(promise: nil) }
+        default:
+            perform(machine.rejected(ProtocolError(.invalidJSON, "unsupported frame opcode")), context)
+        }
+    }
+
+    private func perform(_ action: SessionStateMachine.FrameAction, _ context: ChannelHandlerContext) {
+        switch action {
+        case .ignore:
+            break
+        case .welcome(let hello):
+            if let old = shared.registry.activate(self, deviceID: deviceID) {
+                old.eventLoop.execute { old.close(.replaced) }
+                shared.logger.info("session replaced", metadata: ["stb.id": .string(deviceID), "stb.session": .string(old.session)])
+            }
+            shared.presence.submit(deviceID, .online(session: session, connectedAt: Date(), remoteAddress: remoteAddress,
+                                                     model: hello.model, firmware: hello.firmware, bootId: hello.bootId))
+            send(FrameCodec.welcome(ref: hello.envelope.id, serverTime: Self.nowMillis(), session: session, node: shared.node,
+                                    heartbeatSeconds: shared.heartbeatSeconds, limits: shared.limits), context)
+        case .pong(let ref):
+            send(FrameCodec.pong(ref: ref, serverTime: Self.nowMillis()), context)
+        case .sendError(let e):
+            sendError(e, context)
+        case .sendErrorAndClose(let e, let code):
+            sendError(e, context)
+            close(code)
+        }
+    }
+
+    private func sendError(_ e: ProtocolError, _ context: ChannelHandlerContext) {
+        shared.protocolErrors.increment()
+        // Error frames are advice. A box that does not read its socket does not get them
+        // queued without bound: they are dropped while the channel is not writable.
+        guard context.channel.isWritable else { shared.errorFramesDropped.increment(); return }
+        send(FrameCodec.error(e), context)
+    }
+
+    private func send(_ bytes: [UInt8], _ context: ChannelHandlerContext) {
+        let buf = context.channel.allocator.buffer(bytes: bytes)
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buf)), promise: nil)
+    }
+
+    /// Ends the session with a close frame. Must run on ``eventLoop``.
+    func close(_ code: CloseCode) {
+        eventLoop.preconditionInEventLoop()
+        machine.close()
+        guard let context else { return }
+        var buf = context.channel.allocator.buffer(capacity: 2 + code.reason.utf8.count)
+        buf.writeInteger(code.rawValue)
+        buf.writeString(code.reason)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: buf)))
+            .whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// Liveness check by the sweeper. Must run on ``eventLoop``.
+    func sweep(now: NIODeadline) {
+        guard let context else { return }
+        switch machine.tick(now: now) {
+        case .none:
+            break
+        case .sendPing:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))), promise: nil)
+        case .close(let code):
+            shared.logger.debug("closing session", metadata: ["stb.id": .string(deviceID), "close.code": .stringConvertible(code.rawValue)])
+            machine.close()
+            close(code)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        shared.logger.debug("connection error", metadata: ["stb.id": .string(deviceID), "error": .string("\(error)")])
+        context.close(promise: nil)
+    }
+
+    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import MongoStore
+
+/// A registered box, as the operator API shows it.
+struct DeviceRecord: Sendable, Codable, Equatable {
+    var id: String
+    var model: String
+    var tags: [String]
+    var firmware: String?
+    var online: Bool
+    var revoked: Bool
+    var node: String?
+    var session: String?
+    var connectedAt: Date?
+    var lastSeen: Date?
+    var remoteAddress: String?
+    var bootId: String?
+    var createdAt: Date?
+
+    init(id: String, model: String, tags: [String], firmware: String? = nil, online: Bool = false, revoked: Bool = false,
+         node: String? = nil, session: String? = nil, connectedAt: Date? = nil, lastSeen: Date? = nil,
+         remoteAddress: String? = nil, bootId: String? = nil, createdAt: Date? = nil) {
+        self.id = id; self.model = model; self.tags = tags; self.firmware = firmware; self.online = online
+        self.revoked = revoked; self.node = node; self.session = session; self.connectedAt = connectedAt
+        self.lastSeen = lastSeen; self.remoteAddress = remoteAddress; self.bootId = bootId; self.createdAt = createdAt
+    }
+
+    init(_ d: Document) {
+        self.init(id: d["_id"]?.stringValue ?? "", model: d["model"]?.stringValue ?? "",
+                  tags: d["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                  firmware: d["firmware"]?.stringValue, online: d["online"]?.boolValue ?? false,
+                  revoked: d["revoked"]?.boolValue ?? false, node: d["node"]?.stringValue,
+                  session: d["session"]?.stringValue, connectedAt: d["connectedAt"]?.dateValue,
+                  lastSeen: d["lastSeen"]?.dateValue, remoteAddress: d["remoteAddress"]?.stringValue,
+                  bootId: d["bootId"]?.stringValue, createdAt: d["createdAt"]?.dateValue)
+    }
+}
+
+/// Filters for listing devices. Every combination is served by an index on its first field.
+struct DeviceFilter: Sendable, Equatable {
+    var online: Bool?
+    var model: String?
+    var firmware: String?
+    var tag: String?
+}
+
+/// Registered boxes in the `devices` collection.
+struct DeviceRepository: Sendable {
+    let collection: MongoCollection
+    /// Never returned to a caller.
+    static let hiddenFields: Document = ["secretHash": 0]
+
+    init(store: MongoStore) { collection = store.collection(Schema.devices) }
+
+    /// Registers a box. Throws `duplicateKey` if the id exists.
+    func register(id: String, model: String, tags: [String], secretHash: String, now: Date) async throws -> DeviceRecord {
+        try await collection.insertOne([
+            "_id": .string(id), "model": .string(model), "tags": .array(tags.map { .string($0) }),
+            "secretHash": .string(secretHash), "online": false, "revoked": false, "createdAt": .date(now),
+        ])
+        return DeviceRecord(id: id, model: model, tags: tags, createdAt: now)
+    }
+
+    func get(_ id: String) async throws -> DeviceRecord? {
+        try await collection.findOne(["_id": .string(id)], projection: Self.hiddenFields).map(DeviceRecord.init)
+    }
+
+    /// One page, ordered by id, starting after `cursor`.
+    func list(_ f: DeviceFilter, after cursor: String?, limit: Int) async throws -> (items: [DeviceRecord], next: String?) {
+        var q = Document()
+        if let o = f.online { q["online"] = .bool(o) }
+        if let m = f.model { q["model"] = .string(m) }
+        if let fw = f.firmware { q["firmware"] = .string(fw) }
+        if let t = f.tag { q["tags"] = .string(t) }
+        if let cursor { q["_id"] = ["$gt": .string(cursor)] }
+        let docs = try await collection.find(q, sort: ["_id": 1], limit: limit + 1, projection: Self.hiddenFields)
+        let items = docs.prefix(limit).map(DeviceRecord.init)
+        return (Array(items), docs.count > limit ? items.last?.id : nil)
+    }
+
+    /// The stored secret hash, unless the box is revoked or unknown.
+    func credentials(_ id: String) async throws -> String? {
+        guard let d = try await collection.findOne(["_id": .string(id)], projection: ["secretHash": 1, "revoked": 1]),
+              d["revoked"]?.boolValue != true else { return nil }
+        return d["secretHash"]?.stringValue
+    }
+
+    /// Revokes a box's credentials. Returns false if it does not exist.
+    func revoke(_ id: String, now: Date) async throws -> Bool {
+        let r = try await collection.updateOne(["_id": .string(id)],
+                                               ["$set": ["revoked": true, "revokedAt": .date(now)], "$unset": ["secretHash": ""]])
+        return r.matchedCount == 1
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import MongoStore
+
+/// An API token as listed to admins (never the token itself).
+struct TokenRecord: Sendable, Codable, Equatable {
+    var id: String
+    var name: String
+    var role: Role
+    var createdAt: Date?
+    var createdBy: String?
+    var revoked: Bool
+}
+
+/// Operator API tokens in the `tokens` collection, keyed by the token's hash.
+struct TokenRepository: Sendable {
+    let collection: MongoCollection
+    init(store: MongoStore) { collection = store.collection(Schema.tokens) }
+
+    /// Stores a new token's hash and returns the token, which is shown once.
+    func create(name: String, role: Role, createdBy: String, now: Date) async throws -> (token: String, record: TokenRecord) {
+        let token = Secrets.generate(prefix: "argus_")
+        let id = Secrets.randomHex(bytes: 8)
+        try await collection.insertOne([
+            "_id": .string(Secrets.hash(token)), "tokenId": .string(id), "name": .string(name), "role": .string(role.rawValue),
+            "createdAt": .date(now), "createdBy": .string(createdBy), "revoked": false,
+        ])
+        return (token, TokenRecord(id: id, name: name, role: role, createdAt: now, createdBy: createdBy, revoked: false))
+    }
+
+    /// The principal a presented token stands for, or nil if unknown or revoked.
+    func authenticate(_ token: String) async throws -> Principal? {
+        let h = Secrets.hash(token)
+        guard let d = try await collection.findOne(["_id": .string(h)]),
+              let stored = d["_id"]?.stringValue, Secrets.constantTimeEquals(Array(stored.utf8), Array(h.utf8)),
+              d["revoked"]?.boolValue != true,
+              let role = d["role"]?.stringValue.flatMap(Role.init(rawValue:)) else { return nil }
+        return Principal(tokenId: d["tokenId"]?.stringValue ?? "", name: d["name"]?.stringValue ?? "", role: role)
+    }
+
+    func list() async throws -> [TokenRecord] {
+        try await collection.find([:], sort: ["createdAt": 1], limit: 1000).map { d in
+            TokenRecord(id: d["tokenId"]?.stringValue ?? "", name: d["name"]?.stringValue ?? "",
+                        role: d["role"]?.stringValue.flatMap(Role.init(rawValue:)) ?? .analyst,
+                        createdAt: d["createdAt"]?.dateValue, createdBy: d["createdBy"]?.stringValue,
+                        revoked: d["revoked"]?.boolValue ?? false)
+        }
+    }
+
+    /// Revokes by public id; idempotent. Returns false if no such token.
+    func revoke(id: String, now: Date) async throws -> Bool {
+        try await collection.updateOne(["tokenId": .string(id)], ["$set": ["revoked": true, "revokedAt": .date(now)]]).matchedCount == 1
+    }
+}
