@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "argus-hub", targets: ["ControlServer"]),
+        .executable(name: "stb-agent", targets: ["STBAgent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -61,6 +62,25 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
+        ),
+        // libwebsockets, for the C reference agent.
+        .systemLibrary(name: "CLibWebSockets", pkgConfig: "libwebsockets", providers: [.apt(["libwebsockets-dev"])]),
+        // The C agent's transport-independent core: protocol, commands, telemetry buffer, viewing model.
+        .target(
+            name: "STBAgentCore",
+            cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-D_GNU_SOURCE"])]
+        ),
+        // The reference STB agent and fleet simulator (C11, libwebsockets).
+        .executableTarget(
+            name: "STBAgent",
+            dependencies: ["STBAgentCore", "CLibWebSockets"],
+            cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-D_GNU_SOURCE"])]
+        ),
+        // Unit tests of the agent core against docs/protocol/examples; prints "N passed, N failed".
+        .executableTarget(
+            name: "STBAgentCoreTests",
+            dependencies: ["STBAgentCore"],
+            cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-D_GNU_SOURCE"])]
         ),
         // A stock Hummingbird WebSocket echo server: the peer that scripts/bench/connections measures beside the hub.
         .executableTarget(
