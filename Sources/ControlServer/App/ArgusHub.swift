@@ -18,7 +18,29 @@ enum Env {
     static func optionalInt(_ name: String) -> Int? { values[name].flatMap(Int.init) }
 }
 
+/// The entry point. Bad flags exit with status 2 (not ArgumentParser's 64), as operators'
+/// scripts expect of a Unix daemon.
 @main
+enum Entry {
+    static func main() async {
+        do {
+            var command = try ArgusHub.parseAsRoot()
+            if var async = command as? AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = ArgusHub.exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((ArgusHub.fullMessage(for: error) + "\n").utf8))
+                ArgusHub.exit(withError: ExitCode(2))
+            }
+            ArgusHub.exit(withError: error)
+        }
+    }
+}
+
 struct ArgusHub: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "argus-hub",
