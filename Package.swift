@@ -40,7 +40,7 @@ let package = Package(
         // The STB wire protocol v1 (docs/protocol.md): envelope, frames, close and error codes.
         .target(name: "STBProtocol"),
         // Telemetry domain (pure, no Hummingbird, no Mongo).
-        .target(name: "Telemetry", dependencies: ["STBProtocol"]),
+        .target(name: "Telemetry", dependencies: ["STBProtocol", .product(name: "Logging", package: "swift-log")]),
         // Commands domain (pure, no Hummingbird, no Mongo).
         .target(name: "Commands", dependencies: ["STBProtocol"]),
         // The hub executable: composition root.
@@ -92,6 +92,7 @@ let package = Package(
         ),
         .testTarget(name: "STBProtocolTests", dependencies: ["STBProtocol"]),
         .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
         .testTarget(
             name: "ControlServerTests",
             dependencies: [

@@ -7,6 +7,8 @@ public struct InsertManyResult: Sendable, Equatable {
     public var insertedCount: Int
     /// Documents refused because a unique index already holds their key (e.g. a resent message).
     public var duplicateCount: Int
+    /// Positions (in the input) of the refused duplicates.
+    public var duplicateIndexes: [Int] = []
 }
 
 /// The result of an update.
@@ -32,6 +34,8 @@ public struct BulkWriteResult: Sendable, Equatable {
     public var upsertedCount: Int
     public var deletedCount: Int
     public var duplicateCount: Int
+    /// Positions (in the input) of the writes refused as duplicates.
+    public var duplicateIndexes: [Int] = []
 }
 
 /// An index to create with ``MongoCollection/createIndexes(_:)``.
@@ -79,7 +83,7 @@ public struct MongoCollection: Sendable {
     public func insertMany(_ documents: [Document]) async throws -> InsertManyResult {
         guard !documents.isEmpty else { return InsertManyResult(insertedCount: 0, duplicateCount: 0) }
         let r = try await bulkWrite(documents.map { .insertOne($0) }, operation: "insertMany")
-        return InsertManyResult(insertedCount: r.insertedCount, duplicateCount: r.duplicateCount)
+        return InsertManyResult(insertedCount: r.insertedCount, duplicateCount: r.duplicateCount, duplicateIndexes: r.duplicateIndexes)
     }
 
     /// Inserts one document.
@@ -123,14 +127,18 @@ public struct MongoCollection: Sendable {
             let ok = mongoc_bulk_operation_execute(bulk, reply, err) != 0
             let r = Document(copying: reply)
             let writeErrors = r["writeErrors"]?.arrayValue ?? []
-            let dupes = writeErrors.filter { $0.documentValue?["code"]?.intValue == 11000 }.count
+            let dupeIndexes = writeErrors.compactMap { e -> Int? in
+                guard let d = e.documentValue, d["code"]?.intValue == 11000 else { return nil }
+                return d["index"]?.intValue
+            }.sorted()
+            let dupes = dupeIndexes.count
             if !ok && (writeErrors.isEmpty || dupes != writeErrors.count) {
                 throw self.fail(err, operation)
             }
             return BulkWriteResult(
                 insertedCount: r["nInserted"]?.intValue ?? 0, matchedCount: r["nMatched"]?.intValue ?? 0,
                 modifiedCount: r["nModified"]?.intValue ?? 0, upsertedCount: r["nUpserted"]?.intValue ?? 0,
-                deletedCount: r["nRemoved"]?.intValue ?? 0, duplicateCount: dupes)
+                deletedCount: r["nRemoved"]?.intValue ?? 0, duplicateCount: dupes, duplicateIndexes: dupeIndexes)
         }
     }
 

@@ -27,6 +27,28 @@ public enum FrameCodec {
                     bootId: try identifier(value, "bootId"))))
             case "ping":
                 return .success(.ping(Ping(envelope: env)))
+            case "metrics", "event", "log":
+                return .success(.telemetry(env, [try telemetry(value, type: env.type, field: nil)]))
+            case "batch":
+                guard let raw = value["messages"] else { throw ProtocolError(.missingField, "messages is required", field: "messages") }
+                guard case .array(let items) = raw, !items.isEmpty else {
+                    throw ProtocolError(.invalidField, "messages must be a non-empty array", field: "messages")
+                }
+                guard items.count <= maxBatch else {
+                    throw ProtocolError(.invalidField, "a batch holds at most \(maxBatch) messages", field: "messages")
+                }
+                var out: [TelemetryMessage] = []
+                out.reserveCapacity(items.count)
+                for (i, item) in items.enumerated() {
+                    let path = "messages[\(i)]"
+                    guard case .object = item else { throw ProtocolError(.invalidField, "\(path) must be an object", field: path) }
+                    guard case .string(let t)? = item["type"] else { throw ProtocolError(.missingField, "\(path).type is required", field: path + ".type") }
+                    guard t == "metrics" || t == "event" || t == "log" else {
+                        throw ProtocolError(.invalidField, "\(path).type must be metrics, event or log", field: path + ".type")
+                    }
+                    out.append(try telemetry(item, type: t, field: path))
+                }
+                return .success(.telemetry(env, out))
             default:
                 throw ProtocolError(.unknownType, "unknown message type \"\(env.type)\"", field: "type")
             }
@@ -35,6 +57,63 @@ public enum FrameCodec {
             return .failure(e)
         } catch {
             return .failure(ProtocolError(.invalidJSON, "\(error)", ref: ref))
+        }
+    }
+
+    /// The most messages in one `batch` (announced as `limits.maxBatch`).
+    public static let maxBatch = 100
+
+    static func telemetry(_ v: JSONValue, type: String, field prefix: String?) throws -> TelemetryMessage {
+        func name(_ f: String) -> String { prefix.map { "\($0).\(f)" } ?? f }
+        func wrap<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch var e as ProtocolError {
+                if let prefix, let f = e.field, !f.hasPrefix(prefix) { e.field = "\(prefix).\(f)"; e.reason = "\(prefix).\(e.reason)" }
+                throw e
+            }
+        }
+        return try wrap {
+            let seq = try int(v, "seq", required: true, range: 0...Int64.max)!
+            let ts = try int(v, "ts", required: true, range: 0...253_402_300_799_999)!
+            switch type {
+            case "metrics":
+                var m = MetricsSample()
+                for f in MetricsSample.fields {
+                    guard let raw = v[f.name] else { continue }
+                    let x: Double
+                    switch raw {
+                    case .int(let n): x = Double(n)
+                    case .double(let d): x = d
+                    default: throw ProtocolError(.invalidField, "\(f.name) must be a number", field: f.name)
+                    }
+                    guard f.range.contains(x) else {
+                        throw ProtocolError(.invalidField, "\(f.name) must be from \(f.range.lowerBound) to \(f.range.upperBound)", field: f.name)
+                    }
+                    m[keyPath: f.path] = x
+                }
+                return TelemetryMessage(seq: seq, ts: ts, body: .metrics(m))
+            case "event":
+                let kindText = try identifier(v, "event")
+                guard let kind = ViewingEvent.Kind(rawValue: kindText) else {
+                    throw ProtocolError(.invalidField, "unknown event \"\(kindText)\"", field: "event")
+                }
+                let channel = v["channel"] == nil && kind != .tune ? nil : try identifier(v, "channel")
+                let code = v["code"] == nil && kind != .playError ? nil : try identifier(v, "code")
+                return TelemetryMessage(seq: seq, ts: ts, body: .event(ViewingEvent(kind: kind, channel: channel, code: code)))
+            default:
+                let levelText = try identifier(v, "level")
+                guard let level = LogLine.Level(rawValue: levelText) else {
+                    throw ProtocolError(.invalidField, "level must be debug, info, warn or error", field: "level")
+                }
+                let source = try identifier(v, "source")
+                guard case .string(let text)? = v["text"] else {
+                    throw ProtocolError(v["text"] == nil ? .missingField : .invalidField, "text must be a string", field: "text")
+                }
+                guard text.utf8.count <= TelemetryLimits.maxLogText else {
+                    throw ProtocolError(.invalidField, "text must be at most \(TelemetryLimits.maxLogText) bytes", field: "text")
+                }
+                let tail = v["tail"] == nil ? nil : try identifier(v, "tail")
+                return TelemetryMessage(seq: seq, ts: ts, body: .log(LogLine(level: level, source: source, text: text, tail: tail)))
+            }
         }
     }
 
@@ -94,6 +173,16 @@ public enum FrameCodec {
         w.int("maxBatch", limits.maxBatch)
         w.int("messagesPerSecond", limits.messagesPerSecond)
         w.endObject()
+        w.endObject()
+        return w.bytes
+    }
+
+    /// `ack`: every message of the current boot with `seq` ≤ `upTo` is durable.
+    public static func ack(upTo: Int64) -> [UInt8] {
+        var w = JSONWriter(capacity: 32)
+        w.beginObject()
+        w.string("type", "ack")
+        w.int("upTo", upTo)
         w.endObject()
         return w.bytes
     }

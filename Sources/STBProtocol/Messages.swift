@@ -2,6 +2,8 @@
 public enum InboundMessage: Sendable, Equatable {
     case hello(Hello)
     case ping(Ping)
+    /// `metrics`, `event` or `log`, or the messages of a `batch`, in order.
+    case telemetry(Envelope, [TelemetryMessage])
 }
 
 /// The common envelope fields (docs/protocol.md, "Envelope").

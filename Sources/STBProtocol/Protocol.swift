@@ -22,6 +22,8 @@ public enum CloseCode: UInt16, Sendable, CaseIterable {
     case messageTooBig = 1009
     /// The hub failed internally.
     case internalError = 1011
+    /// The hub cannot take more telemetry now (its spool is full); reconnect later and resend.
+    case tryAgainLater = 1013
     /// A newer connection for the same box replaced this one. Do not reconnect at once.
     case replaced = 4000
     /// The box's credentials were revoked. Do not reconnect.
@@ -41,6 +43,7 @@ public enum CloseCode: UInt16, Sendable, CaseIterable {
         case .protocolError: return "protocol error"
         case .messageTooBig: return "frame too large"
         case .internalError: return "internal error"
+        case .tryAgainLater: return "hub overloaded; try again later"
         case .replaced: return "replaced by a newer connection"
         case .revoked: return "credentials revoked"
         case .idleTimeout: return "idle timeout"
@@ -72,4 +75,6 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case helloRequired = "hello_required"
     /// `hello` was sent twice in one session.
     case duplicateHello = "duplicate_hello"
+    /// More messages than `limits.messagesPerSecond` allows; the frame was not accepted.
+    case rateLimited = "rate_limited"
 }

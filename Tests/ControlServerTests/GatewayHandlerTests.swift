@@ -6,6 +6,7 @@ import NIOEmbedded
 import NIOHTTP1
 import NIOWebSocket
 import STBProtocol
+import Telemetry
 import Testing
 @testable import ControlServer
 
@@ -15,8 +16,11 @@ struct GatewayHandlerTests {
     static func context() throws -> GatewayContext {
         // The store is never called here: PresenceWriter only queues until its service runs.
         let store = try MongoStore(uri: "mongodb://127.0.0.1:1/", logger: Logger(label: "t"))
+        // The spool is never started here: appends only queue. Ingest is covered end to end.
+        let spool = try Spool(configuration: .init(directory: NSTemporaryDirectory() + "argus-gw-" + UUID().uuidString))
         return GatewayContext(node: "test-node", registry: ConnectionRegistry(),
                               presence: PresenceWriter(store: store, node: "test-node", logger: Logger(label: "t")),
+                              ingest: TelemetryIngest(spool: spool, messagesPerSecond: 5, burst: 10),
                               heartbeatSeconds: 30, limits: Limits(maxFrameBytes: 1024),
                               timing: .init(helloTimeout: .seconds(10), pingAfter: .seconds(30), idleTimeout: .seconds(75)),
                               logger: Logger(label: "t"))
@@ -69,6 +73,28 @@ struct GatewayHandlerTests {
         #expect(try readJSON(ch)["ref"] == .string("after"))
         #expect(try ch.readOutbound(as: WebSocketFrame.self) == nil)
         _ = try ch.finish()
+    }
+
+    @Test func telemetryBeyondTheRateLimitIsRefusedAndPersistentAbuseCloses4029() throws {
+        let shared = try Self.context()
+        let ch = EmbeddedChannel()
+        try ch.pipeline.syncOperations.addHandler(STBConnectionHandler(deviceID: "r", remoteAddress: nil, eventLoop: ch.eventLoop, shared: shared))
+        try ch.writeInbound(text(#"{"type":"hello","id":"h","model":"m","firmware":"9","bootId":"b"}"#, ch))
+        _ = try readJSON(ch)
+        // The burst is 10 messages: ten single messages pass, the eleventh is refused.
+        for i in 0..<10 { try ch.writeInbound(text(#"{"type":"log","seq":\#(i),"ts":1,"level":"info","source":"s","text":"x"}"#, ch)) }
+        #expect(try ch.readOutbound(as: WebSocketFrame.self) == nil, "accepted frames wait for the spool before any ack")
+        try ch.writeInbound(text(#"{"type":"log","seq":10,"ts":1,"level":"info","source":"s","text":"x"}"#, ch))
+        #expect(try readJSON(ch)["code"] == .string("rate_limited"))
+        for i in 11..<(10 + STBConnectionHandler.maxStrikes) {
+            try ch.writeInbound(text(#"{"type":"log","seq":\#(i),"ts":1,"level":"info","source":"s","text":"x"}"#, ch))
+            _ = try readJSON(ch)
+        }
+        ch.embeddedEventLoop.run()
+        let close = try #require(try ch.readOutbound(as: WebSocketFrame.self))
+        var data = close.data
+        #expect(close.opcode == .connectionClose && data.readInteger(as: UInt16.self) == CloseCode.rateLimited.rawValue)
+        _ = try? ch.finish()
     }
 
     @Test func aSecondSessionReplacesTheFirstWith4000() throws {

@@ -28,7 +28,7 @@ struct MongoStoreDatabaseTests {
         try await withTestStore { store in
             let c = store.collection("things")
             let r = try await c.insertMany((0..<20).map { i in ["_id": .int(i), "n": .int(i % 5), "name": .string("thing \(i)"), "tags": ["a", "b"]] })
-            #expect(r == InsertManyResult(insertedCount: 20, duplicateCount: 0))
+            #expect(r == InsertManyResult(insertedCount: 20, duplicateCount: 0, duplicateIndexes: []))
             let found = try await c.find(["n": 3], sort: ["_id": -1], limit: 3, projection: ["name": 1])
             #expect(found.map { $0["_id"]?.intValue } == [18, 13, 8])
             #expect(found.first?["name"] == "thing 18")
@@ -44,6 +44,7 @@ struct MongoStoreDatabaseTests {
             let r = try await c.insertMany([["_id": "b"], ["_id": "c"], ["_id": "a"]])
             #expect(r.insertedCount == 1)
             #expect(r.duplicateCount == 2)
+            #expect(r.duplicateIndexes == [0, 2])
             #expect(try await c.count() == 3)
         }
     }

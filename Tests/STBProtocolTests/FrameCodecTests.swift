@@ -30,7 +30,7 @@ struct FrameCodecTests {
 
     /// Message types this hub's codec decodes today; the other `in-` examples (telemetry,
     /// command status) are specified in docs/protocol.md and decoded by later releases.
-    static let implemented: Set<String> = ["hello", "ping"]
+    static let implemented: Set<String> = ["hello", "ping", "metrics", "event-tune", "log", "batch"]
 
     @Test(arguments: Fixtures.names(prefix: "in-") + Fixtures.names(prefix: "out-"))
     func everyExampleIsStrictJSONWithAnEnvelope(name: String) throws {
@@ -54,6 +54,24 @@ struct FrameCodecTests {
         case .ping(let p):
             #expect(name == "in-ping.json")
             #expect(p.envelope.id == "p-7")
+        case .telemetry(let env, let messages):
+            switch name {
+            case "in-metrics.json":
+                #expect(messages == [TelemetryMessage(seq: 42, ts: 1795315639000, body: .metrics(MetricsSample(
+                    cpu: 23.5, mem: 61.2, tempC: 54, uptimeSec: 86400, rttMs: 12.4, bitrateKbps: 8200, underruns: 0, droppedFrames: 3)))])
+            case "in-event-tune.json":
+                #expect(messages == [TelemetryMessage(seq: 43, ts: 1795315640000, body: .event(ViewingEvent(kind: .tune, channel: "bbc-one.uk")))])
+            case "in-log.json":
+                #expect(messages == [TelemetryMessage(seq: 44, ts: 1795315641000, body: .log(LogLine(level: .warn, source: "player", text: "buffer underrun on bbc-one.uk")))])
+            case "in-batch.json":
+                #expect(env.id == "b-45")
+                #expect(messages == [
+                    TelemetryMessage(seq: 45, ts: 1795315641500, body: .event(ViewingEvent(kind: .playError, channel: "bbc-one.uk", code: "E_DECODE"))),
+                    TelemetryMessage(seq: 46, ts: 1795315641600, body: .log(LogLine(level: .error, source: "player", text: "decoder reset"))),
+                ])
+            default:
+                Issue.record("unexpected telemetry example \(name)")
+            }
         }
     }
 
@@ -66,6 +84,37 @@ struct FrameCodecTests {
         guard case .failure(let e) = result else { Issue.record("\(name) was accepted"); return }
         #expect(e.code == code, "\(name): \(e)")
         #expect(!e.reason.isEmpty)
+    }
+
+    @Test(arguments: [
+        (#"{"type":"metrics","seq":1,"ts":1,"cpu":101}"#, ErrorCode.invalidField, "cpu"),
+        (#"{"type":"metrics","seq":1,"ts":1,"cpu":"hot"}"#, .invalidField, "cpu"),
+        (#"{"type":"metrics","ts":1}"#, .missingField, "seq"),
+        (#"{"type":"metrics","seq":1}"#, .missingField, "ts"),
+        (#"{"type":"event","seq":1,"ts":1,"event":"tune"}"#, .missingField, "channel"),
+        (#"{"type":"event","seq":1,"ts":1,"event":"play_error","channel":"c"}"#, .missingField, "code"),
+        (#"{"type":"event","seq":1,"ts":1,"event":"explode"}"#, .invalidField, "event"),
+        (#"{"type":"log","seq":1,"ts":1,"level":"loud","source":"s","text":"t"}"#, .invalidField, "level"),
+        (#"{"type":"log","seq":1,"ts":1,"level":"info","source":"s"}"#, .missingField, "text"),
+        (#"{"type":"batch","messages":[]}"#, .invalidField, "messages"),
+        (#"{"type":"batch","messages":[{"type":"hello"}]}"#, .invalidField, "messages[0].type"),
+        (#"{"type":"batch","messages":[{"type":"log","seq":1,"ts":1,"level":"info","source":"s","text":"t"},{"type":"metrics","seq":2,"ts":1,"mem":-1}]}"#, .invalidField, "messages[1].mem"),
+    ])
+    func invalidTelemetryNamesTheField(frame: String, code: ErrorCode, field: String) {
+        guard case .failure(let e) = FrameCodec.decode(Array(frame.utf8)) else { Issue.record("accepted \(frame)"); return }
+        #expect(e.code == code)
+        #expect(e.field == field)
+    }
+
+    @Test func batchesAreCappedAndTextIsBounded() throws {
+        let item = #"{"type":"log","seq":1,"ts":1,"level":"info","source":"s","text":"t"}"#
+        let big = #"{"type":"batch","messages":["# + Array(repeating: item, count: FrameCodec.maxBatch + 1).joined(separator: ",") + "]}"
+        guard case .failure(let e) = FrameCodec.decode(Array(big.utf8)) else { Issue.record(); return }
+        #expect(e.field == "messages")
+        let long = #"{"type":"log","seq":1,"ts":1,"level":"info","source":"s","text":""# + String(repeating: "a", count: 4097) + "\"}"
+        guard case .failure(let e2) = FrameCodec.decode(Array(long.utf8)) else { Issue.record(); return }
+        #expect(e2.field == "text")
+        #expect(try JSONParser.parse(FrameCodec.ack(upTo: 46)) == JSONParser.parse(Fixtures.bytes("out-ack.json")))
     }
 
     @Test func refIsEchoedOnErrors() {

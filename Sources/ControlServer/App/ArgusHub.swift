@@ -9,6 +9,7 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import STBProtocol
+import Telemetry
 
 /// Reads an environment variable once, for flag defaults.
 enum Env {
@@ -96,6 +97,22 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Threads for blocking store calls (env ARGUS_STORE_THREADS).")
     var storeThreads = Env.int("ARGUS_STORE_THREADS", 8)
 
+    @Option(help: "Telemetry spool directory (env ARGUS_SPOOL_DIR); default .data/spool-<device port>.")
+    var spoolDir: String? = Env.values["ARGUS_SPOOL_DIR"]
+
+    @Option(help: "Most telemetry kept in the spool while the store lags or is down, MiB (env ARGUS_SPOOL_MAX_MB).")
+    var spoolMaxMB = Env.int("ARGUS_SPOOL_MAX_MB", 1024)
+
+    @Option(help: "Telemetry messages per second allowed per box (env ARGUS_RATE_LIMIT).")
+    var rateLimit = Env.int("ARGUS_RATE_LIMIT", 50)
+
+    @Option(help: "Days to keep metrics, events and logs (env ARGUS_RETENTION_METRICS_DAYS, _EVENTS_, _LOGS_).")
+    var retentionMetricsDays = Env.int("ARGUS_RETENTION_METRICS_DAYS", 30)
+    @Option(help: "Days to keep viewing and app events.")
+    var retentionEventsDays = Env.int("ARGUS_RETENTION_EVENTS_DAYS", 90)
+    @Option(help: "Days to keep log lines.")
+    var retentionLogsDays = Env.int("ARGUS_RETENTION_LOGS_DAYS", 14)
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel = Env.string("LOG_LEVEL", "info")
 
@@ -109,6 +126,12 @@ struct Serve: AsyncParsableCommand {
         guard (1024...(16 << 20)).contains(maxFrameBytes) else { throw ValidationError("--max-frame-bytes must be from 1024 to 16777216") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be from 1 to 64") }
         guard (1...256).contains(storeThreads) else { throw ValidationError("--store-threads must be from 1 to 256") }
+        guard (16...1_048_576).contains(spoolMaxMB) else { throw ValidationError("--spool-max-mb must be from 16 to 1048576") }
+        guard (1...100_000).contains(rateLimit) else { throw ValidationError("--rate-limit must be from 1 to 100000") }
+        for (n, d) in [("--retention-metrics-days", retentionMetricsDays), ("--retention-events-days", retentionEventsDays),
+                       ("--retention-logs-days", retentionLogsDays)] where !(1...3650).contains(d) {
+            throw ValidationError("\(n) must be from 1 to 3650")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
     }
 
@@ -154,7 +177,26 @@ struct Serve: AsyncParsableCommand {
         let registry = ConnectionRegistry()
         let presence = PresenceWriter(store: store, node: nodeName, logger: Logger(label: "argus.presence"))
         let capacity = ConnectionCapacity(cap: cap, rejectBudget: gw.rejectBudget)
-        let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, heartbeatSeconds: heartbeat,
+        let spool: Spool
+        do {
+            spool = try Spool(configuration: .init(directory: spoolDir ?? ".data/spool-\(devicePort)", maxBytes: spoolMaxMB << 20))
+        } catch {
+            logger.critical("cannot open the telemetry spool", metadata: ["error": .string("\(error)")])
+            throw ExitCode(2)
+        }
+        if spool.bytesOnDisk > 0 {
+            logger.notice("telemetry spooled by an earlier run will be applied", metadata: ["spool.bytes": .stringConvertible(spool.bytesOnDisk)])
+        }
+        spool.start()
+        let ingest = TelemetryIngest(spool: spool, messagesPerSecond: rateLimit, burst: max(rateLimit * 2, gw.limits.maxBatch * 2))
+        gw.limits.messagesPerSecond = rateLimit
+        let telemetryStore = MongoTelemetryStore(store: store)
+        let audience = AudienceState()
+        let telemetry = TelemetryService(applier: TelemetryApplier(spool: spool, store: telemetryStore, audience: audience,
+                                                                   logger: Logger(label: "argus.telemetry")),
+                                         spool: spool, audience: audience, store: telemetryStore, gate: gate,
+                                         logger: Logger(label: "argus.telemetry"))
+        let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, ingest: ingest, heartbeatSeconds: heartbeat,
                                     limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
         let devices = DeviceRepository(store: store)
         let gateway = DeviceGateway(configuration: gw, capacity: capacity, shared: shared, group: group,
@@ -165,18 +207,22 @@ struct Serve: AsyncParsableCommand {
         let api = Application(router: OperatorAPI.router(deps),
                               configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "argus"),
                               eventLoopGroupProvider: .shared(group), logger: Logger(label: "argus.api"))
-        let bootstrap = StoreBootstrap(store: store, gate: gate, tokenFile: tokenFile, presence: presence, logger: Logger(label: "argus.store"))
+        let retention = RetentionConfiguration(metricsDays: retentionMetricsDays, eventsDays: retentionEventsDays, logsDays: retentionLogsDays)
+        let bootstrap = StoreBootstrap(store: store, gate: gate, tokenFile: tokenFile, presence: presence, retention: retention,
+                                       logger: Logger(label: "argus.store"))
 
         logger.info("starting hub", metadata: [
             "node": .string(nodeName), "api.url": .string("http://\(apiHost):\(apiPort)/api/v1"),
             "gateway.url": .string("ws://\(deviceHost):\(devicePort)\(STBProtocol.path)"), "store.database": .string(store.databaseName),
         ])
-        // Shutdown runs in reverse: the gateway drains first, then presence flushes, then the API stops.
+        // Shutdown runs in reverse: the gateway drains first, then the spool is synced and sealed,
+        // then presence flushes, then the API stops.
         let services = ServiceGroup(configuration: .init(
             services: [
                 .init(service: bootstrap),
                 .init(service: api),
                 .init(service: presence),
+                .init(service: telemetry),
                 .init(service: gateway),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

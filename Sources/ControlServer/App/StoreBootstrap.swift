@@ -13,8 +13,11 @@ final class StoreBootstrap: Service, Sendable {
     let presence: PresenceWriter
     let logger: Logger
     let maxBackoff: Duration
+    let retention: RetentionConfiguration
 
-    init(store: MongoStore, gate: ReadinessGate, tokenFile: String, presence: PresenceWriter, maxBackoff: Duration = .seconds(10), logger: Logger) {
+    init(store: MongoStore, gate: ReadinessGate, tokenFile: String, presence: PresenceWriter, retention: RetentionConfiguration = .init(),
+         maxBackoff: Duration = .seconds(10), logger: Logger) {
+        self.retention = retention
         self.store = store
         self.gate = gate
         self.tokenFile = tokenFile
@@ -40,7 +43,7 @@ final class StoreBootstrap: Service, Sendable {
         while !Task.isCancelled {
             do {
                 try await store.ping()
-                try await Schema.ensureIndexes(store)
+                try await Schema.ensureIndexes(store, retention: retention)
                 try await issueBootstrapTokenIfNeeded()
                 let stale = try await presence.markNodeOffline()
                 if stale > 0 { logger.notice("cleared presence left by an earlier run of this node", metadata: ["devices": .stringConvertible(stale)]) }

@@ -4,12 +4,14 @@ import Metrics
 import NIOCore
 import NIOWebSocket
 import STBProtocol
+import Telemetry
 
 /// What every session on a node shares.
 final class GatewayContext: Sendable {
     let node: String
     let registry: ConnectionRegistry
     let presence: PresenceWriter
+    let ingest: TelemetryIngest
     let heartbeatSeconds: Int
     let limits: Limits
     let timing: SessionStateMachine.Timing
@@ -18,11 +20,12 @@ final class GatewayContext: Sendable {
     let protocolErrors = Counter(label: "argus_gateway_protocol_errors_total")
     let errorFramesDropped = Counter(label: "argus_gateway_error_frames_dropped_total")
 
-    init(node: String, registry: ConnectionRegistry, presence: PresenceWriter, heartbeatSeconds: Int, limits: Limits,
+    init(node: String, registry: ConnectionRegistry, presence: PresenceWriter, ingest: TelemetryIngest, heartbeatSeconds: Int, limits: Limits,
          timing: SessionStateMachine.Timing, logger: Logger) {
         self.node = node
         self.registry = registry
         self.presence = presence
+        self.ingest = ingest
         self.heartbeatSeconds = heartbeatSeconds
         self.limits = limits
         self.timing = timing
@@ -45,6 +48,15 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private let shared: GatewayContext
     private var machine: SessionStateMachine
     private var context: ChannelHandlerContext?
+    private var bucket: TokenBucket
+    /// Consecutive frames refused by the rate limit; too many close the session (4029).
+    private var strikes = 0
+    /// Highest seq known durable, and highest sent in an `ack`.
+    private var durableSeq: Int64 = -1
+    private var ackedSeq: Int64 = -1
+    private var ackScheduled = false
+    private var readingPaused = false
+    static let maxStrikes = 10
     /// The channel's event loop; other threads reach this session only through it.
     let eventLoop: EventLoop
 
@@ -55,6 +67,8 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         self.eventLoop = eventLoop
         self.shared = shared
         self.machine = SessionStateMachine(now: .now(), timing: shared.timing)
+        self.bucket = TokenBucket(rate: Double(shared.ingest.messagesPerSecond), capacity: Double(shared.ingest.burst),
+                                  now: NIODeadline.now().uptimeNanoseconds)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -64,6 +78,7 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         machine.close()
+        shared.ingest.forget(self)
         if shared.registry.closed(self, deviceID: deviceID) {
             shared.presence.submit(deviceID, .offline(session: session, lastSeen: Date()))
         }
@@ -86,7 +101,8 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             let data = frame.unmaskedData
-            perform(machine.received(FrameCodec.decode(data.readableBytesView)), context)
+            let bytes = Array(data.readableBytesView)
+            perform(machine.received(FrameCodec.decode(bytes)), context, frame: bytes)
         case .binary:
             perform(machine.rejected(ProtocolError(.binaryNotSupported, "binary frames are reserved in protocol v1")), context)
         case .continuation:
@@ -110,8 +126,10 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func perform(_ action: SessionStateMachine.FrameAction, _ context: ChannelHandlerContext) {
+    private func perform(_ action: SessionStateMachine.FrameAction, _ context: ChannelHandlerContext, frame: [UInt8] = []) {
         switch action {
+        case .ingest(let bootId, let messages):
+            ingest(bootId: bootId, messages, frame: frame, context)
         case .ignore:
             break
         case .welcome(let hello):
@@ -131,6 +149,65 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             sendError(e, context)
             close(code)
         }
+    }
+
+    /// Spools an accepted telemetry frame; the box gets its `ack` once the spool has synced it.
+    private func ingest(bootId: String, _ messages: [TelemetryMessage], frame: [UInt8], _ context: ChannelHandlerContext) {
+        let ingest = shared.ingest
+        guard bucket.take(messages.count, now: NIODeadline.now().uptimeNanoseconds) else {
+            ingest.rateLimited.increment(by: Int64(messages.count))
+            strikes += 1
+            sendError(ProtocolError(.rateLimited, "over \(ingest.messagesPerSecond) messages per second; resend later", ref: nil), context)
+            if strikes >= Self.maxStrikes { close(.rateLimited) }
+            return
+        }
+        strikes = 0
+        let maxSeq = messages.reduce(Int64(-1)) { max($0, $1.seq) }
+        let count = Int64(messages.count)
+        let record = SpoolRecord(deviceID: deviceID, bootId: bootId, receivedAt: Self.nowMillis(), frame: frame)
+        let loop = eventLoop
+        let result = ingest.spool.append(record) { [self] ok in
+            loop.execute {
+                if ok { ingest.acked.increment(by: count); self.durable(upTo: maxSeq) } else { self.close(.internalError) }
+            }
+        }
+        switch result {
+        case .queued:
+            ingest.accepted.increment(by: count)
+        case .queuedSlowDown:
+            ingest.accepted.increment(by: count)
+            pauseReading(context)
+        case .full:
+            shared.logger.warning("spool full; closing session", metadata: ["stb.id": .string(deviceID)])
+            close(.tryAgainLater)
+        }
+    }
+
+    /// Coalesces acknowledgements: one `ack` per event-loop turn, however many records synced.
+    private func durable(upTo seq: Int64) {
+        durableSeq = max(durableSeq, seq)
+        guard !ackScheduled else { return }
+        ackScheduled = true
+        eventLoop.execute { [self] in
+            ackScheduled = false
+            guard durableSeq > ackedSeq, let context else { return }
+            ackedSeq = durableSeq
+            send(FrameCodec.ack(upTo: ackedSeq), context)
+        }
+    }
+
+    private func pauseReading(_ context: ChannelHandlerContext) {
+        guard !readingPaused else { return }
+        readingPaused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        shared.ingest.pause(self)
+    }
+
+    /// Called on ``eventLoop`` when the spool has drained.
+    func resumeReading() {
+        guard readingPaused, let context else { return }
+        readingPaused = false
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
     }
 
     private func sendError(_ e: ProtocolError, _ context: ChannelHandlerContext) {

@@ -19,6 +19,8 @@ struct SessionStateMachine {
     enum FrameAction: Equatable {
         case welcome(Hello)
         case pong(ref: String?)
+        /// Telemetry from the active session, with the boot it belongs to.
+        case ingest(bootId: String, [TelemetryMessage])
         case sendError(ProtocolError)
         case sendErrorAndClose(ProtocolError, CloseCode)
         case ignore
@@ -76,6 +78,8 @@ struct SessionStateMachine {
             return .sendError(ProtocolError(.duplicateHello, "hello was already received in this session", ref: h.envelope.id))
         case (.active, .success(.ping(let p))):
             return .pong(ref: p.envelope.id)
+        case (.active(let h), .success(.telemetry(_, let messages))):
+            return .ingest(bootId: h.bootId, messages)
         case (.active, .failure(let e)):
             return .sendError(e)
         }
@@ -125,6 +129,7 @@ extension InboundMessage {
         switch self {
         case .hello(let h): return h.envelope.id
         case .ping(let p): return p.envelope.id
+        case .telemetry(let e, _): return e.id
         }
     }
 }

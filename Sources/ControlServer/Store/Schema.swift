@@ -6,9 +6,32 @@ enum Schema {
     static let tokens = "tokens"
     static let audit = "audit"
     static let meta = "meta"
+    static let events = "events"
+    static let logs = "logs"
+    static let metrics = "metrics"
+    static let audience = "audience"
 
     /// Creates every index the hub's queries use. Idempotent.
-    static func ensureIndexes(_ store: MongoStore) async throws {
+    static func ensureIndexes(_ store: MongoStore, retention: RetentionConfiguration = .init()) async throws {
+        let day = 86_400
+        try await store.collection(events).createIndexes([
+            IndexModel(name: "d_t", keys: ["d": 1, "t": -1]),
+            IndexModel(name: "ch_t", keys: ["ch": 1, "t": 1]),
+            IndexModel(name: "ttl_r", keys: ["r": 1], expireAfterSeconds: retention.eventsDays * day),
+        ])
+        try await store.collection(logs).createIndexes([
+            IndexModel(name: "d_t", keys: ["d": 1, "t": -1]),
+            IndexModel(name: "ttl_r", keys: ["r": 1], expireAfterSeconds: retention.logsDays * day),
+        ])
+        try await store.collection(metrics).createIndexes([
+            IndexModel(name: "d_h", keys: ["d": 1, "h": 1]),
+            IndexModel(name: "ttl_h", keys: ["h": 1], expireAfterSeconds: retention.metricsDays * day),
+        ])
+        try await store.collection(audience).createIndexes([
+            IndexModel(name: "ch_m", keys: ["ch": 1, "m": 1]),
+            IndexModel(name: "m", keys: ["m": 1]),
+            IndexModel(name: "ttl_m", keys: ["m": 1], expireAfterSeconds: retention.audienceDays * day),
+        ])
         try await store.collection(devices).createIndexes([
             IndexModel(name: "online_id", keys: ["online": 1, "_id": 1]),
             IndexModel(name: "model_id", keys: ["model": 1, "_id": 1]),

@@ -1,0 +1,112 @@
+import Foundation
+import Logging
+import Metrics
+import MongoStore
+import ServiceLifecycle
+import Telemetry
+
+/// Applies the spool to the store and flushes audience counters each minute.
+///
+/// While the store is down, rounds fail and the spool grows (bounded; boxes are slowed and
+/// then refused before it overflows); when the store returns, segments are applied oldest
+/// first. On shutdown the spool is synced and sealed; what was not applied yet is applied by
+/// the next start.
+final class TelemetryService: Service, Sendable {
+    let applier: TelemetryApplier
+    let spool: Spool
+    let audience: AudienceState
+    let store: any TelemetryStore
+    let gate: ReadinessGate
+    let logger: Logger
+    /// How long after a minute ends its counters are written (late events still count).
+    let audienceGrace: Duration
+    private let pendingAudience = NIOLockedCounts()
+    private let applied = Counter(label: "argus_telemetry_messages_applied_total")
+    private let documents = Counter(label: "argus_telemetry_store_documents_total")
+    private let spoolBytes = Gauge(label: "argus_telemetry_spool_bytes")
+
+    init(applier: TelemetryApplier, spool: Spool, audience: AudienceState, store: any TelemetryStore, gate: ReadinessGate,
+         audienceGrace: Duration = .seconds(90), logger: Logger) {
+        self.applier = applier
+        self.spool = spool
+        self.audience = audience
+        self.store = store
+        self.gate = gate
+        self.audienceGrace = audienceGrace
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let ready = await cancelWhenGracefulShutdown { await self.gate.wait() }
+        if ready == true {
+            await cancelWhenGracefulShutdown { await self.loop() }
+        }
+        spool.shutdown()
+        logger.info("spool closed", metadata: ["spool.bytes": .stringConvertible(spool.bytesOnDisk)])
+    }
+
+    private func loop() async {
+        var backoff = Duration.milliseconds(200)
+        var lastAudience = ContinuousClock.now
+        var failing = false
+        while !Task.isCancelled {
+            spoolBytes.record(spool.bytesOnDisk)
+            do {
+                let r = try await applier.applyRound()
+                applied.increment(by: Int64(r.messages))
+                documents.increment(by: Int64(r.documentsWritten))
+                if failing {
+                    logger.notice("store writes resumed", metadata: ["spool.bytes": .stringConvertible(spool.bytesOnDisk)])
+                    failing = false
+                }
+                backoff = .milliseconds(200)
+                if ContinuousClock.now - lastAudience >= .seconds(10) {
+                    try await flushAudience()
+                    lastAudience = .now
+                }
+                if r.segments == 0 { try? await Task.sleep(for: .milliseconds(100)) }
+            } catch {
+                if !failing {
+                    logger.warning("store write failed; telemetry stays in the spool", metadata: [
+                        "error": .string("\(error)"), "spool.bytes": .stringConvertible(spool.bytesOnDisk),
+                    ])
+                    failing = true
+                }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(10))
+            }
+        }
+    }
+
+    /// Writes audience counters for minutes that ended more than `audienceGrace` ago.
+    func flushAudience(now: Date = Date()) async throws {
+        let cutoff = Int64((now.timeIntervalSince1970 - Double(audienceGrace.components.seconds)) * 1000)
+        let closed = audience.update { $0.close(before: cutoff) }
+        pendingAudience.append(closed)
+        let batch = pendingAudience.take()
+        guard !batch.isEmpty else { return }
+        do {
+            try await store.addAudience(batch)
+        } catch {
+            pendingAudience.putBack(batch)
+            throw error
+        }
+    }
+}
+
+/// Audience counts waiting to be written; bounded (oldest dropped, and logged) so an endless
+/// store outage cannot grow it without limit. The raw events stay in the store, so lost
+/// counters can be recomputed.
+final class NIOLockedCounts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts: [AudienceCount] = []
+    static let limit = 500_000
+
+    func append(_ c: [AudienceCount]) {
+        lock.lock(); defer { lock.unlock() }
+        counts.append(contentsOf: c)
+        if counts.count > Self.limit { counts.removeFirst(counts.count - Self.limit) }
+    }
+    func take() -> [AudienceCount] { lock.lock(); defer { lock.unlock() }; let c = counts; counts = []; return c }
+    func putBack(_ c: [AudienceCount]) { lock.lock(); defer { lock.unlock() }; counts = c + counts }
+}

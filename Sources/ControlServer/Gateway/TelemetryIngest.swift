@@ -1,0 +1,36 @@
+import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
+import Telemetry
+
+/// The gateway's side of telemetry: appends accepted frames to the spool and pauses or
+/// resumes reading from boxes as the spool fills and drains (backpressure instead of memory).
+final class TelemetryIngest: Sendable {
+    let spool: Spool
+    /// Messages per second per box, and the burst a box may send at once.
+    let messagesPerSecond: Int
+    let burst: Int
+    private let paused = NIOLockedValueBox<[ObjectIdentifier: STBConnectionHandler]>([:])
+    let accepted = Counter(label: "argus_telemetry_messages_accepted_total")
+    let acked = Counter(label: "argus_telemetry_messages_acked_total")
+    let rateLimited = Counter(label: "argus_telemetry_messages_rate_limited_total")
+    let pauses = Counter(label: "argus_telemetry_read_pauses_total")
+
+    init(spool: Spool, messagesPerSecond: Int, burst: Int) {
+        self.spool = spool
+        self.messagesPerSecond = messagesPerSecond
+        self.burst = burst
+        spool.onResume { [paused] in
+            let handlers = paused.withLockedValue { p -> [STBConnectionHandler] in defer { p = [:] }; return Array(p.values) }
+            for h in handlers { h.eventLoop.execute { h.resumeReading() } }
+        }
+    }
+
+    /// A handler stopped reading; it is resumed when the spool drains.
+    func pause(_ h: STBConnectionHandler) {
+        pauses.increment()
+        paused.withLockedValue { $0[ObjectIdentifier(h)] = h }
+    }
+
+    func forget(_ h: STBConnectionHandler) { _ = paused.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(h)) } }
+}

@@ -1,0 +1,88 @@
+/// Health figures from a heartbeat (`metrics`). Absent figures are nil.
+public struct MetricsSample: Sendable, Equatable {
+    public var cpu: Double?
+    public var mem: Double?
+    public var tempC: Double?
+    public var uptimeSec: Double?
+    public var rttMs: Double?
+    public var bitrateKbps: Double?
+    public var underruns: Double?
+    public var droppedFrames: Double?
+
+    public init(cpu: Double? = nil, mem: Double? = nil, tempC: Double? = nil, uptimeSec: Double? = nil, rttMs: Double? = nil,
+                bitrateKbps: Double? = nil, underruns: Double? = nil, droppedFrames: Double? = nil) {
+        self.cpu = cpu; self.mem = mem; self.tempC = tempC; self.uptimeSec = uptimeSec; self.rttMs = rttMs
+        self.bitrateKbps = bitrateKbps; self.underruns = underruns; self.droppedFrames = droppedFrames
+    }
+
+    /// Field names and accepted ranges, in wire order.
+    nonisolated(unsafe) public static let fields: [(name: String, range: ClosedRange<Double>, path: WritableKeyPath<MetricsSample, Double?>)] = [
+        ("cpu", 0...100, \.cpu), ("mem", 0...100, \.mem), ("tempC", -50...150, \.tempC),
+        ("uptimeSec", 0...1e10, \.uptimeSec), ("rttMs", 0...600_000, \.rttMs), ("bitrateKbps", 0...10_000_000, \.bitrateKbps),
+        ("underruns", 0...1e9, \.underruns), ("droppedFrames", 0...1e9, \.droppedFrames),
+    ]
+}
+
+/// A viewing or app event (`event`).
+public struct ViewingEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case tune, leave
+        case standbyOn = "standby_on", standbyOff = "standby_off"
+        case playStart = "play_start", playStop = "play_stop", playError = "play_error"
+        case appCrash = "app_crash", portalReload = "portal_reload"
+    }
+    public var kind: Kind
+    /// The channel, required for `tune`; optional elsewhere.
+    public var channel: String?
+    /// The error code, required for `play_error`.
+    public var code: String?
+
+    public init(kind: Kind, channel: String? = nil, code: String? = nil) {
+        self.kind = kind
+        self.channel = channel
+        self.code = code
+    }
+}
+
+/// One log line (`log`).
+public struct LogLine: Sendable, Equatable {
+    public enum Level: String, Sendable, CaseIterable { case debug, info, warn, error }
+    public var level: Level
+    public var source: String
+    public var text: String
+    /// The `log_tail` execution this line answers, if any.
+    public var tail: String?
+
+    public init(level: Level, source: String, text: String, tail: String? = nil) {
+        self.level = level
+        self.source = source
+        self.text = text
+        self.tail = tail
+    }
+}
+
+/// One telemetry message, from a frame of its own or from a `batch`.
+public struct TelemetryMessage: Sendable, Equatable {
+    public enum Body: Sendable, Equatable {
+        case metrics(MetricsSample)
+        case event(ViewingEvent)
+        case log(LogLine)
+    }
+    /// The box's sequence number within its boot.
+    public var seq: Int64
+    /// The box's clock, ms since the epoch.
+    public var ts: Int64
+    public var body: Body
+
+    public init(seq: Int64, ts: Int64, body: Body) {
+        self.seq = seq
+        self.ts = ts
+        self.body = body
+    }
+}
+
+/// Limits on telemetry fields (docs/protocol.md, "Telemetry").
+public enum TelemetryLimits {
+    public static let maxLogText = 4096
+    public static let maxSource = 64
+}

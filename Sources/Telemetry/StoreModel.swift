@@ -1,0 +1,70 @@
+import STBProtocol
+
+/// A viewing or app event as stored (one document each; `_id` = device|boot|seq).
+public struct StoredEvent: Sendable, Equatable {
+    public var deviceID: String
+    public var bootId: String
+    public var seq: Int64
+    public var ts: Int64
+    public var receivedAt: Int64
+    public var event: ViewingEvent
+
+    /// The dedupe key: a resent message has the same one.
+    public var key: String { "\(deviceID)|\(bootId)|\(seq)" }
+}
+
+/// A log line as stored (one document each; `_id` = device|boot|seq).
+public struct StoredLog: Sendable, Equatable {
+    public var deviceID: String
+    public var bootId: String
+    public var seq: Int64
+    public var ts: Int64
+    public var receivedAt: Int64
+    public var line: LogLine
+    public var key: String { "\(deviceID)|\(bootId)|\(seq)" }
+}
+
+/// One heartbeat sample inside a metrics bucket.
+public struct StoredSample: Sendable, Equatable {
+    public var bootId: String
+    public var seq: Int64
+    public var ts: Int64
+    public var metrics: MetricsSample
+}
+
+/// Samples to add to one box's bucket for one hour (`_id` = device|hourStart).
+public struct MetricBucketAppend: Sendable, Equatable {
+    public var deviceID: String
+    /// The bucket's start, ms since the epoch, a whole hour.
+    public var hourStart: Int64
+    public var samples: [StoredSample]
+
+    public static let bucketMillis: Int64 = 3_600_000
+    public static func hour(of ts: Int64) -> Int64 { ts - ((ts % bucketMillis) + bucketMillis) % bucketMillis }
+}
+
+/// Viewing in one channel in one minute, from one hub node; nodes' counts add up.
+public struct AudienceCount: Sendable, Equatable {
+    public var channel: String
+    /// The minute's start, ms since the epoch.
+    public var minute: Int64
+    /// Boxes that watched the channel during the minute (at least one second).
+    public var viewers: Int
+    /// Seconds watched, summed over boxes; `seconds / 60` is the minute's average audience.
+    public var seconds: Double
+    /// Boxes that reported a playback error on the channel during the minute.
+    public var errorBoxes: Int
+}
+
+/// What the applier needs from the store. ControlServer implements it with MongoStore;
+/// every operation is idempotent for a resent message except where noted.
+public protocol TelemetryStore: Sendable {
+    /// Inserts events; returns, per event, whether it was new (false: already stored).
+    func insertEvents(_ events: [StoredEvent]) async throws -> [Bool]
+    /// Inserts log lines; duplicates are skipped.
+    func insertLogs(_ logs: [StoredLog]) async throws
+    /// Adds samples to hourly buckets; a sample already in its bucket is not added twice.
+    func appendMetrics(_ buckets: [MetricBucketAppend]) async throws
+    /// Adds audience counts (`$inc`). Not idempotent: the applier calls it once per closed minute.
+    func addAudience(_ counts: [AudienceCount]) async throws
+}

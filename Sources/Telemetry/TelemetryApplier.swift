@@ -1,0 +1,148 @@
+import Logging
+import STBProtocol
+
+/// Moves sealed spool segments into the store, oldest first, and deletes them once stored.
+///
+/// A round reads a few segments, writes their events and logs (insertMany, duplicates
+/// skipped), then their metrics (one bucket upsert per box per hour), feeds the events that
+/// were new into the audience aggregator, and deletes the segments. If the store fails, the
+/// segments stay and the round is retried: the spool is the buffer for a store outage. A
+/// round that fails halfway is safe to repeat, because every write is keyed by
+/// (box, boot, seq).
+public final class TelemetryApplier: Sendable {
+    public struct Configuration: Sendable {
+        /// Segments per round; more segments mean fewer, larger store writes.
+        public var segmentsPerRound: Int
+        /// Documents per insertMany.
+        public var insertChunk: Int
+        public init(segmentsPerRound: Int = 8, insertChunk: Int = 1000) {
+            self.segmentsPerRound = segmentsPerRound
+            self.insertChunk = insertChunk
+        }
+    }
+
+    /// What one round did, for metrics and benchmarks.
+    public struct RoundResult: Sendable, Equatable {
+        public var segments = 0
+        public var records = 0
+        public var messages = 0
+        public var events = 0
+        public var duplicateEvents = 0
+        public var logs = 0
+        public var samples = 0
+        public var metricBuckets = 0
+        /// Store documents written or upserted this round.
+        public var documentsWritten = 0
+        public init() {}
+    }
+
+    let spool: Spool
+    let store: any TelemetryStore
+    let audience: AudienceState
+    let configuration: Configuration
+    let logger: Logger
+
+    public init(spool: Spool, store: any TelemetryStore, audience: AudienceState, configuration: Configuration = .init(), logger: Logger) {
+        self.spool = spool
+        self.store = store
+        self.audience = audience
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Applies up to `segmentsPerRound` sealed segments. Throws if the store failed; the
+    /// segments are then still on disk.
+    public func applyRound() async throws -> RoundResult {
+        let segments = Array(spool.sealedSegments().prefix(configuration.segmentsPerRound))
+        var result = RoundResult()
+        guard !segments.isEmpty else { return result }
+        var events: [StoredEvent] = []
+        var logs: [StoredLog] = []
+        var buckets: [String: MetricBucketAppend] = [:]
+        var heard: [(String, Int64)] = []
+        for seg in segments {
+            let records: [SpoolRecord]
+            do { records = try spool.read(seg) } catch {
+                logger.error("unreadable spool segment skipped", metadata: ["spool.segment": .string(seg.path)])
+                continue
+            }
+            result.records += records.count
+            for r in records {
+                guard case .success(.telemetry(_, let messages)) = FrameCodec.decode(r.frame) else {
+                    logger.error("spool record is not telemetry; skipped", metadata: ["stb.id": .string(r.deviceID)])
+                    continue
+                }
+                result.messages += messages.count
+                var last: Int64 = 0
+                for m in messages {
+                    last = max(last, m.ts)
+                    switch m.body {
+                    case .event(let e):
+                        events.append(StoredEvent(deviceID: r.deviceID, bootId: r.bootId, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, event: e))
+                    case .log(let l):
+                        logs.append(StoredLog(deviceID: r.deviceID, bootId: r.bootId, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, line: l))
+                    case .metrics(let s):
+                        let hour = MetricBucketAppend.hour(of: m.ts)
+                        let key = "\(r.deviceID)|\(hour)"
+                        buckets[key, default: MetricBucketAppend(deviceID: r.deviceID, hourStart: hour, samples: [])]
+                            .samples.append(StoredSample(bootId: r.bootId, seq: m.seq, ts: m.ts, metrics: s))
+                    }
+                }
+                heard.append((r.deviceID, last))
+            }
+        }
+        var fresh: [StoredEvent] = []
+        for chunk in stride(from: 0, to: events.count, by: configuration.insertChunk) {
+            let part = Array(events[chunk..<min(events.count, chunk + configuration.insertChunk)])
+            let isNew = try await store.insertEvents(part)
+            for (e, n) in zip(part, isNew) where n { fresh.append(e) }
+        }
+        for chunk in stride(from: 0, to: logs.count, by: configuration.insertChunk) {
+            try await store.insertLogs(Array(logs[chunk..<min(logs.count, chunk + configuration.insertChunk)]))
+        }
+        let appends = Array(buckets.values)
+        for chunk in stride(from: 0, to: appends.count, by: configuration.insertChunk) {
+            try await store.appendMetrics(Array(appends[chunk..<min(appends.count, chunk + configuration.insertChunk)]))
+        }
+        audience.update { agg in
+            for e in fresh.sorted(by: { $0.ts < $1.ts }) { agg.apply(e.deviceID, e.event, at: e.ts) }
+            for (d, t) in heard { agg.heard(d, at: t) }
+        }
+        for seg in segments { spool.remove(seg) }
+        result.segments = segments.count
+        result.events = events.count
+        result.duplicateEvents = events.count - fresh.count
+        result.logs = logs.count
+        result.samples = appends.reduce(0) { $0 + $1.samples.count }
+        result.metricBuckets = appends.count
+        result.documentsWritten = fresh.count + logs.count + appends.count
+        return result
+    }
+}
+
+/// The node's audience aggregator behind a lock, shared by the applier and the minute flusher.
+public final class AudienceState: @unchecked Sendable {
+    private let lock = NSLockLike()
+    private var aggregator: AudienceAggregator
+
+    public init(_ aggregator: AudienceAggregator = AudienceAggregator()) { self.aggregator = aggregator }
+
+    public func update<T>(_ body: (inout AudienceAggregator) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&aggregator)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A pthread mutex, to keep Foundation out of this module's hot paths.
+final class NSLockLike: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func lock() { pthread_mutex_lock(&m) }
+    func unlock() { pthread_mutex_unlock(&m) }
+}
