@@ -48,15 +48,17 @@ def store_uri(database: str) -> str:
 class Hub:
     """A running argus-hub process."""
 
-    def __init__(self, tmp: Path, uri: str | None = None, extra_args=(), env=None):
+    def __init__(self, tmp: Path, uri: str | None = None, extra_args=(), env=None, database=None):
         self.api_port = free_port()
         self.device_port = free_port()
-        self.database = "e2e_" + uuid.uuid4().hex[:12]
+        self.database = database or "e2e_" + uuid.uuid4().hex[:12]
         self.uri = uri or store_uri(self.database)
         self.token_file = tmp / f"token-{self.database}"
         self.log_path = tmp / f"hub-{self.database}.log"
+        self.spool_dir = tmp / f"spool-{self.database}"
         self.args = [str(bin_dir() / "argus-hub"), "--api-port", str(self.api_port), "--device-port", str(self.device_port),
-                     "--mongodb-uri", self.uri, "--token-file", str(self.token_file), "--log-level", "debug", *extra_args]
+                     "--mongodb-uri", self.uri, "--token-file", str(self.token_file), "--log-level", "debug",
+                     "--spool-dir", str(self.spool_dir), *extra_args]
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
         self._token = None
@@ -70,6 +72,8 @@ class Hub:
         return f"ws://127.0.0.1:{self.device_port}/v1/stb"
 
     def start(self, wait_ready=True):
+        """Starts (or restarts, on the same ports, database and spool) the hub."""
+        self._token = None
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         if wait_ready:
@@ -157,6 +161,9 @@ class Hub:
                 return d
             time.sleep(0.1)
         raise AssertionError(f"device {device_id} never matched; last: {d}")
+
+    def spool_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.spool_dir.glob("*")) if self.spool_dir.exists() else 0
 
     def drop_database(self):
         try:

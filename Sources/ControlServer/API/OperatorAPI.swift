@@ -16,6 +16,8 @@ struct APIDependencies: Sendable {
     let gate: ReadinessGate
     let node: String
     let metrics: PrometheusCollectorRegistry
+    /// Told about revocations, so a revoked box cannot use the outage fallback.
+    var authenticator: DeviceAuthenticator? = nil
 }
 
 // MARK: - Bodies and views
@@ -89,6 +91,7 @@ enum OperatorAPI {
         let api = router.group("api/v1")
         addDeviceRoutes(api, deps)
         addTokenRoutes(api, deps)
+        addTelemetryRoutes(api, deps)
         api.get("audit") { request, context -> AuditPage in
             _ = try context.require(.admin)
             let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)
@@ -160,6 +163,7 @@ enum OperatorAPI {
                 await deps.audit.record(who, action: "device.revoke", target: id, result: "not_found")
                 throw HTTPError(.notFound, message: "no device \(id)")
             }
+            deps.authenticator?.forget(id)
             if let s = deps.registry.session(for: id) { s.eventLoop.execute { s.close(.revoked) } }
             await deps.audit.record(who, action: "device.revoke", target: id, result: "ok")
             return Response(status: .noContent)

@@ -199,11 +199,13 @@ struct Serve: AsyncParsableCommand {
         let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, ingest: ingest, heartbeatSeconds: heartbeat,
                                     limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
         let devices = DeviceRepository(store: store)
+        let authenticator = DeviceAuthenticator(devices: devices)
         let gateway = DeviceGateway(configuration: gw, capacity: capacity, shared: shared, group: group,
-                                    authenticator: DeviceAuthenticator(devices: devices), ready: gate, logger: Logger(label: "argus.gateway"))
+                                    authenticator: authenticator, ready: gate, logger: Logger(label: "argus.gateway"))
         let deps = APIDependencies(store: store, devices: devices, tokens: TokenRepository(store: store),
                                    audit: AuditLog(store: store, node: nodeName, logger: Logger(label: "argus.audit")),
-                                   registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics)
+                                   registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
+                                   authenticator: authenticator)
         let api = Application(router: OperatorAPI.router(deps),
                               configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "argus"),
                               eventLoopGroupProvider: .shared(group), logger: Logger(label: "argus.api"))

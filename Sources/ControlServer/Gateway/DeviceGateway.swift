@@ -40,8 +40,23 @@ struct GatewayConfiguration: Sendable {
 }
 
 /// Checks a box's credentials against the `devices` collection.
-struct DeviceAuthenticator: Sendable {
+///
+/// The store is always asked first. Only when it cannot answer does the authenticator fall
+/// back to the secret hashes it verified in the last `fallbackTTL`, so that boxes already
+/// known to this node can reconnect through a store outage (their telemetry goes to the
+/// spool). A box revoked here is dropped from the fallback at once; a revocation on another
+/// node during an outage takes effect when the store answers again.
+final class DeviceAuthenticator: Sendable {
     let devices: DeviceRepository
+    let fallbackTTL: Duration
+    let fallbackLimit: Int
+    private let recent = NIOLockedValueBox<[String: (hash: String, at: ContinuousClock.Instant)]>([:])
+
+    init(devices: DeviceRepository, fallbackTTL: Duration = .seconds(3600), fallbackLimit: Int = 100_000) {
+        self.devices = devices
+        self.fallbackTTL = fallbackTTL
+        self.fallbackLimit = fallbackLimit
+    }
 
     enum Outcome: Sendable, Equatable { case accepted, rejected, storeUnavailable }
 
@@ -49,15 +64,30 @@ struct DeviceAuthenticator: Sendable {
         guard id.utf8.count <= 64 else { return .rejected }
         do {
             guard let hash = try await devices.credentials(id) else {
+                forget(id)
                 // Spend the same hashing work for unknown ids as for known ones.
                 _ = Secrets.verify(secret, against: "sha256:")
                 return .rejected
             }
-            return Secrets.verify(secret, against: hash) ? .accepted : .rejected
+            guard Secrets.verify(secret, against: hash) else { return .rejected }
+            remember(id, hash)
+            return .accepted
         } catch {
-            return .storeUnavailable
+            let now = ContinuousClock.now
+            guard let known = recent.withLockedValue({ $0[id] }), now - known.at < fallbackTTL else { return .storeUnavailable }
+            return Secrets.verify(secret, against: known.hash) ? .accepted : .rejected
         }
     }
+
+    private func remember(_ id: String, _ hash: String) {
+        recent.withLockedValue { r in
+            if r.count >= fallbackLimit, r[id] == nil, let victim = r.keys.first { r[victim] = nil }
+            r[id] = (hash, .now)
+        }
+    }
+
+    /// Drops a box from the fallback (revoked or deleted).
+    func forget(_ id: String) { _ = recent.withLockedValue { $0.removeValue(forKey: id) } }
 }
 
 /// The device-facing WebSocket server on `/v1/stb`.
