@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Telemetry load for scripts/bench/ingest: BOXES connections from one process, each sending
+batches of BATCH messages (mostly metrics, some viewing events and log lines) as fast as its
+acks allow, with at most WINDOW unacknowledged frames per box.
+
+    ingest_load.py URL IDS_FILE FIRST BOXES SECONDS BATCH WINDOW SOURCE_IP
+
+Prints one JSON line: messages sent and acknowledged, and the send-to-ack latency of frames
+(p50, p99, in ms, measured here, so it includes this client's own scheduling).
+"""
+import asyncio
+import base64
+import json
+import sys
+import time
+
+import websockets
+
+
+async def box(url, dev, secret, seconds, batch, window, source_ip, stats):
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{dev}:{secret}".encode()).decode()}
+    ws = await websockets.connect(url, additional_headers=headers, local_addr=(source_ip, 0), open_timeout=60,
+                                  ping_interval=None, compression=None, max_queue=None)
+    await ws.send(json.dumps({"type": "hello", "id": "h", "seq": 0, "model": "bench", "firmware": "1", "bootId": f"bench-{time.time_ns()}"}))
+    await ws.recv()
+    seq = 0
+    inflight = {}  # last seq of frame -> send time
+    credit = asyncio.Semaphore(window)
+    done = asyncio.Event()
+
+    async def reader():
+        async for raw in ws:
+            m = json.loads(raw)
+            if m.get("type") != "ack":
+                stats["errors"] += 1
+                continue
+            now = time.perf_counter()
+            for last in [k for k in inflight if k <= m["upTo"]]:
+                stats["lat"].append(now - inflight.pop(last))
+                stats["acked"] += batch
+                credit.release()
+            if done.is_set() and not inflight:
+                return
+
+    rt = asyncio.create_task(reader())
+    end = time.time() + seconds
+    ch = ["bbc-one.uk", "itv1.uk", "channel4.uk", "bbc-news.uk", "sky-sports.uk"]
+    while time.time() < end:
+        await credit.acquire()
+        ts = int(time.time() * 1000)
+        msgs = []
+        for i in range(batch):
+            seq += 1
+            k = seq % 20
+            if k == 0:
+                msgs.append(f'{{"type":"event","seq":{seq},"ts":{ts},"event":"tune","channel":"{ch[seq % 5]}"}}')
+            elif k == 1:
+                msgs.append(f'{{"type":"log","seq":{seq},"ts":{ts},"level":"info","source":"player","text":"segment {seq} ok"}}')
+            else:
+                msgs.append(f'{{"type":"metrics","seq":{seq},"ts":{ts},"cpu":{seq % 97}.5,"mem":41.2,"tempC":52.0,'
+                            f'"uptimeSec":{seq},"rttMs":9.1,"bitrateKbps":8200,"underruns":0,"droppedFrames":{seq % 3}}}')
+        frame = '{"type":"batch","messages":[' + ",".join(msgs) + "]}"
+        inflight[seq] = time.perf_counter()
+        await ws.send(frame)
+        stats["sent"] += batch
+    done.set()
+    try:
+        await asyncio.wait_for(rt, 10)
+    except asyncio.TimeoutError:
+        rt.cancel()
+    await ws.close()
+
+
+async def main(a):
+    url, ids, first, boxes, seconds, batch, window, src = a[0], a[1], int(a[2]), int(a[3]), float(a[4]), int(a[5]), int(a[6]), a[7]
+    pairs = [l.split() for l in open(ids).read().split("\n")[first:first + boxes] if l.strip()]
+    stats = {"sent": 0, "acked": 0, "errors": 0, "lat": []}
+    await asyncio.gather(*(box(url, d, s, seconds, batch, window, src, stats) for d, s in pairs))
+    lat = sorted(stats["lat"])
+    pick = lambda q: round(lat[min(len(lat) - 1, int(q * (len(lat) - 1)))] * 1000, 2) if lat else None
+    print(json.dumps({"sent": stats["sent"], "acked": stats["acked"], "errors": stats["errors"],
+                      "frames": len(lat), "p50_ms": pick(0.5), "p99_ms": pick(0.99)}), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
