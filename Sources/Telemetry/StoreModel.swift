@@ -9,6 +9,10 @@ public struct StoredEvent: Sendable, Equatable {
     public var receivedAt: Int64
     public var event: ViewingEvent
 
+    public init(deviceID: String, bootId: String, seq: Int64, ts: Int64, receivedAt: Int64, event: ViewingEvent) {
+        self.deviceID = deviceID; self.bootId = bootId; self.seq = seq; self.ts = ts; self.receivedAt = receivedAt; self.event = event
+    }
+
     /// The dedupe key: a resent message has the same one.
     public var key: String { "\(deviceID)|\(bootId)|\(seq)" }
 }
@@ -21,6 +25,10 @@ public struct StoredLog: Sendable, Equatable {
     public var ts: Int64
     public var receivedAt: Int64
     public var line: LogLine
+
+    public init(deviceID: String, bootId: String, seq: Int64, ts: Int64, receivedAt: Int64, line: LogLine) {
+        self.deviceID = deviceID; self.bootId = bootId; self.seq = seq; self.ts = ts; self.receivedAt = receivedAt; self.line = line
+    }
     public var key: String { "\(deviceID)|\(bootId)|\(seq)" }
 }
 
@@ -30,14 +38,26 @@ public struct StoredSample: Sendable, Equatable {
     public var seq: Int64
     public var ts: Int64
     public var metrics: MetricsSample
+
+    public init(bootId: String, seq: Int64, ts: Int64, metrics: MetricsSample) {
+        self.bootId = bootId; self.seq = seq; self.ts = ts; self.metrics = metrics
+    }
 }
 
-/// Samples to add to one box's bucket for one hour (`_id` = device|hourStart).
+/// Samples to add to one box's bucket for one boot and hour (`_id` = device|boot|hourStart).
+/// `samples` are in `seq` order.
 public struct MetricBucketAppend: Sendable, Equatable {
     public var deviceID: String
+    public var bootId: String
     /// The bucket's start, ms since the epoch, a whole hour.
     public var hourStart: Int64
     public var samples: [StoredSample]
+
+    public init(deviceID: String, bootId: String, hourStart: Int64, samples: [StoredSample]) {
+        self.deviceID = deviceID; self.bootId = bootId; self.hourStart = hourStart; self.samples = samples
+    }
+
+    public var key: String { "\(deviceID)|\(bootId)|\(hourStart)" }
 
     public static let bucketMillis: Int64 = 3_600_000
     public static func hour(of ts: Int64) -> Int64 { ts - ((ts % bucketMillis) + bucketMillis) % bucketMillis }
@@ -54,6 +74,10 @@ public struct AudienceCount: Sendable, Equatable {
     public var seconds: Double
     /// Boxes that reported a playback error on the channel during the minute.
     public var errorBoxes: Int
+
+    public init(channel: String, minute: Int64, viewers: Int, seconds: Double, errorBoxes: Int) {
+        self.channel = channel; self.minute = minute; self.viewers = viewers; self.seconds = seconds; self.errorBoxes = errorBoxes
+    }
 }
 
 /// What the applier needs from the store. ControlServer implements it with MongoStore;

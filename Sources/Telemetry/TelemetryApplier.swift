@@ -83,8 +83,8 @@ public final class TelemetryApplier: Sendable {
                         logs.append(StoredLog(deviceID: r.deviceID, bootId: r.bootId, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, line: l))
                     case .metrics(let s):
                         let hour = MetricBucketAppend.hour(of: m.ts)
-                        let key = "\(r.deviceID)|\(hour)"
-                        buckets[key, default: MetricBucketAppend(deviceID: r.deviceID, hourStart: hour, samples: [])]
+                        let key = "\(r.deviceID)|\(r.bootId)|\(hour)"
+                        buckets[key, default: MetricBucketAppend(deviceID: r.deviceID, bootId: r.bootId, hourStart: hour, samples: [])]
                             .samples.append(StoredSample(bootId: r.bootId, seq: m.seq, ts: m.ts, metrics: s))
                     }
                 }
@@ -100,7 +100,14 @@ public final class TelemetryApplier: Sendable {
         for chunk in stride(from: 0, to: logs.count, by: configuration.insertChunk) {
             try await store.insertLogs(Array(logs[chunk..<min(logs.count, chunk + configuration.insertChunk)]))
         }
-        let appends = Array(buckets.values)
+        let appends = buckets.values.map { b -> MetricBucketAppend in
+            var b = b
+            // In seq order, and once each: a resend can sit in the same round as the original.
+            b.samples.sort { $0.seq < $1.seq }
+            var seen = Set<Int64>()
+            b.samples = b.samples.filter { seen.insert($0.seq).inserted }
+            return b
+        }
         for chunk in stride(from: 0, to: appends.count, by: configuration.insertChunk) {
             try await store.appendMetrics(Array(appends[chunk..<min(appends.count, chunk + configuration.insertChunk)]))
         }

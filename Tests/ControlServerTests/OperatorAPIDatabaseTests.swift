@@ -5,6 +5,8 @@ import Logging
 import MongoStore
 import NIOCore
 import Prometheus
+import STBProtocol
+import Telemetry
 import Testing
 @testable import ControlServer
 
@@ -113,6 +115,33 @@ struct OperatorAPIDatabaseTests {
             #expect(try await w.markNodeOffline() == 1)
             d = try #require(try await f.deps.devices.get("p1"))
             #expect(!d.online && d.lastSeen != nil)
+        }
+    }
+
+    @Test func metricSamplesAreAppendedOnceEvenWhenResentOverlapping() async throws {
+        try await withFixture { f in
+            let t = MongoTelemetryStore(store: f.store)
+            func append(_ seqs: [Int64]) -> MetricBucketAppend {
+                MetricBucketAppend(deviceID: "m1", bootId: "b", hourStart: 3_600_000, samples: seqs.map {
+                    StoredSample(bootId: "b", seq: $0, ts: 3_600_000 + $0 * 1000, metrics: MetricsSample(cpu: Double($0)))
+                })
+            }
+            try await t.appendMetrics([append([1, 2, 3])])
+            try await t.appendMetrics([append([4, 5])])
+            try await t.appendMetrics([append([2, 3, 4, 6])])  // a resend overlapping what is stored
+            try await t.appendMetrics([append([1, 2])])
+            let doc = try #require(try await f.store.collection(Schema.metrics).findOne(["_id": "m1|b|3600000"]))
+            let seqs = doc["samples"]?.arrayValue?.compactMap { $0.documentValue?["s"]?.intValue } ?? []
+            #expect(seqs.sorted() == [1, 2, 3, 4, 5, 6])
+            #expect(doc["last"]?.intValue == 6)
+            let isNew = try await t.insertEvents([
+                StoredEvent(deviceID: "m1", bootId: "b", seq: 9, ts: 1, receivedAt: 1, event: ViewingEvent(kind: .leave)),
+            ])
+            let again = try await t.insertEvents([
+                StoredEvent(deviceID: "m1", bootId: "b", seq: 10, ts: 1, receivedAt: 1, event: ViewingEvent(kind: .leave)),
+                StoredEvent(deviceID: "m1", bootId: "b", seq: 9, ts: 1, receivedAt: 1, event: ViewingEvent(kind: .leave)),
+            ])
+            #expect(isNew == [true] && again == [true, false])
         }
     }
 

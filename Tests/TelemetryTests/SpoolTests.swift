@@ -1,4 +1,5 @@
 import Foundation
+import STBProtocol
 import Testing
 @testable import Telemetry
 
@@ -93,5 +94,47 @@ func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async t
     while !condition() {
         guard ContinuousClock.now < deadline else { Issue.record("condition not met in time"); return }
         try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// Records what the applier asks of the store.
+final class RecordingStore: TelemetryStore, @unchecked Sendable {
+    let lock = NSLock()
+    var buckets: [MetricBucketAppend] = []
+    var events: [StoredEvent] = []
+    var keys = Set<String>()
+    func insertEvents(_ list: [StoredEvent]) async throws -> [Bool] {
+        lock.withLock { list.map { e in events.append(e); return keys.insert(e.key).inserted } }
+    }
+    func insertLogs(_ logs: [StoredLog]) async throws {}
+    func appendMetrics(_ b: [MetricBucketAppend]) async throws { lock.withLock { buckets += b } }
+    func addAudience(_ counts: [AudienceCount]) async throws {}
+}
+
+@Suite("Telemetry applier")
+struct TelemetryApplierTests {
+    @Test func aResendInTheSameRoundIsAppliedOnceAndSegmentsAreRemoved() async throws {
+        let dir = NSTemporaryDirectory() + "argus-applier-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spool = try Spool(configuration: .init(directory: dir, sealAfter: .milliseconds(20)))
+        spool.start()
+        let frames = [#"{"type":"metrics","seq":1,"ts":3600000,"cpu":1}"#, #"{"type":"event","seq":2,"ts":3600001,"event":"tune","channel":"c"}"#,
+                      #"{"type":"metrics","seq":3,"ts":3600002,"cpu":3}"#]
+        let done = Counter()
+        for f in frames + frames {
+            _ = spool.append(SpoolRecord(deviceID: "d", bootId: "b", receivedAt: 1, frame: Array(f.utf8))) { _ in done.add() }
+        }
+        try await waitUntil { done.value == 6 && spool.bytesPending == 0 }
+        try await waitUntil { !spool.sealedSegments().isEmpty }
+        let store = RecordingStore()
+        let audience = AudienceState()
+        let applier = TelemetryApplier(spool: spool, store: store, audience: audience, logger: .init(label: "t"))
+        let r = try await applier.applyRound()
+        #expect(r.messages == 6 && r.events == 2 && r.duplicateEvents == 1)
+        #expect(store.buckets.count == 1)
+        #expect(store.buckets.first?.samples.map(\.seq) == [1, 3])
+        #expect(spool.sealedSegments().isEmpty && spool.bytesOnDisk == 0)
+        #expect(audience.update { $0.trackedBoxes } == 1)
+        spool.shutdown()
     }
 }

@@ -86,8 +86,13 @@ def test_telemetry_is_acked_stored_once_even_when_resent_and_served_by_the_api(h
 
     run(main())
     d = db(hub)
-    wait_for(lambda: d.events.count_documents({}) == 2 and d.logs.count_documents({}) == 2
-             and sum(len(b["samples"]) for b in d.metrics.find()) == 2, what="telemetry in the store")
+    try:
+        wait_for(lambda: d.events.count_documents({}) == 2 and d.logs.count_documents({}) == 2
+                 and sum(len(b["samples"]) for b in d.metrics.find()) == 2, what="telemetry in the store")
+    except AssertionError:
+        print("events", list(d.events.find()), "logs", list(d.logs.find()), "metrics", list(d.metrics.find()))
+        print(hub.log_text())
+        raise
     time.sleep(1.5)  # a second pass of the applier must not add duplicates
     assert d.events.count_documents({}) == 2 and d.logs.count_documents({}) == 2
     assert sum(len(b["samples"]) for b in d.metrics.find()) == 2
@@ -274,3 +279,35 @@ def test_store_outage_and_hub_restart_lose_nothing_acknowledged_and_store_it_onc
     finally:
         hub.stop()
         subprocess.run([str(ROOT / "scripts/store"), "stop", "--dir", str(storedir)], stdout=subprocess.DEVNULL)
+
+
+def test_an_ack_never_covers_a_frame_refused_for_rate_until_it_is_resent(make_hub):
+    hub = make_hub(extra_args=["--rate-limit", "100"]).start()  # burst: 200 messages
+    secret = hub.register("tel-gap")
+
+    def batch(name, first):
+        return json.dumps({"type": "batch", "id": name, "messages": [log(first + i) for i in range(100)]})
+
+    async def main():
+        ws = await websockets.connect(hub.ws_url, additional_headers=basic("tel-gap", secret))
+        await ws.send(hello())
+        await ws.recv()
+        await ws.send(batch("A", 1))
+        assert (await expect_ack(ws, 100))["upTo"] == 100
+        await ws.send(batch("B", 101))
+        assert (await expect_ack(ws, 200))["upTo"] == 200
+        await ws.send(batch("C", 201))
+        err = json.loads(await ws.recv())
+        assert err["code"] == "rate_limited" and err["ref"] == "C"
+        await asyncio.sleep(1.2)
+        await ws.send(batch("D", 301))  # accepted and stored, but C's seqs are missing: no ack past 200
+        with pytest.raises(asyncio.TimeoutError):
+            m = json.loads(await asyncio.wait_for(ws.recv(), 0.8))
+            assert m["type"] == "ack" and m["upTo"] <= 200, m
+            raise asyncio.TimeoutError
+        await asyncio.sleep(1.2)
+        await ws.send(batch("C", 201))  # the resend closes the gap
+        assert (await expect_ack(ws, 400))["upTo"] == 400
+        await ws.close()
+
+    run(main())

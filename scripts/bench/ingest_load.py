@@ -45,8 +45,11 @@ async def box(url, dev, secret, seconds, batch, window, source_ip, stats):
     rt = asyncio.create_task(reader())
     end = time.time() + seconds
     ch = ["bbc-one.uk", "itv1.uk", "channel4.uk", "bbc-news.uk", "sky-sports.uk"]
-    while time.time() < end:
-        await credit.acquire()
+    while time.time() < end and not rt.done():
+        try:
+            await asyncio.wait_for(credit.acquire(), max(0.01, end - time.time()))
+        except asyncio.TimeoutError:
+            break
         ts = int(time.time() * 1000)
         msgs = []
         for i in range(batch):
@@ -61,7 +64,12 @@ async def box(url, dev, secret, seconds, batch, window, source_ip, stats):
                             f'"uptimeSec":{seq},"rttMs":9.1,"bitrateKbps":8200,"underruns":0,"droppedFrames":{seq % 3}}}')
         frame = '{"type":"batch","messages":[' + ",".join(msgs) + "]}"
         inflight[seq] = time.perf_counter()
-        await ws.send(frame)
+        try:
+            await ws.send(frame)
+        except websockets.exceptions.ConnectionClosed as e:
+            stats["closed"] = stats.get("closed", 0) + 1
+            stats["close_codes"] = sorted(set(stats.get("close_codes", [])) | {e.rcvd.code if e.rcvd else None})
+            break
         stats["sent"] += batch
     done.set()
     try:
@@ -79,6 +87,7 @@ async def main(a):
     lat = sorted(stats["lat"])
     pick = lambda q: round(lat[min(len(lat) - 1, int(q * (len(lat) - 1)))] * 1000, 2) if lat else None
     print(json.dumps({"sent": stats["sent"], "acked": stats["acked"], "errors": stats["errors"],
+                      "closed": stats.get("closed", 0), "close_codes": stats.get("close_codes", []),
                       "frames": len(lat), "p50_ms": pick(0.5), "p99_ms": pick(0.99)}), flush=True)
 
 

@@ -56,6 +56,12 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private var ackedSeq: Int64 = -1
     private var ackScheduled = false
     private var readingPaused = false
+    /// Seqs refused for rate and not yet accepted since; acks stay below the lowest, so a
+    /// cumulative ack never covers a message the hub did not take. Bounded: at most
+    /// `maxStrikes` frames are refused before the session is closed.
+    private var refusedSeqs = Set<Int64>()
+    /// The highest seq of any frame accepted in this session.
+    private var highestAccepted: Int64 = -1
     static let maxStrikes = 10
     /// The channel's event loop; other threads reach this session only through it.
     let eventLoop: EventLoop
@@ -128,8 +134,8 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func perform(_ action: SessionStateMachine.FrameAction, _ context: ChannelHandlerContext, frame: [UInt8] = []) {
         switch action {
-        case .ingest(let bootId, let messages):
-            ingest(bootId: bootId, messages, frame: frame, context)
+        case .ingest(let bootId, let ref, let messages):
+            ingest(bootId: bootId, ref: ref, messages, frame: frame, context)
         case .ignore:
             break
         case .welcome(let hello):
@@ -152,17 +158,22 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Spools an accepted telemetry frame; the box gets its `ack` once the spool has synced it.
-    private func ingest(bootId: String, _ messages: [TelemetryMessage], frame: [UInt8], _ context: ChannelHandlerContext) {
+    private func ingest(bootId: String, ref: String?, _ messages: [TelemetryMessage], frame: [UInt8], _ context: ChannelHandlerContext) {
         let ingest = shared.ingest
         guard bucket.take(messages.count, now: NIODeadline.now().uptimeNanoseconds) else {
             ingest.rateLimited.increment(by: Int64(messages.count))
             strikes += 1
-            sendError(ProtocolError(.rateLimited, "over \(ingest.messagesPerSecond) messages per second; resend later", ref: nil), context)
+            for m in messages { refusedSeqs.insert(m.seq) }
+            sendError(ProtocolError(.rateLimited, "over \(ingest.messagesPerSecond) messages per second; resend later", ref: ref), context)
             if strikes >= Self.maxStrikes { close(.rateLimited) }
             return
         }
         strikes = 0
-        let maxSeq = messages.reduce(Int64(-1)) { max($0, $1.seq) }
+        for m in messages { refusedSeqs.remove(m.seq) }
+        highestAccepted = messages.reduce(highestAccepted) { max($0, $1.seq) }
+        // Completions arrive in append order, so when this frame is durable so is every frame
+        // accepted before it: the ack may cover up to `highestAccepted`, but not a refused seq.
+        let maxSeq = refusedSeqs.min().map { min(highestAccepted, $0 - 1) } ?? highestAccepted
         let count = Int64(messages.count)
         let record = SpoolRecord(deviceID: deviceID, bootId: bootId, receivedAt: Self.nowMillis(), frame: frame)
         let loop = eventLoop

@@ -58,15 +58,31 @@ struct MongoTelemetryStore: TelemetryStore {
         return .document(d)
     }
 
+    /// Appends samples with `$push`, guarded by the bucket's highest stored `seq` (`last`):
+    /// the common case (new samples, in order) is a cheap append. If a bucket already holds
+    /// some of the samples (a resend), the guarded upsert collides on `_id`; those buckets
+    /// are then appended one sample at a time, each guarded by `samples.s`, so nothing is
+    /// stored twice. (`$addToSet` would also dedupe, but compares every element: quadratic.)
     func appendMetrics(_ buckets: [MetricBucketAppend]) async throws {
         let writes: [WriteModel] = buckets.map { b in
-            // $addToSet: a resent sample is the same subdocument and is not added twice.
-            .updateOne(filter: ["_id": .string("\(b.deviceID)|\(b.hourStart)")],
-                       update: ["$setOnInsert": ["d": .string(b.deviceID), "h": Self.date(b.hourStart)],
-                                "$addToSet": ["samples": ["$each": .array(b.samples.map(Self.sampleDocument))]]],
+            .updateOne(filter: ["_id": .string(b.key), "last": ["$lt": .int64(b.samples.first?.seq ?? 0)]],
+                       update: ["$setOnInsert": ["d": .string(b.deviceID), "b": .string(b.bootId), "h": Self.date(b.hourStart)],
+                                "$push": ["samples": ["$each": .array(b.samples.map(Self.sampleDocument))]],
+                                "$max": ["last": .int64(b.samples.last?.seq ?? 0)]],
                        upsert: true)
         }
-        _ = try await metrics.bulkWrite(writes, operation: "appendMetrics")
+        let r = try await metrics.bulkWrite(writes, operation: "appendMetrics")
+        guard !r.duplicateIndexes.isEmpty else { return }
+        var slow: [WriteModel] = []
+        for i in r.duplicateIndexes where i < buckets.count {
+            let b = buckets[i]
+            for s in b.samples {
+                slow.append(.updateOne(filter: ["_id": .string(b.key), "samples.s": ["$ne": .int64(s.seq)]],
+                                       update: ["$push": ["samples": Self.sampleDocument(s)], "$max": ["last": .int64(s.seq)]],
+                                       upsert: false))
+            }
+        }
+        _ = try await metrics.bulkWrite(slow, operation: "appendMetrics.dedupe")
     }
 
     func addAudience(_ counts: [AudienceCount]) async throws {

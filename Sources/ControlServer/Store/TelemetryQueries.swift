@@ -119,12 +119,12 @@ struct TelemetryQueries: Sendable {
         let latest = try await store.collection(Schema.metrics).aggregate([
             ["$match": ["h": ["$gte": MongoTelemetryStore.date(since)]]],
             ["$sort": ["h": 1]],
-            ["$project": ["d": 1, "last": ["$arrayElemAt": ["$samples", -1]]]],
-            ["$group": ["_id": "$d", "last": ["$last": "$last"]]],
+            ["$project": ["d": 1, "latest": ["$arrayElemAt": ["$samples", -1]]]],
+            ["$group": ["_id": "$d", "latest": ["$last": "$latest"]]],
         ])
         var series: [String: [Double]] = [:]
         for r in latest {
-            guard let s = r["last"]?.documentValue else { continue }
+            guard let s = r["latest"]?.documentValue else { continue }
             for f in MetricsSample.fields { if let v = s[f.name]?.doubleValue { series[f.name, default: []].append(v) } }
         }
         var health: [String: Distribution] = [:]
