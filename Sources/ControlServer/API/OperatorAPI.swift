@@ -92,6 +92,7 @@ enum OperatorAPI {
         addDeviceRoutes(api, deps)
         addTokenRoutes(api, deps)
         addTelemetryRoutes(api, deps)
+        LiveRoute.addFallbackRoute(api)
         api.get("audit") { request, context -> AuditPage in
             _ = try context.require(.admin)
             let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)

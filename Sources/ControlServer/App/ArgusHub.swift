@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Metrics
 import MongoStore
@@ -188,7 +189,8 @@ struct Serve: AsyncParsableCommand {
             logger.notice("telemetry spooled by an earlier run will be applied", metadata: ["spool.bytes": .stringConvertible(spool.bytesOnDisk)])
         }
         spool.start()
-        let ingest = TelemetryIngest(spool: spool, messagesPerSecond: rateLimit, burst: max(rateLimit * 2, gw.limits.maxBatch * 2))
+        let live = LiveHub()
+        let ingest = TelemetryIngest(spool: spool, messagesPerSecond: rateLimit, burst: max(rateLimit * 2, gw.limits.maxBatch * 2), live: live)
         gw.limits.messagesPerSecond = rateLimit
         let telemetryStore = MongoTelemetryStore(store: store)
         let audience = AudienceState()
@@ -207,6 +209,9 @@ struct Serve: AsyncParsableCommand {
                                    registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
                                    authenticator: authenticator)
         let api = Application(router: OperatorAPI.router(deps),
+                              server: .http1WebSocketUpgrade { request, _, _ in
+                                  try await LiveRoute.shouldUpgrade(request, deps: deps, live: live)
+                              },
                               configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "argus"),
                               eventLoopGroupProvider: .shared(group), logger: Logger(label: "argus.api"))
         let retention = RetentionConfiguration(metricsDays: retentionMetricsDays, eventsDays: retentionEventsDays, logsDays: retentionLogsDays)
@@ -225,6 +230,7 @@ struct Serve: AsyncParsableCommand {
                 .init(service: api),
                 .init(service: presence),
                 .init(service: telemetry),
+                .init(service: FleetTicker(live: live, registry: registry, ingest: ingest, node: nodeName)),
                 .init(service: gateway),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

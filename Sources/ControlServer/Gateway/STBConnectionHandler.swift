@@ -179,14 +179,15 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         let loop = eventLoop
         let result = ingest.spool.append(record) { [self] ok in
             loop.execute {
-                if ok { ingest.acked.increment(by: count); self.durable(upTo: maxSeq) } else { self.close(.internalError) }
+                if ok { ingest.countAcked(Int(count)); self.durable(upTo: maxSeq) } else { self.close(.internalError) }
             }
         }
+        if result != .full { ingest.live.publishTelemetry(device: deviceID, bootId: bootId, frame: frame) }
         switch result {
         case .queued:
-            ingest.accepted.increment(by: count)
+            ingest.countAccepted(Int(count))
         case .queuedSlowDown:
-            ingest.accepted.increment(by: count)
+            ingest.countAccepted(Int(count))
             pauseReading(context)
         case .full:
             shared.logger.warning("spool full; closing session", metadata: ["stb.id": .string(deviceID)])

@@ -1,3 +1,4 @@
+import Atomics
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
@@ -15,9 +16,20 @@ final class TelemetryIngest: Sendable {
     let acked = Counter(label: "argus_telemetry_messages_acked_total")
     let rateLimited = Counter(label: "argus_telemetry_messages_rate_limited_total")
     let pauses = Counter(label: "argus_telemetry_read_pauses_total")
+    private let acceptedTotal = ManagedAtomic<Int>(0)
+    private let ackedTotal = ManagedAtomic<Int>(0)
+    /// Operators' live views; told about every accepted frame.
+    let live: LiveHub
 
-    init(spool: Spool, messagesPerSecond: Int, burst: Int) {
+    var acceptedCount: Int { acceptedTotal.load(ordering: .relaxed) }
+    var ackedCount: Int { ackedTotal.load(ordering: .relaxed) }
+
+    func countAccepted(_ n: Int) { acceptedTotal.wrappingIncrement(by: n, ordering: .relaxed); accepted.increment(by: Int64(n)) }
+    func countAcked(_ n: Int) { ackedTotal.wrappingIncrement(by: n, ordering: .relaxed); acked.increment(by: Int64(n)) }
+
+    init(spool: Spool, messagesPerSecond: Int, burst: Int, live: LiveHub = LiveHub()) {
         self.spool = spool
+        self.live = live
         self.messagesPerSecond = messagesPerSecond
         self.burst = burst
         spool.onResume { [paused] in
