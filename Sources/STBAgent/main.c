@@ -49,6 +49,7 @@ static const char usage_text[] =
     "  --start T            simulated start: Unix seconds or YYYY-MM-DDTHH:MM[:SS]Z (default: now,\n"
     "                       or with --clock-speed X > 1 and --duration D, now - D*(X-1): the run ends now)\n"
     "  --clock-speed X      simulated time runs X times faster (default 1)\n"
+    "  --force-outage K     channel K of the list (0 = most popular) goes down one simulated minute in\n"
     "  --channels FILE      channel ids, most popular first (default data/channels.txt if present)\n"
     "  --duration SEC       stop after SEC seconds (default: until SIGINT/SIGTERM)\n"
     "  --progress SEC       progress line period (default 5 fleet, 30 single)\n"
@@ -189,7 +190,7 @@ static int fd_limit(void)
 
 enum {
     O_HUB = 1000, O_ID, O_SECRET, O_SECRETS, O_STATE, O_MODEL, O_FIRMWARE, O_FLEET, O_PREFIX, O_FIRST, O_SRC,
-    O_RAMP, O_SEED, O_SPEED, O_CHANNELS, O_DURATION, O_BUFFER, O_PROGRESS, O_START, O_PENDING, O_LOOP, O_VERSION
+    O_RAMP, O_SEED, O_SPEED, O_CHANNELS, O_DURATION, O_BUFFER, O_PROGRESS, O_START, O_PENDING, O_LOOP, O_VERSION, O_OUTAGE
 };
 
 int main(int argc, char **argv)
@@ -202,6 +203,7 @@ int main(int argc, char **argv)
         { "id-prefix", required_argument, 0, O_PREFIX }, { "first-index", required_argument, 0, O_FIRST },
         { "source-ips", required_argument, 0, O_SRC }, { "ramp", required_argument, 0, O_RAMP },
         { "seed", required_argument, 0, O_SEED }, { "clock-speed", required_argument, 0, O_SPEED },
+        { "force-outage", required_argument, 0, O_OUTAGE },
         { "channels", required_argument, 0, O_CHANNELS }, { "duration", required_argument, 0, O_DURATION },
         { "buffer", required_argument, 0, O_BUFFER }, { "progress", required_argument, 0, O_PROGRESS },
         { "start", required_argument, 0, O_START }, { "max-pending", required_argument, 0, O_PENDING },
@@ -213,6 +215,7 @@ int main(int argc, char **argv)
     const char *firmware = NULL, *prefix = NULL, *src = NULL, *channels = NULL;
     long long fleet = 0, first = 1, buffer = -1, seed = 0, max_pending = 0;
     double ramp = 200, speed = 1, duration = 0, progress_s = 0;
+    int force_outage = -1;
     bool seeded = false;
     int64_t start = -1;
     int verbosity = 1, opt, event_loop = -1;
@@ -233,6 +236,7 @@ int main(int argc, char **argv)
         case O_RAMP: ramp = parse_double(optarg, "--ramp"); break;
         case O_SEED: seed = parse_int(optarg, "--seed", 0, INT64_MAX); seeded = true; break;
         case O_SPEED: speed = parse_double(optarg, "--clock-speed"); break;
+        case O_OUTAGE: force_outage = (int)parse_int(optarg, "--force-outage", 0, 65535); break;
         case O_CHANNELS: channels = optarg; break;
         case O_DURATION: duration = parse_double(optarg, "--duration"); break;
         case O_BUFFER: buffer = parse_int(optarg, "--buffer", 1, 10000000); break;
@@ -308,6 +312,7 @@ int main(int argc, char **argv)
     if (model) cfg.model = model;
     if (firmware) cfg.firmware = firmware;
     cfg.clock_speed = speed;
+    cfg.force_outage = force_outage;
     cfg.seeded = seeded;
     cfg.seed = (uint64_t)seed;
     if (fleet) {

@@ -79,6 +79,7 @@ void stb_config_defaults(stb_config *c)
     c->model = "argus-sim-1";
     c->firmware = "1.4.2";
     c->clock_speed = 1.0;
+    c->force_outage = -1;
     c->simulate = true;
     c->reboot_min_ms = 1000;
     c->reboot_max_ms = 3000;

@@ -126,6 +126,8 @@ static void finish_channels(stb_world *w)
         c->rng = w->cfg.seeded ? stb_rand_stream(w->cfg.seed, 0x200000000ULL + i) : stb_rand_next(&w->rng);
         c->in_outage = 0;
         schedule_outage(w, c, now);
+        /* A forced outage (tests, demos) starts one simulated minute in. */
+        if ((int64_t)i == (int64_t)w->cfg.force_outage) c->next_change = now + MIN_MS;
     }
     w->ch_next = 0;
     for (uint32_t i = 1; i < w->nch; i++)

@@ -91,4 +91,6 @@ public protocol TelemetryStore: Sendable {
     func appendMetrics(_ buckets: [MetricBucketAppend]) async throws
     /// Adds audience counts (`$inc`). Not idempotent: the applier calls it once per closed minute.
     func addAudience(_ counts: [AudienceCount]) async throws
+    /// Raises (idempotent: one active alarm per key) and clears alarms, at `now` (ms).
+    func applyAlarms(_ changes: [AlarmChange], now: Int64) async throws
 }

@@ -39,13 +39,16 @@ public final class TelemetryApplier: Sendable {
     let spool: Spool
     let store: any TelemetryStore
     let audience: AudienceState
+    let alarms: AlarmState
     let configuration: Configuration
     let logger: Logger
 
-    public init(spool: Spool, store: any TelemetryStore, audience: AudienceState, configuration: Configuration = .init(), logger: Logger) {
+    public init(spool: Spool, store: any TelemetryStore, audience: AudienceState, alarms: AlarmState = AlarmState(),
+                configuration: Configuration = .init(), logger: Logger) {
         self.spool = spool
         self.store = store
         self.audience = audience
+        self.alarms = alarms
         self.configuration = configuration
         self.logger = logger
     }
@@ -60,6 +63,7 @@ public final class TelemetryApplier: Sendable {
         var logs: [StoredLog] = []
         var buckets: [String: MetricBucketAppend] = [:]
         var heard: [(String, Int64)] = []
+        var observed: [(String, TelemetryMessage)] = []
         for seg in segments {
             let records: [SpoolRecord]
             do { records = try spool.read(seg) } catch {
@@ -76,6 +80,7 @@ public final class TelemetryApplier: Sendable {
                 var last: Int64 = 0
                 for m in messages {
                     last = max(last, m.ts)
+                    observed.append((r.deviceID, m))
                     switch m.body {
                     case .event(let e):
                         events.append(StoredEvent(deviceID: r.deviceID, bootId: r.bootId, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, event: e))
@@ -115,6 +120,8 @@ public final class TelemetryApplier: Sendable {
             for e in fresh.sorted(by: { $0.ts < $1.ts }) { agg.apply(e.deviceID, e.event, at: e.ts) }
             for (d, t) in heard { agg.heard(d, at: t) }
         }
+        alarms.observe(observed)
+        try await alarms.flush(to: store)
         for seg in segments { spool.remove(seg) }
         result.segments = segments.count
         result.events = events.count
@@ -125,6 +132,60 @@ public final class TelemetryApplier: Sendable {
         result.documentsWritten = fresh.count + logs.count + appends.count
         return result
     }
+}
+
+/// The node's alarm evaluator behind a lock, with the changes not yet written.
+public final class AlarmState: @unchecked Sendable {
+    private let lock = NSLockLike()
+    private var evaluator: AlarmEvaluator
+    private var pending: [AlarmChange] = []
+    /// Called with every change once it is stored (for live views).
+    public let onStored: (@Sendable ([AlarmChange]) -> Void)?
+
+    public init(_ evaluator: AlarmEvaluator = AlarmEvaluator(), onStored: (@Sendable ([AlarmChange]) -> Void)? = nil) {
+        self.evaluator = evaluator
+        self.onStored = onStored
+    }
+
+    /// Feeds messages in order; changes queue until ``flush(to:)``. The queue is bounded (the
+    /// oldest changes are dropped past 100,000, which a store outage long enough to need that
+    /// would have made stale anyway).
+    public func observe(_ messages: [(String, TelemetryMessage)]) {
+        lock.lock()
+        defer { lock.unlock() }
+        for (device, m) in messages {
+            switch m.body {
+            case .metrics(let s): pending += evaluator.metrics(device, s, at: m.ts)
+            case .event(let e): pending += evaluator.event(device, e, at: m.ts)
+            case .log: break
+            }
+        }
+        if pending.count > 100_000 { pending.removeFirst(pending.count - 100_000) }
+    }
+
+    public func add(_ changes: [AlarmChange]) { lock.lock(); pending += changes; lock.unlock() }
+
+    /// Writes queued changes; on failure they stay queued.
+    public func flush(to store: any TelemetryStore) async throws {
+        let batch = take()
+        guard !batch.isEmpty else { return }
+        do {
+            try await store.applyAlarms(batch, now: currentMillis())
+        } catch {
+            putBack(batch)
+            throw error
+        }
+        onStored?(batch)
+    }
+
+    private func take() -> [AlarmChange] { lock.lock(); defer { lock.unlock() }; let b = pending; pending = []; return b }
+    private func putBack(_ b: [AlarmChange]) { lock.lock(); pending = b + pending; lock.unlock() }
+}
+
+func currentMillis() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
 
 /// The node's audience aggregator behind a lock, shared by the applier and the minute flusher.

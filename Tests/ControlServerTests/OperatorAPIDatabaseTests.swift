@@ -145,6 +145,34 @@ struct OperatorAPIDatabaseTests {
         }
     }
 
+    @Test func alarmsHaveOneActivePerKeyAndOfflineBoxesRaiseAndClear() async throws {
+        try await withFixture { f in
+            let t = MongoTelemetryStore(store: f.store)
+            let raise = AlarmChange.raise(key: "channel_outage|news", rule: "channel_outage", target: "news", details: ["share": "0.5"])
+            try await t.applyAlarms([raise, raise], now: 1000)
+            let repo = AlarmRepository(store: f.store)
+            var list = try await repo.list(state: nil, rule: "channel_outage", limit: 10)
+            #expect(list.count == 1 && list[0].state == "raised" && list[0].details["share"] == "0.5")
+            guard case .acknowledged(let acked) = try await repo.acknowledge(id: list[0].id, by: "ops", now: Date()) else { Issue.record(); return }
+            #expect(acked.state == "acknowledged" && acked.acknowledgedBy == "ops")
+            try await t.applyAlarms([.clear(key: "channel_outage|news"), raise], now: 2000)
+            list = try await repo.list(state: nil, rule: "channel_outage", limit: 10)
+            #expect(Set(list.map(\.state)) == ["cleared", "raised"], "a raise after a clear starts a new alarm")
+            guard case .alreadyCleared = try await repo.acknowledge(id: list.first { $0.state == "cleared" }!.id, by: "ops", now: Date()) else {
+                Issue.record(); return
+            }
+            // Offline: a box silent for longer than the limit raises; coming back clears.
+            _ = try await f.deps.devices.register(id: "gone", model: "m", tags: [], secretHash: "sha256:x", now: Date())
+            _ = try await f.store.collection(Schema.devices).updateOne(["_id": "gone"], ["$set": ["lastSeen": .date(Date(timeIntervalSinceNow: -3600))]])
+            let changes = try await repo.offlineChanges(after: 600, now: Date())
+            #expect(changes.count == 1)
+            try await t.applyAlarms(changes, now: 3000)
+            #expect(try await repo.offlineChanges(after: 600, now: Date()).isEmpty, "already raised")
+            _ = try await f.store.collection(Schema.devices).updateOne(["_id": "gone"], ["$set": ["online": true]])
+            #expect(try await repo.offlineChanges(after: 600, now: Date()) == [.clear(key: "offline|gone")])
+        }
+    }
+
     @Test func tokensAreStoredHashedAndRevocable() async throws {
         try await withFixture { f in
             let created = try await f.deps.tokens.create(name: "grafana", role: .analyst, createdBy: "root", now: Date())

@@ -109,6 +109,8 @@ final class RecordingStore: TelemetryStore, @unchecked Sendable {
     func insertLogs(_ logs: [StoredLog]) async throws {}
     func appendMetrics(_ b: [MetricBucketAppend]) async throws { lock.withLock { buckets += b } }
     func addAudience(_ counts: [AudienceCount]) async throws {}
+    var alarms: [AlarmChange] = []
+    func applyAlarms(_ changes: [AlarmChange], now: Int64) async throws { lock.withLock { alarms += changes } }
 }
 
 @Suite("Telemetry applier")

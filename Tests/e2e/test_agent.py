@@ -56,7 +56,7 @@ def test_one_box_connects_and_its_telemetry_reaches_the_store(hub, tmpdir_path):
     secret = hub.register("agent-1")
     log = open(tmpdir_path / "agent-1.log", "wb")
     p = agent("--hub", hub.ws_url, "--id", "agent-1", "--secret", secret, "--state-dir", str(tmpdir_path / "state"),
-              "--firmware", "3.2.1", "--start", evening(), "--clock-speed", "60", log=log)
+              "--firmware", "3.2.1", "--start", evening(), "--clock-speed", "600", "--seed", "3", log=log)
     try:
         d = hub.wait_device("agent-1", lambda d: d["online"], timeout=20)
         assert d["firmware"] == "3.2.1" and d["model"] == "argus-sim-1" and d["bootId"]
@@ -112,3 +112,65 @@ def test_an_unreadable_secrets_file_exits_2_with_a_clear_message(tmpdir_path):
                         str(tmpdir_path / "missing"), "--hub", "ws://127.0.0.1:1/v1/stb"], capture_output=True, text=True, timeout=20)
     assert p.returncode == 2
     assert "missing" in p.stderr
+
+
+def test_a_simulated_channel_outage_raises_a_fleet_alarm_that_is_acknowledged_and_cleared(make_hub, tmpdir_path):
+    import asyncio
+    import json
+
+    import websockets
+
+    hub = make_hub(extra_args=["--outage-share", "0.3", "--outage-min-viewers", "3"]).start()
+    secrets = tmpdir_path / "alarm.secrets"
+    env = dict(os.environ, ARGUS_API=hub.api, ARGUS_TOKEN=hub.token)
+    subprocess.run([str(ROOT / "scripts/register-fleet"), "120", "al", str(secrets)], env=env, cwd=ROOT, check=True,
+                   capture_output=True, timeout=120)
+    channel = next(l.split()[0] for l in (ROOT / "data/channels.txt").read_text().splitlines() if l.strip() and not l.startswith("#"))
+    seen_live = []
+
+    async def watch_live(stop):
+        async with websockets.connect(f"ws://127.0.0.1:{hub.api_port}/api/v1/live?fleet=1&token={hub.token}") as ws:
+            while not stop.is_set():
+                try:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                except asyncio.TimeoutError:
+                    continue
+                if m["type"] == "alarm":
+                    seen_live.append(m)
+
+    p = agent("--fleet", "120", "--id-prefix", "al", "--secrets-file", str(secrets), "--hub", hub.ws_url,
+              "--ramp", "500", "--seed", "5", "--clock-speed", "60", "--start", evening(), "--force-outage", "0",
+              log=open(tmpdir_path / "alarm-fleet.log", "wb"))
+
+    async def main():
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch_live(stop))
+        loop = asyncio.get_running_loop()
+
+        def raised():
+            _, alarms, _ = hub.call("GET", "/api/v1/alarms?rule=channel_outage", expect=200)
+            return [a for a in alarms["items"] if a["target"] == channel]
+
+        alarms = await loop.run_in_executor(None, lambda: wait_for(raised, timeout=90, what=f"an outage alarm on {channel}"))
+        a = alarms[-1]
+        assert int(a["details"]["errorBoxes"]) >= 1 and float(a["details"]["share"]) >= 0.3
+        if a["state"] == "raised":
+            _, acked, _ = hub.call("POST", f"/api/v1/alarms/{a['id']}/ack", expect=200)
+            assert acked["state"] == "acknowledged" and acked["acknowledgedBy"] == "bootstrap"
+            assert hub.call("POST", f"/api/v1/alarms/{a['id']}/ack")[0] == 200  # twice is harmless
+
+        def cleared():
+            _, alarms, _ = hub.call("GET", "/api/v1/alarms?rule=channel_outage&state=cleared", expect=200)
+            return [x for x in alarms["items"] if x["target"] == channel]
+
+        await loop.run_in_executor(None, lambda: wait_for(cleared, timeout=150, what="the outage alarm cleared"))
+        stop.set()
+        await watcher
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 300))
+    finally:
+        stop(p)
+    assert any(m["state"] == "raised" and m["target"] == channel for m in seen_live), seen_live
+    _, audit, _ = hub.call("GET", "/api/v1/audit?action=alarm.acknowledge", expect=200)
+    assert audit["items"]

@@ -18,6 +18,8 @@ struct APIDependencies: Sendable {
     let metrics: PrometheusCollectorRegistry
     /// Told about revocations, so a revoked box cannot use the outage fallback.
     var authenticator: DeviceAuthenticator? = nil
+    /// Operators' live views, told about alarm changes.
+    var live: LiveHub? = nil
 }
 
 // MARK: - Bodies and views
@@ -93,6 +95,7 @@ enum OperatorAPI {
         addTokenRoutes(api, deps)
         addTelemetryRoutes(api, deps)
         LiveRoute.addFallbackRoute(api)
+        addAlarmRoutes(api, deps)
         api.get("audit") { request, context -> AuditPage in
             _ = try context.require(.admin)
             let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)

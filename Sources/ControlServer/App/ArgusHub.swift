@@ -114,6 +114,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Days to keep log lines.")
     var retentionLogsDays = Env.int("ARGUS_RETENTION_LOGS_DAYS", 14)
 
+    @Option(help: "A metric alarm rule, metric>value/seconds or metric<value/seconds; repeatable (env ARGUS_ALARM_RULES, comma-separated).")
+    var alarmRule: [String] = (Env.values["ARGUS_ALARM_RULES"] ?? "tempC>80/300").split(separator: ",").map(String.init)
+
+    @Option(help: "Share of a channel's viewers reporting playback errors within a minute that raises a channel outage (env ARGUS_OUTAGE_SHARE).")
+    var outageShare: Double = Double(Env.string("ARGUS_OUTAGE_SHARE", "0.2")) ?? 0.2
+
+    @Option(help: "Fewest viewers of a channel for an outage alarm (env ARGUS_OUTAGE_MIN_VIEWERS).")
+    var outageMinViewers = Env.int("ARGUS_OUTAGE_MIN_VIEWERS", 5)
+
+    @Option(help: "Raise an offline alarm for a box offline longer than this many minutes; 0 turns it off (env ARGUS_OFFLINE_ALARM_MINUTES).")
+    var offlineAlarmMinutes = Env.int("ARGUS_OFFLINE_ALARM_MINUTES", 10)
+
+    @Option(help: "Seconds after a minute ends before its audience counters are written (env ARGUS_AUDIENCE_GRACE).")
+    var audienceGrace = Env.int("ARGUS_AUDIENCE_GRACE", 90)
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel = Env.string("LOG_LEVEL", "info")
 
@@ -133,6 +148,13 @@ struct Serve: AsyncParsableCommand {
                        ("--retention-logs-days", retentionLogsDays)] where !(1...3650).contains(d) {
             throw ValidationError("\(n) must be from 1 to 3650")
         }
+        for r in alarmRule where ThresholdRule.parse(r) == nil {
+            throw ValidationError("--alarm-rule \(r) is not metric>value/seconds or metric<value/seconds with a known metric")
+        }
+        guard outageShare > 0 && outageShare <= 1 else { throw ValidationError("--outage-share must be above 0 and at most 1") }
+        guard (1...100_000).contains(outageMinViewers) else { throw ValidationError("--outage-min-viewers must be from 1 to 100000") }
+        guard (0...100_000).contains(offlineAlarmMinutes) else { throw ValidationError("--offline-alarm-minutes must be from 0 to 100000") }
+        guard (0...3600).contains(audienceGrace) else { throw ValidationError("--audience-grace must be from 0 to 3600") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
     }
 
@@ -194,9 +216,28 @@ struct Serve: AsyncParsableCommand {
         gw.limits.messagesPerSecond = rateLimit
         let telemetryStore = MongoTelemetryStore(store: store)
         let audience = AudienceState()
-        let telemetry = TelemetryService(applier: TelemetryApplier(spool: spool, store: telemetryStore, audience: audience,
+        let alarms = AlarmState(AlarmEvaluator(rules: alarmRule.compactMap(ThresholdRule.parse), outageShare: outageShare,
+                                               outageMinViewers: outageMinViewers)) { [live] changes in
+            for c in changes {
+                var w = JSONWriter(capacity: 128)
+                w.beginObject()
+                w.string("type", "alarm")
+                switch c {
+                case .raise(let key, let rule, let target, _):
+                    w.string("state", "raised"); w.string("key", key); w.string("rule", rule); w.string("target", target)
+                case .clear(let key):
+                    w.string("state", "cleared"); w.string("key", key)
+                }
+                w.endObject()
+                live.publishFleet(String(decoding: w.bytes, as: UTF8.self))
+            }
+        }
+        let telemetry = TelemetryService(applier: TelemetryApplier(spool: spool, store: telemetryStore, audience: audience, alarms: alarms,
                                                                    logger: Logger(label: "argus.telemetry")),
                                          spool: spool, audience: audience, store: telemetryStore, gate: gate,
+                                         audienceGrace: .seconds(Int64(audienceGrace)),
+                                         offlineAfter: offlineAlarmMinutes > 0 ? .seconds(Int64(offlineAlarmMinutes) * 60) : nil,
+                                         alarms: alarms, alarmRepository: AlarmRepository(store: store),
                                          logger: Logger(label: "argus.telemetry"))
         let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, ingest: ingest, heartbeatSeconds: heartbeat,
                                     limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
@@ -207,7 +248,7 @@ struct Serve: AsyncParsableCommand {
         let deps = APIDependencies(store: store, devices: devices, tokens: TokenRepository(store: store),
                                    audit: AuditLog(store: store, node: nodeName, logger: Logger(label: "argus.audit")),
                                    registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
-                                   authenticator: authenticator)
+                                   authenticator: authenticator, live: live)
         let api = Application(router: OperatorAPI.router(deps),
                               server: .http1WebSocketUpgrade { request, _, _ in
                                   try await LiveRoute.shouldUpgrade(request, deps: deps, live: live)

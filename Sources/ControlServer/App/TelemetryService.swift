@@ -20,13 +20,21 @@ final class TelemetryService: Service, Sendable {
     let logger: Logger
     /// How long after a minute ends its counters are written (late events still count).
     let audienceGrace: Duration
+    /// Raise an offline alarm for a box offline longer than this; nil turns the check off.
+    let offlineAfter: Duration?
+    let alarms: AlarmState
+    let alarmRepository: AlarmRepository?
     private let pendingAudience = NIOLockedCounts()
     private let applied = Counter(label: "argus_telemetry_messages_applied_total")
     private let documents = Counter(label: "argus_telemetry_store_documents_total")
     private let spoolBytes = Gauge(label: "argus_telemetry_spool_bytes")
 
     init(applier: TelemetryApplier, spool: Spool, audience: AudienceState, store: any TelemetryStore, gate: ReadinessGate,
-         audienceGrace: Duration = .seconds(90), logger: Logger) {
+         audienceGrace: Duration = .seconds(90), offlineAfter: Duration? = nil, alarms: AlarmState = AlarmState(),
+         alarmRepository: AlarmRepository? = nil, logger: Logger) {
+        self.offlineAfter = offlineAfter
+        self.alarms = alarms
+        self.alarmRepository = alarmRepository
         self.applier = applier
         self.spool = spool
         self.audience = audience
@@ -48,6 +56,7 @@ final class TelemetryService: Service, Sendable {
     private func loop() async {
         var backoff = Duration.milliseconds(200)
         var lastAudience = ContinuousClock.now
+        var lastOfflineCheck = ContinuousClock.now
         var failing = false
         while !Task.isCancelled {
             spoolBytes.record(spool.bytesOnDisk)
@@ -63,6 +72,12 @@ final class TelemetryService: Service, Sendable {
                 if ContinuousClock.now - lastAudience >= .seconds(10) {
                     try await flushAudience()
                     lastAudience = .now
+                }
+                if let after = offlineAfter, let repo = alarmRepository,
+                   ContinuousClock.now - lastOfflineCheck >= min(.seconds(30), after / 2) {
+                    alarms.add(try await repo.offlineChanges(after: Double(after.components.seconds), now: Date()))
+                    try await alarms.flush(to: store)
+                    lastOfflineCheck = .now
                 }
                 if r.segments == 0 { try? await Task.sleep(for: .milliseconds(100)) }
             } catch {

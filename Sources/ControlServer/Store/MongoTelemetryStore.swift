@@ -17,8 +17,10 @@ struct MongoTelemetryStore: TelemetryStore {
     let logs: MongoCollection
     let metrics: MongoCollection
     let audience: MongoCollection
+    let alarms: MongoCollection
 
     init(store: MongoStore) {
+        alarms = store.collection(Schema.alarms)
         events = store.collection(Schema.events)
         logs = store.collection(Schema.logs)
         metrics = store.collection(Schema.metrics)
@@ -83,6 +85,24 @@ struct MongoTelemetryStore: TelemetryStore {
             }
         }
         _ = try await metrics.bulkWrite(slow, operation: "appendMetrics.dedupe")
+    }
+
+    /// Raise inserts an active alarm (a unique partial index keeps one active per key, so a
+    /// second raise is a counted duplicate); clear closes the active one.
+    func applyAlarms(_ changes: [AlarmChange], now: Int64) async throws {
+        let writes: [WriteModel] = changes.map { c in
+            switch c {
+            case .raise(let key, let rule, let target, let details):
+                return .insertOne(["_id": .string(ObjectID.generate().description), "key": .string(key), "rule": .string(rule),
+                                   "target": .string(target), "state": "raised", "active": true, "raisedAt": Self.date(now),
+                                   "details": .document(Document(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))])
+            case .clear(let key):
+                return .updateMany(filter: ["key": .string(key), "active": true],
+                                   update: ["$set": ["state": "cleared", "clearedAt": Self.date(now)], "$unset": ["active": ""]], upsert: false)
+            }
+        }
+        // In order: a raise after a clear of the same key must see the clear first.
+        for w in writes { _ = try await alarms.bulkWrite([w], operation: "applyAlarms") }
     }
 
     func addAudience(_ counts: [AudienceCount]) async throws {

@@ -10,6 +10,7 @@ enum Schema {
     static let logs = "logs"
     static let metrics = "metrics"
     static let audience = "audience"
+    static let alarms = "alarms"
 
     /// Creates every index the hub's queries use. Idempotent.
     static func ensureIndexes(_ store: MongoStore, retention: RetentionConfiguration = .init()) async throws {
@@ -26,6 +27,15 @@ enum Schema {
         try await store.collection(metrics).createIndexes([
             IndexModel(name: "d_h", keys: ["d": 1, "h": 1]),
             IndexModel(name: "ttl_h", keys: ["h": 1], expireAfterSeconds: retention.metricsDays * day),
+        ])
+        try await store.collection(alarms).createIndexes([
+            IndexModel(name: "active_key", keys: ["key": 1], unique: true, partialFilter: ["active": true]),
+            IndexModel(name: "state_raisedAt", keys: ["state": 1, "raisedAt": -1]),
+            IndexModel(name: "raisedAt", keys: ["raisedAt": -1]),
+            IndexModel(name: "rule_active", keys: ["rule": 1, "active": 1]),
+        ])
+        try await store.collection(devices).createIndexes([
+            IndexModel(name: "online_lastSeen", keys: ["online": 1, "lastSeen": 1]),
         ])
         try await store.collection(audience).createIndexes([
             IndexModel(name: "ch_m", keys: ["ch": 1, "m": 1]),

@@ -104,6 +104,7 @@ typedef struct {
     double rate_fraction;       /* fraction of messagesPerSecond the box uses */
     stb_backoff_policy backoff;
     int log_level_min;          /* default: lines at or above are sent as telemetry */
+    int force_outage;           /* channel index forced into an outage one simulated minute in (-1: none) */
 } stb_config;
 
 void stb_config_defaults(stb_config *c); /* single-box defaults */
