@@ -37,18 +37,27 @@ public enum FrameCodec {
                 guard items.count <= maxBatch else {
                     throw ProtocolError(.invalidField, "a batch holds at most \(maxBatch) messages", field: "messages")
                 }
+                // Each message stands alone: an invalid one is refused with its own error, and
+                // the valid rest of the batch is accepted.
                 var out: [TelemetryMessage] = []
+                var rejected: [ProtocolError] = []
                 out.reserveCapacity(items.count)
                 for (i, item) in items.enumerated() {
                     let path = "messages[\(i)]"
-                    guard case .object = item else { throw ProtocolError(.invalidField, "\(path) must be an object", field: path) }
-                    guard case .string(let t)? = item["type"] else { throw ProtocolError(.missingField, "\(path).type is required", field: path + ".type") }
-                    guard t == "metrics" || t == "event" || t == "log" else {
-                        throw ProtocolError(.invalidField, "\(path).type must be metrics, event or log", field: path + ".type")
+                    do {
+                        guard case .object = item else { throw ProtocolError(.invalidField, "\(path) must be an object", field: path) }
+                        guard case .string(let t)? = item["type"] else { throw ProtocolError(.missingField, "\(path).type is required", field: path + ".type") }
+                        guard t == "metrics" || t == "event" || t == "log" else {
+                            throw ProtocolError(.invalidField, "\(path).type must be metrics, event or log", field: path + ".type")
+                        }
+                        out.append(try telemetry(item, type: t, field: path))
+                    } catch var e as ProtocolError {
+                        e.ref = env.id
+                        rejected.append(e)
                     }
-                    out.append(try telemetry(item, type: t, field: path))
                 }
-                return .success(.telemetry(env, out))
+                if out.isEmpty, let first = rejected.first { throw first }
+                return .success(.telemetry(env, out, rejected: rejected))
             default:
                 throw ProtocolError(.unknownType, "unknown message type \"\(env.type)\"", field: "type")
             }

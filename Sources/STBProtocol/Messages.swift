@@ -2,8 +2,9 @@
 public enum InboundMessage: Sendable, Equatable {
     case hello(Hello)
     case ping(Ping)
-    /// `metrics`, `event` or `log`, or the messages of a `batch`, in order.
-    case telemetry(Envelope, [TelemetryMessage])
+    /// `metrics`, `event` or `log`, or the valid messages of a `batch`, in order, with the
+    /// errors of the batch's invalid messages (each names its `messages[i]` field).
+    case telemetry(Envelope, [TelemetryMessage], rejected: [ProtocolError] = [])
 }
 
 /// The common envelope fields (docs/protocol.md, "Envelope").

@@ -72,7 +72,7 @@ public final class TelemetryApplier: Sendable {
             }
             result.records += records.count
             for r in records {
-                guard case .success(.telemetry(_, let messages)) = FrameCodec.decode(r.frame) else {
+                guard case .success(.telemetry(_, let messages, _)) = FrameCodec.decode(r.frame) else {
                     logger.error("spool record is not telemetry; skipped", metadata: ["stb.id": .string(r.deviceID)])
                     continue
                 }

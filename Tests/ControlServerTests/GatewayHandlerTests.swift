@@ -68,6 +68,8 @@ struct GatewayHandlerTests {
         #expect(try readJSON(ch)["code"] == .string("fragmented_frame"))
         try ch.writeInbound(text("[]", ch))
         #expect(try readJSON(ch)["code"] == .string("invalid_json"))
+        try ch.writeInbound(WebSocketFrame(fin: true, opcode: .text, data: ch.allocator.buffer(bytes: Array(#"{"type":"log","text":""#.utf8) + [0xC3, 0x28, 0x22, 0x7D])))
+        #expect(try readJSON(ch)["code"] == .string("invalid_utf8"))
         // No close frame was sent, and the session still answers.
         try ch.writeInbound(text(#"{"type":"ping","id":"after"}"#, ch))
         #expect(try readJSON(ch)["ref"] == .string("after"))

@@ -54,7 +54,8 @@ struct FrameCodecTests {
         case .ping(let p):
             #expect(name == "in-ping.json")
             #expect(p.envelope.id == "p-7")
-        case .telemetry(let env, let messages):
+        case .telemetry(let env, let messages, let rejected):
+            #expect(rejected.isEmpty)
             switch name {
             case "in-metrics.json":
                 #expect(messages == [TelemetryMessage(seq: 42, ts: 1795315639000, body: .metrics(MetricsSample(
@@ -98,12 +99,22 @@ struct FrameCodecTests {
         (#"{"type":"log","seq":1,"ts":1,"level":"info","source":"s"}"#, .missingField, "text"),
         (#"{"type":"batch","messages":[]}"#, .invalidField, "messages"),
         (#"{"type":"batch","messages":[{"type":"hello"}]}"#, .invalidField, "messages[0].type"),
-        (#"{"type":"batch","messages":[{"type":"log","seq":1,"ts":1,"level":"info","source":"s","text":"t"},{"type":"metrics","seq":2,"ts":1,"mem":-1}]}"#, .invalidField, "messages[1].mem"),
     ])
     func invalidTelemetryNamesTheField(frame: String, code: ErrorCode, field: String) {
         guard case .failure(let e) = FrameCodec.decode(Array(frame.utf8)) else { Issue.record("accepted \(frame)"); return }
         #expect(e.code == code)
         #expect(e.field == field)
+    }
+
+    @Test func anInvalidMessageInABatchIsRefusedAloneAndTheRestAccepted() throws {
+        let frame = #"{"type":"batch","id":"b9","messages":[{"type":"log","seq":1,"ts":1,"level":"info","source":"s","text":"t"},"# +
+            #"{"type":"metrics","seq":2,"ts":1,"mem":-1},{"type":"log","seq":3,"ts":1,"level":"info","source":"s","text":"é"},"# +
+            #"{"type":"event","seq":4,"ts":1,"event":"tune"}]}"#
+        guard case .success(.telemetry(_, let ok, let rejected)) = FrameCodec.decode(Array(frame.utf8)) else { Issue.record(); return }
+        #expect(ok.map(\.seq) == [1, 3])
+        #expect(rejected.map(\.field) == ["messages[1].mem", "messages[3].channel"])
+        #expect(rejected.map(\.code) == [.invalidField, .missingField])
+        #expect(rejected.allSatisfy { $0.ref == "b9" })
     }
 
     @Test func batchesAreCappedAndTextIsBounded() throws {

@@ -123,15 +123,17 @@ def test_invalid_telemetry_is_refused_with_the_field_and_not_acked(hub):
         await ws.send(json.dumps({"type": "batch", "id": "b-x", "messages": [log(1), {**metrics(2), "cpu": 400}]}))
         err = json.loads(await ws.recv())
         assert err["type"] == "error" and err["code"] == "invalid_field" and err["field"] == "messages[1].cpu" and err["ref"] == "b-x"
+        assert (await expect_ack(ws, 1))["upTo"] == 1  # the valid rest of the batch is accepted
         await ws.send(json.dumps(log(3)))
         assert (await expect_ack(ws, 3))["upTo"] == 3
         await ws.close()
 
     run(main())
     d = db(hub)
-    wait_for(lambda: d.logs.count_documents({}) == 1, what="the valid log")
+    wait_for(lambda: d.logs.count_documents({}) == 2, what="the valid logs")
     time.sleep(0.5)
-    assert [l["s"] for l in d.logs.find()] == [3], "nothing of the refused batch was stored"
+    assert sorted(l["s"] for l in d.logs.find()) == [1, 3]
+    assert d.metrics.count_documents({}) == 0, "the invalid sample was not stored"
 
 
 def test_rate_limit_refuses_excess_and_closes_persistent_abusers(make_hub):

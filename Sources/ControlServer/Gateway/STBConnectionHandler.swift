@@ -134,7 +134,8 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func perform(_ action: SessionStateMachine.FrameAction, _ context: ChannelHandlerContext, frame: [UInt8] = []) {
         switch action {
-        case .ingest(let bootId, let ref, let messages):
+        case .ingest(let bootId, let ref, let messages, let rejected):
+            for e in rejected { sendError(e, context) }
             ingest(bootId: bootId, ref: ref, messages, frame: frame, context)
         case .ignore:
             break
@@ -190,7 +191,9 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             ingest.countAccepted(Int(count))
             pauseReading(context)
         case .full:
-            shared.logger.warning("spool full; closing session", metadata: ["stb.id": .string(deviceID)])
+            ingest.spoolFull.increment()
+            shared.logger.warning("telemetry spool full; not acknowledging, closing session", metadata: [
+                "stb.id": .string(deviceID), "spool.bytes": .stringConvertible(ingest.spool.bytesOnDisk)])
             close(.tryAgainLater)
         }
     }

@@ -20,7 +20,7 @@ struct SessionStateMachine {
         case welcome(Hello)
         case pong(ref: String?)
         /// Telemetry from the active session, with the boot it belongs to.
-        case ingest(bootId: String, ref: String?, [TelemetryMessage])
+        case ingest(bootId: String, ref: String?, [TelemetryMessage], rejected: [ProtocolError])
         case sendError(ProtocolError)
         case sendErrorAndClose(ProtocolError, CloseCode)
         case ignore
@@ -78,8 +78,8 @@ struct SessionStateMachine {
             return .sendError(ProtocolError(.duplicateHello, "hello was already received in this session", ref: h.envelope.id))
         case (.active, .success(.ping(let p))):
             return .pong(ref: p.envelope.id)
-        case (.active(let h), .success(.telemetry(let env, let messages))):
-            return .ingest(bootId: h.bootId, ref: env.id, messages)
+        case (.active(let h), .success(.telemetry(let env, let messages, let rejected))):
+            return .ingest(bootId: h.bootId, ref: env.id, messages, rejected: rejected)
         case (.active, .failure(let e)):
             return .sendError(e)
         }
@@ -129,7 +129,7 @@ extension InboundMessage {
         switch self {
         case .hello(let h): return h.envelope.id
         case .ping(let p): return p.envelope.id
-        case .telemetry(let e, _): return e.id
+        case .telemetry(let e, _, _): return e.id
         }
     }
 }

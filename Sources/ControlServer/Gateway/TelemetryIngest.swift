@@ -16,6 +16,8 @@ final class TelemetryIngest: Sendable {
     let acked = Counter(label: "argus_telemetry_messages_acked_total")
     let rateLimited = Counter(label: "argus_telemetry_messages_rate_limited_total")
     let pauses = Counter(label: "argus_telemetry_read_pauses_total")
+    /// Frames refused because the spool was full (the box is closed with 1013 and resends later).
+    let spoolFull = Counter(label: "argus_telemetry_spool_full_total")
     private let acceptedTotal = ManagedAtomic<Int>(0)
     private let ackedTotal = ManagedAtomic<Int>(0)
     /// Operators' live views; told about every accepted frame.
