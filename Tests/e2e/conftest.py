@@ -174,6 +174,18 @@ class Hub:
             pass
 
 
+def wait_for(pred, timeout=60, what="condition"):
+    """Polls `pred` until it returns something truthy, and returns that."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
 def basic(device_id: str, secret: str) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(f"{device_id}:{secret}".encode()).decode()}
 

@@ -6,7 +6,7 @@ import time
 
 import pymongo
 
-from conftest import ROOT, bin_dir
+from conftest import wait_for, ROOT, bin_dir
 
 
 def evening():
@@ -28,17 +28,6 @@ def stop(p, sig=signal.SIGTERM):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-
-
-def wait_for(pred, timeout=60, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
 def online_count(hub):

@@ -13,7 +13,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from conftest import ROOT, Hub, basic, free_port, hello
+from conftest import wait_for, ROOT, Hub, basic, free_port, hello
 
 
 def run(coro, timeout=120):
@@ -49,16 +49,6 @@ async def expect_ack(ws, up_to, timeout=10):
 
 def db(hub):
     return pymongo.MongoClient(os.environ["MONGODB_URI"])[hub.database]
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_telemetry_is_acked_stored_once_even_when_resent_and_served_by_the_api(hub):
