@@ -364,3 +364,18 @@ def test_bad_flags_exit_2_with_a_clear_message(args, needle):
     p = subprocess.run([str(bin_dir() / "argus-hub"), *args], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert needle in p.stderr + p.stdout
+
+
+def test_every_metric_the_grafana_dashboard_reads_is_exported(hub):
+    import re
+    names = {n for n in re.findall(r"argus_[a-z_]+", (ROOT / "dashboards/grafana/argus-hub.json").read_text()) if not n.endswith("_")}
+    assert len(names) >= 10
+    deadline = time.time() + 10
+    while True:
+        status, text, _ = hub.call("GET", "/metrics", token=False)
+        exported = set(re.findall(r"^(argus_[a-z_]+)", text if isinstance(text, str) else "", re.M))
+        if names <= exported or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 200
+    assert names <= exported, f"not exported: {sorted(names - exported)}"

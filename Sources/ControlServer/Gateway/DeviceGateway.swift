@@ -107,6 +107,8 @@ final class DeviceGateway: Service, Sendable {
     private let boundPort = NIOLockedInt()
     private let upgrades = Counter(label: "argus_gateway_handshakes_total")
     private let refusals = Counter(label: "argus_gateway_refused_total")
+    private let sessionsGauge = Gauge(label: "argus_gateway_sessions")
+    private let socketsGauge = Gauge(label: "argus_gateway_sockets")
 
     init(configuration: GatewayConfiguration, capacity: ConnectionCapacity, shared: GatewayContext, group: EventLoopGroup,
          authenticator: DeviceAuthenticator, ready: ReadinessGate, logger: Logger) {
@@ -174,6 +176,8 @@ final class DeviceGateway: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             let now = NIODeadline.now()
+            sessionsGauge.record(shared.registry.activeCount)
+            socketsGauge.record(capacity.current)
             var byLoop: [ObjectIdentifier: (EventLoop, [STBConnectionHandler])] = [:]
             for h in shared.registry.snapshot() {
                 byLoop[ObjectIdentifier(h.eventLoop), default: (h.eventLoop, [])].1.append(h)
