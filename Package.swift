@@ -94,6 +94,7 @@ let package = Package(
         .testTarget(name: "STBProtocolTests", dependencies: ["STBProtocol"]),
         .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
+        .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol"]),
         .testTarget(
             name: "ControlServerTests",
             dependencies: [
