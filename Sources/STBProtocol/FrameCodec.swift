@@ -27,7 +27,7 @@ public enum FrameCodec {
                     bootId: try identifier(value, "bootId"))))
             case "ping":
                 return .success(.ping(Ping(envelope: env)))
-            case "metrics", "event", "log":
+            case "metrics", "event", "log", "command_status":
                 return .success(.telemetry(env, [try telemetry(value, type: env.type, field: nil)]))
             case "batch":
                 guard let raw = value["messages"] else { throw ProtocolError(.missingField, "messages is required", field: "messages") }
@@ -82,7 +82,8 @@ public enum FrameCodec {
         }
         return try wrap {
             let seq = try int(v, "seq", required: true, range: 0...Int64.max)!
-            let ts = try int(v, "ts", required: true, range: 0...253_402_300_799_999)!
+            // A command status may leave out ts (the hub times it on receipt).
+            let ts = try int(v, "ts", required: type != "command_status", range: 0...253_402_300_799_999) ?? 0
             switch type {
             case "metrics":
                 var m = MetricsSample()
@@ -108,6 +109,26 @@ public enum FrameCodec {
                 let channel = v["channel"] == nil && kind != .tune ? nil : try identifier(v, "channel")
                 let code = v["code"] == nil && kind != .playError ? nil : try identifier(v, "code")
                 return TelemetryMessage(seq: seq, ts: ts, body: .event(ViewingEvent(kind: kind, channel: channel, code: code)))
+            case "command_status":
+                let ref = try identifier(v, "ref")
+                let stateText = try identifier(v, "state")
+                guard let state = CommandStatus.State(rawValue: stateText) else {
+                    throw ProtocolError(.invalidField, "state must be received, in_progress, succeeded, failed or rejected", field: "state")
+                }
+                let progress = v["progress"] == nil ? nil : try identifier(v, "progress")
+                var reason: String? = nil
+                if let raw = v["reason"] {
+                    guard case .string(let r) = raw, r.utf8.count <= CommandStatus.maxReason else {
+                        throw ProtocolError(.invalidField, "reason must be a string of at most \(CommandStatus.maxReason) bytes", field: "reason")
+                    }
+                    reason = r
+                }
+                var result: JSONValue? = nil
+                if let raw = v["result"] {
+                    guard case .object = raw else { throw ProtocolError(.invalidField, "result must be an object", field: "result") }
+                    result = raw
+                }
+                return TelemetryMessage(seq: seq, ts: ts, body: .commandStatus(CommandStatus(ref: ref, state: state, progress: progress, reason: reason, result: result)))
             default:
                 let levelText = try identifier(v, "level")
                 guard let level = LogLine.Level(rawValue: levelText) else {
@@ -182,6 +203,20 @@ public enum FrameCodec {
         w.int("maxBatch", limits.maxBatch)
         w.int("messagesPerSecond", limits.messagesPerSecond)
         w.endObject()
+        w.endObject()
+        return w.bytes
+    }
+
+    /// `command`: `id` is the command's id (the job id; the same frame goes to every box of
+    /// the job, so it is encoded once), `deadline` in ms since the epoch.
+    public static func command(id: String, name: String, params: [(String, JSONValue)], deadline: Int64?) -> [UInt8] {
+        var w = JSONWriter(capacity: 128)
+        w.beginObject()
+        w.string("type", "command")
+        w.string("id", id)
+        w.string("name", name)
+        w.value("params", .object(params))
+        if let deadline { w.int("deadline", deadline) }
         w.endObject()
         return w.bytes
     }

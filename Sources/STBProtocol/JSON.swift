@@ -248,6 +248,32 @@ public struct JSONWriter {
     public mutating func bool(_ k: String, _ v: Bool) { key(k); bytes.append(contentsOf: Array((v ? "true" : "false").utf8)); needsComma = true }
     public mutating func optionalString(_ k: String, _ v: String?) { if let v { string(k, v) } }
 
+    /// A member holding any JSON value.
+    public mutating func value(_ k: String, _ v: JSONValue) { key(k); raw(v) }
+
+    /// Appends a value (as an array element or after ``key(_:)``).
+    public mutating func raw(_ v: JSONValue) {
+        separator()
+        switch v {
+        case .null: bytes.append(contentsOf: Array("null".utf8))
+        case .bool(let b): bytes.append(contentsOf: Array((b ? "true" : "false").utf8))
+        case .int(let n): bytes.append(contentsOf: Array(String(n).utf8))
+        case .double(let d): bytes.append(contentsOf: Array((d.isFinite ? "\(d)" : "null").utf8))
+        case .string(let s): Self.appendString(s, to: &bytes)
+        case .array(let items):
+            bytes.append(UInt8(ascii: "["))
+            needsComma = false
+            for i in items { raw(i) }
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let members):
+            bytes.append(UInt8(ascii: "{"))
+            needsComma = false
+            for (k, m) in members { key(k); raw(m) }
+            bytes.append(UInt8(ascii: "}"))
+        }
+        needsComma = true
+    }
+
     private mutating func separator() { if needsComma { bytes.append(UInt8(ascii: ",")) } }
 
     /// Appends `s` as a JSON string literal, escaping what RFC 8259 requires.

@@ -67,6 +67,9 @@ public struct TelemetryMessage: Sendable, Equatable {
         case metrics(MetricsSample)
         case event(ViewingEvent)
         case log(LogLine)
+        /// `command_status`: travels and is acknowledged like telemetry, so a report the hub
+        /// acknowledged is never lost.
+        case commandStatus(CommandStatus)
     }
     /// The box's sequence number within its boot.
     public var seq: Int64
@@ -79,6 +82,28 @@ public struct TelemetryMessage: Sendable, Equatable {
         self.ts = ts
         self.body = body
     }
+}
+
+/// `command_status`: a box's report on one command it was sent.
+public struct CommandStatus: Sendable, Equatable {
+    public enum State: String, Sendable, CaseIterable {
+        case received, inProgress = "in_progress", succeeded, failed, rejected
+    }
+    /// The command's `id` (the hub's job id).
+    public var ref: String
+    public var state: State
+    /// e.g. `downloading`, `verifying`, `installing`, `rebooting`.
+    public var progress: String?
+    /// Why it failed or was rejected (≤ 512 bytes).
+    public var reason: String?
+    /// What it produced (`log_pull` lines, `diagnostics` figures), as sent.
+    public var result: JSONValue?
+
+    public init(ref: String, state: State, progress: String? = nil, reason: String? = nil, result: JSONValue? = nil) {
+        self.ref = ref; self.state = state; self.progress = progress; self.reason = reason; self.result = result
+    }
+
+    public static let maxReason = 512
 }
 
 /// Limits on telemetry fields (docs/protocol.md, "Telemetry").

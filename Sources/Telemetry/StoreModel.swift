@@ -82,7 +82,25 @@ public struct AudienceCount: Sendable, Equatable {
 
 /// What the applier needs from the store. ControlServer implements it with MongoStore;
 /// every operation is idempotent for a resent message except where noted.
+/// A box's `command_status`, applied to its execution (`_id` = ref|device).
+public struct StoredCommandStatus: Sendable, Equatable {
+    public var deviceID: String
+    public var seq: Int64
+    public var ts: Int64
+    public var receivedAt: Int64
+    public var status: CommandStatus
+
+    public init(deviceID: String, seq: Int64, ts: Int64, receivedAt: Int64, status: CommandStatus) {
+        self.deviceID = deviceID; self.seq = seq; self.ts = ts; self.receivedAt = receivedAt; self.status = status
+    }
+    /// The execution's key.
+    public var executionID: String { "\(status.ref)|\(deviceID)" }
+}
+
 public protocol TelemetryStore: Sendable {
+    /// Applies boxes' command reports to their executions, in seq order per execution. A
+    /// report never moves an execution out of a terminal state, so applying twice is harmless.
+    func applyCommandStatuses(_ statuses: [StoredCommandStatus]) async throws
     /// Inserts events; returns, per event, whether it was new (false: already stored).
     func insertEvents(_ events: [StoredEvent]) async throws -> [Bool]
     /// Inserts log lines; duplicates are skipped.

@@ -33,6 +33,7 @@ public final class TelemetryApplier: Sendable {
         public var metricBuckets = 0
         /// Store documents written or upserted this round.
         public var documentsWritten = 0
+        public var commandStatuses = 0
         public init() {}
     }
 
@@ -63,6 +64,7 @@ public final class TelemetryApplier: Sendable {
         var logs: [StoredLog] = []
         var buckets: [String: MetricBucketAppend] = [:]
         var heard: [(String, Int64)] = []
+        var statuses: [StoredCommandStatus] = []
         var observed: [(String, TelemetryMessage)] = []
         for seg in segments {
             let records: [SpoolRecord]
@@ -86,6 +88,8 @@ public final class TelemetryApplier: Sendable {
                         events.append(StoredEvent(deviceID: r.deviceID, bootId: r.bootId, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, event: e))
                     case .log(let l):
                         logs.append(StoredLog(deviceID: r.deviceID, bootId: r.bootId, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, line: l))
+                    case .commandStatus(let c):
+                        statuses.append(StoredCommandStatus(deviceID: r.deviceID, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, status: c))
                     case .metrics(let s):
                         let hour = MetricBucketAppend.hour(of: m.ts)
                         let key = "\(r.deviceID)|\(r.bootId)|\(hour)"
@@ -116,6 +120,7 @@ public final class TelemetryApplier: Sendable {
         for chunk in stride(from: 0, to: appends.count, by: configuration.insertChunk) {
             try await store.appendMetrics(Array(appends[chunk..<min(appends.count, chunk + configuration.insertChunk)]))
         }
+        if !statuses.isEmpty { try await store.applyCommandStatuses(statuses) }
         audience.update { agg in
             for e in fresh.sorted(by: { $0.ts < $1.ts }) { agg.apply(e.deviceID, e.event, at: e.ts) }
             for (d, t) in heard { agg.heard(d, at: t) }
@@ -129,7 +134,8 @@ public final class TelemetryApplier: Sendable {
         result.logs = logs.count
         result.samples = appends.reduce(0) { $0 + $1.samples.count }
         result.metricBuckets = appends.count
-        result.documentsWritten = fresh.count + logs.count + appends.count
+        result.commandStatuses = statuses.count
+        result.documentsWritten = fresh.count + logs.count + appends.count + statuses.count
         return result
     }
 }
@@ -157,7 +163,7 @@ public final class AlarmState: @unchecked Sendable {
             switch m.body {
             case .metrics(let s): pending += evaluator.metrics(device, s, at: m.ts)
             case .event(let e): pending += evaluator.event(device, e, at: m.ts)
-            case .log: break
+            case .log, .commandStatus: break
             }
         }
         if pending.count > 100_000 { pending.removeFirst(pending.count - 100_000) }

@@ -28,9 +28,9 @@ struct FrameCodecTests {
         #expect(Fixtures.names(prefix: "out-").count >= 3)
     }
 
-    /// Message types this hub's codec decodes today; the other `in-` examples (telemetry,
-    /// command status) are specified in docs/protocol.md and decoded by later releases.
-    static let implemented: Set<String> = ["hello", "ping", "metrics", "event-tune", "log", "batch"]
+    /// Message types this hub's codec decodes (every `in-` example).
+    static let implemented: Set<String> = ["hello", "ping", "metrics", "event-tune", "log", "batch",
+                                           "command-status-progress", "command-status-rejected"]
 
     @Test(arguments: Fixtures.names(prefix: "in-") + Fixtures.names(prefix: "out-"))
     func everyExampleIsStrictJSONWithAnEnvelope(name: String) throws {
@@ -70,6 +70,11 @@ struct FrameCodecTests {
                     TelemetryMessage(seq: 45, ts: 1795315641500, body: .event(ViewingEvent(kind: .playError, channel: "bbc-one.uk", code: "E_DECODE"))),
                     TelemetryMessage(seq: 46, ts: 1795315641600, body: .log(LogLine(level: .error, source: "player", text: "decoder reset"))),
                 ])
+            case "in-command-status-progress.json":
+                #expect(messages == [TelemetryMessage(seq: 90, ts: messages[0].ts, body: .commandStatus(CommandStatus(ref: "x-7f3b", state: .inProgress, progress: "verifying")))])
+            case "in-command-status-rejected.json":
+                guard case .commandStatus(let c) = messages.first?.body else { Issue.record("not a status"); return }
+                #expect(c.state == .rejected && c.reason?.isEmpty == false)
             default:
                 Issue.record("unexpected telemetry example \(name)")
             }
@@ -183,5 +188,42 @@ struct JSONTests {
     @Test func closeCodesAreDistinct() {
         #expect(Set(CloseCode.allCases.map(\.rawValue)).count == CloseCode.allCases.count)
         #expect(CloseCode.allCases.allSatisfy { !$0.reason.isEmpty })
+    }
+}
+
+@Suite("Command frames")
+struct CommandFrameTests {
+    @Test func theCommandFrameMatchesTheFirmwareExampleAndRoundTrips() throws {
+        let bytes = FrameCodec.command(id: "x-7f3b", name: "firmware_update", params: [
+            ("version", .string("1.5.0")), ("url", .string("http://127.0.0.1:8080/firmware/1.5.0.bin")), ("size", .int(1048576)),
+            ("sha256", .string("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")),
+        ], deadline: 1795319242000)
+        #expect(bytes == (try Fixtures.bytes("out-command-firmware.json")))
+    }
+
+    @Test func nestedValuesAndEscapesAreWrittenAsStrictJSON() throws {
+        let v = JSONValue.object([("a", .array([.int(1), .double(2.5), .null, .bool(false)])), ("s", .string("q\"\n")),
+                                  ("o", .object([("k", .object([]))]))])
+        var w = JSONWriter()
+        w.raw(v)
+        #expect(String(decoding: w.bytes, as: UTF8.self) == #"{"a":[1,2.5,null,false],"s":"q\"\n","o":{"k":{}}}"#)
+        #expect(try JSONParser.parse(w.bytes) == v)
+    }
+
+    @Test(arguments: [
+        (#"{"type":"command_status","seq":1,"ts":1,"ref":"j","state":"done"}"#, "state"),
+        (#"{"type":"command_status","seq":1,"ts":1,"state":"failed"}"#, "ref"),
+        (#"{"type":"command_status","seq":1,"ts":1,"ref":"j","state":"failed","result":[1]}"#, "result"),
+        (#"{"type":"command_status","ts":1,"ref":"j","state":"failed"}"#, "seq"),
+    ])
+    func badStatusesNameTheirField(frame: String, field: String) {
+        guard case .failure(let e) = FrameCodec.decode(Array(frame.utf8)) else { Issue.record("accepted \(frame)"); return }
+        #expect(e.field == field)
+    }
+
+    @Test func aStatusInsideABatchIsRefusedAlone() {
+        let frame = #"{"type":"batch","id":"b","messages":[{"type":"command_status","seq":1,"ts":1,"ref":"j","state":"failed"},{"type":"log","seq":2,"ts":1,"level":"info","source":"s","text":"t"}]}"#
+        guard case .success(.telemetry(_, let msgs, let rejected)) = FrameCodec.decode(Array(frame.utf8)) else { Issue.record("not decoded"); return }
+        #expect(msgs.count == 1 && rejected.first?.field == "messages[0].type")
     }
 }

@@ -111,6 +111,8 @@ final class RecordingStore: TelemetryStore, @unchecked Sendable {
     func addAudience(_ counts: [AudienceCount]) async throws {}
     var alarms: [AlarmChange] = []
     func applyAlarms(_ changes: [AlarmChange], now: Int64) async throws { lock.withLock { alarms += changes } }
+    var statuses: [StoredCommandStatus] = []
+    func applyCommandStatuses(_ s: [StoredCommandStatus]) async throws { lock.withLock { statuses += s } }
 }
 
 @Suite("Telemetry applier")
@@ -121,18 +123,21 @@ struct TelemetryApplierTests {
         let spool = try Spool(configuration: .init(directory: dir, sealAfter: .milliseconds(20)))
         spool.start()
         let frames = [#"{"type":"metrics","seq":1,"ts":3600000,"cpu":1}"#, #"{"type":"event","seq":2,"ts":3600001,"event":"tune","channel":"c"}"#,
-                      #"{"type":"metrics","seq":3,"ts":3600002,"cpu":3}"#]
+                      #"{"type":"metrics","seq":3,"ts":3600002,"cpu":3}"#,
+                      #"{"type":"command_status","seq":4,"ts":3600003,"ref":"j1","state":"failed","reason":"disk full"}"#]
         let done = Counter()
         for f in frames + frames {
             _ = spool.append(SpoolRecord(deviceID: "d", bootId: "b", receivedAt: 1, frame: Array(f.utf8))) { _ in done.add() }
         }
-        try await waitUntil { done.value == 6 && spool.bytesPending == 0 }
+        try await waitUntil { done.value == 8 && spool.bytesPending == 0 }
         try await waitUntil { !spool.sealedSegments().isEmpty }
         let store = RecordingStore()
         let audience = AudienceState()
         let applier = TelemetryApplier(spool: spool, store: store, audience: audience, logger: .init(label: "t"))
         let r = try await applier.applyRound()
-        #expect(r.messages == 6 && r.events == 2 && r.duplicateEvents == 1)
+        #expect(r.messages == 8 && r.events == 2 && r.duplicateEvents == 1 && r.commandStatuses == 2)
+        #expect(store.statuses.map(\.executionID) == ["j1|d", "j1|d"])
+        #expect(store.statuses.first?.status == CommandStatus(ref: "j1", state: .failed, reason: "disk full"))
         #expect(store.buckets.count == 1)
         #expect(store.buckets.first?.samples.map(\.seq) == [1, 3])
         #expect(spool.sealedSegments().isEmpty && spool.bytesOnDisk == 0)

@@ -20,6 +20,10 @@ struct APIDependencies: Sendable {
     var authenticator: DeviceAuthenticator? = nil
     /// Operators' live views, told about alarm changes.
     var live: LiveHub? = nil
+    /// Command jobs; the command routes exist only with it.
+    var commands: CommandService? = nil
+    /// Base URL of this hub for firmware downloads.
+    var publicURL: String = "http://127.0.0.1:8080"
 }
 
 // MARK: - Bodies and views
@@ -96,6 +100,11 @@ enum OperatorAPI {
         addTelemetryRoutes(api, deps)
         LiveRoute.addFallbackRoute(api)
         addAlarmRoutes(api, deps)
+        if let commands = deps.commands {
+            let firmware = FirmwareRepository(store: deps.store)
+            CommandRoutes.add(api, deps, commands, firmware)
+            FirmwareRoutes.add(router, api, deps, firmware, publicURL: deps.publicURL)
+        }
         api.get("audit") { request, context -> AuditPage in
             _ = try context.require(.admin)
             let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)

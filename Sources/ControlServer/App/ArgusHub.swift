@@ -129,6 +129,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds after a minute ends before its audience counters are written (env ARGUS_AUDIENCE_GRACE).")
     var audienceGrace = Env.int("ARGUS_AUDIENCE_GRACE", 90)
 
+    @Option(help: "How nodes hear of jobs created on other nodes: stream (change stream, polling while it is down) or poll (env ARGUS_COMMAND_NOTIFY).")
+    var commandNotify = Env.string("ARGUS_COMMAND_NOTIFY", "stream")
+
+    @Option(help: "Polling interval for jobs, milliseconds (env ARGUS_COMMAND_POLL_MS).")
+    var commandPollMs = Env.int("ARGUS_COMMAND_POLL_MS", 1000)
+
+    @Option(help: "Seconds a delivered command may go unconfirmed before it is sent again (env ARGUS_COMMAND_ACK_TIMEOUT).")
+    var commandAckTimeout = Env.int("ARGUS_COMMAND_ACK_TIMEOUT", 30)
+
+    @Option(help: "Deliveries of one command before it times out (env ARGUS_COMMAND_MAX_ATTEMPTS).")
+    var commandMaxAttempts = Env.int("ARGUS_COMMAND_MAX_ATTEMPTS", 5)
+
+    @Option(help: "Seconds a running command may go without a report before it times out (env ARGUS_COMMAND_RUN_TIMEOUT).")
+    var commandRunTimeout = Env.int("ARGUS_COMMAND_RUN_TIMEOUT", 600)
+
+    @Option(help: "Base URL boxes use to download uploaded firmware (env ARGUS_PUBLIC_URL); default http://<api host>:<api port>.")
+    var publicURL: String? = Env.values["ARGUS_PUBLIC_URL"]
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel = Env.string("LOG_LEVEL", "info")
 
@@ -155,6 +173,12 @@ struct Serve: AsyncParsableCommand {
         guard (1...100_000).contains(outageMinViewers) else { throw ValidationError("--outage-min-viewers must be from 1 to 100000") }
         guard (0...100_000).contains(offlineAlarmMinutes) else { throw ValidationError("--offline-alarm-minutes must be from 0 to 100000") }
         guard (0...3600).contains(audienceGrace) else { throw ValidationError("--audience-grace must be from 0 to 3600") }
+        guard JobNotification(rawValue: commandNotify) != nil else { throw ValidationError("--command-notify must be stream or poll") }
+        guard (50...60_000).contains(commandPollMs) else { throw ValidationError("--command-poll-ms must be from 50 to 60000") }
+        guard (1...3600).contains(commandAckTimeout) else { throw ValidationError("--command-ack-timeout must be from 1 to 3600") }
+        guard (1...100).contains(commandMaxAttempts) else { throw ValidationError("--command-max-attempts must be from 1 to 100") }
+        guard (10...86_400).contains(commandRunTimeout) else { throw ValidationError("--command-run-timeout must be from 10 to 86400") }
+        if let u = publicURL, !(u.hasPrefix("http://") || u.hasPrefix("https://")) { throw ValidationError("--public-url must start with http:// or https://") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
     }
 
@@ -239,7 +263,15 @@ struct Serve: AsyncParsableCommand {
                                          offlineAfter: offlineAlarmMinutes > 0 ? .seconds(Int64(offlineAlarmMinutes) * 60) : nil,
                                          alarms: alarms, alarmRepository: AlarmRepository(store: store),
                                          logger: Logger(label: "argus.telemetry"))
-        let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, ingest: ingest, heartbeatSeconds: heartbeat,
+        var commandConfig = CommandSettings()
+        commandConfig.notification = JobNotification(rawValue: commandNotify) ?? .changeStream
+        commandConfig.pollInterval = .milliseconds(Int64(commandPollMs))
+        commandConfig.timeouts.ackMillis = Int64(commandAckTimeout) * 1000
+        commandConfig.timeouts.maxAttempts = commandMaxAttempts
+        commandConfig.timeouts.runMillis = Int64(commandRunTimeout) * 1000
+        let commands = CommandService(store: store, registry: registry, node: nodeName, configuration: commandConfig, gate: gate,
+                                      logger: Logger(label: "argus.commands"))
+        let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, ingest: ingest, commands: commands, heartbeatSeconds: heartbeat,
                                     limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
         let devices = DeviceRepository(store: store)
         let authenticator = DeviceAuthenticator(devices: devices)
@@ -248,7 +280,8 @@ struct Serve: AsyncParsableCommand {
         let deps = APIDependencies(store: store, devices: devices, tokens: TokenRepository(store: store),
                                    audit: AuditLog(store: store, node: nodeName, logger: Logger(label: "argus.audit")),
                                    registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
-                                   authenticator: authenticator, live: live)
+                                   authenticator: authenticator, live: live, commands: commands,
+                                   publicURL: (publicURL ?? "http://\(apiHost):\(apiPort)").trimmingCharacters(in: CharacterSet(charactersIn: "/")))
         let api = Application(router: OperatorAPI.router(deps),
                               server: .http1WebSocketUpgrade { request, _, _ in
                                   try await LiveRoute.shouldUpgrade(request, deps: deps, live: live)
@@ -271,6 +304,7 @@ struct Serve: AsyncParsableCommand {
                 .init(service: api),
                 .init(service: presence),
                 .init(service: telemetry),
+                .init(service: commands),
                 .init(service: FleetTicker(live: live, registry: registry, ingest: ingest, node: nodeName)),
                 .init(service: gateway),
             ],

@@ -35,6 +35,11 @@ final class ConnectionRegistry: Sendable {
     /// The current session of a box on this node.
     func session(for deviceID: String) -> STBConnectionHandler? { state.withLockedValue { $0.byDevice[deviceID] } }
 
+    /// The current sessions of those of `devices` connected here, under one lock.
+    func sessions(for devices: some Sequence<String>) -> [(String, STBConnectionHandler)] {
+        state.withLockedValue { s in devices.compactMap { d in s.byDevice[d].map { (d, $0) } } }
+    }
+
     /// Every upgraded connection.
     func snapshot() -> [STBConnectionHandler] { state.withLockedValue { Array($0.sessions.values) } }
 

@@ -12,6 +12,8 @@ final class GatewayContext: Sendable {
     let registry: ConnectionRegistry
     let presence: PresenceWriter
     let ingest: TelemetryIngest
+    /// Delivers commands; nil in tests that run a gateway alone.
+    let commands: CommandService?
     let heartbeatSeconds: Int
     let limits: Limits
     let timing: SessionStateMachine.Timing
@@ -20,8 +22,9 @@ final class GatewayContext: Sendable {
     let protocolErrors = Counter(label: "argus_gateway_protocol_errors_total")
     let errorFramesDropped = Counter(label: "argus_gateway_error_frames_dropped_total")
 
-    init(node: String, registry: ConnectionRegistry, presence: PresenceWriter, ingest: TelemetryIngest, heartbeatSeconds: Int, limits: Limits,
-         timing: SessionStateMachine.Timing, logger: Logger) {
+    init(node: String, registry: ConnectionRegistry, presence: PresenceWriter, ingest: TelemetryIngest, commands: CommandService? = nil,
+         heartbeatSeconds: Int, limits: Limits, timing: SessionStateMachine.Timing, logger: Logger) {
+        self.commands = commands
         self.node = node
         self.registry = registry
         self.presence = presence
@@ -85,6 +88,7 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         machine.close()
         shared.ingest.forget(self)
+        shared.commands?.sessionEnded(self)
         if shared.registry.closed(self, deviceID: deviceID) {
             shared.presence.submit(deviceID, .offline(session: session, lastSeen: Date()))
         }
@@ -148,6 +152,7 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                                                      model: hello.model, firmware: hello.firmware, bootId: hello.bootId))
             send(FrameCodec.welcome(ref: hello.envelope.id, serverTime: Self.nowMillis(), session: session, node: shared.node,
                                     heartbeatSeconds: shared.heartbeatSeconds, limits: shared.limits), context)
+            shared.commands?.sessionStarted(self)
         case .pong(let ref):
             send(FrameCodec.pong(ref: ref, serverTime: Self.nowMillis()), context)
         case .sendError(let e):
@@ -170,7 +175,10 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         strikes = 0
-        for m in messages { refusedSeqs.remove(m.seq) }
+        for m in messages {
+            refusedSeqs.remove(m.seq)
+            if case .commandStatus(let c) = m.body { shared.commands?.report(deviceID, c) }
+        }
         highestAccepted = messages.reduce(highestAccepted) { max($0, $1.seq) }
         // Completions arrive in append order, so when this frame is durable so is every frame
         // accepted before it: the ack may cover up to `highestAccepted`, but not a refused seq.
@@ -223,6 +231,12 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         guard readingPaused, let context else { return }
         readingPaused = false
         context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+    }
+
+    /// Sends a `command` frame (shared by every box of the job). Must run on ``eventLoop``.
+    func sendCommand(_ frame: ByteBuffer) {
+        guard let context else { return }
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: frame)), promise: nil)
     }
 
     private func sendError(_ e: ProtocolError, _ context: ChannelHandlerContext) {

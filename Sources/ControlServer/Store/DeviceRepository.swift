@@ -91,4 +91,29 @@ struct DeviceRepository: Sendable {
                                                ["$set": ["revoked": true, "revokedAt": .date(now)], "$unset": ["secretHash": ""]])
         return r.matchedCount == 1
     }
+
+    /// The non-revoked boxes matching `filter` (all boxes for an empty filter), as (id, model),
+    /// at most `limit`.
+    func resolve(_ f: DeviceFilter, limit: Int) async throws -> [(id: String, model: String)] {
+        var q: Document = ["revoked": ["$ne": true]]
+        if let o = f.online { q["online"] = .bool(o) }
+        if let m = f.model { q["model"] = .string(m) }
+        if let fw = f.firmware { q["firmware"] = .string(fw) }
+        if let t = f.tag { q["tags"] = .string(t) }
+        return try await collection.find(q, limit: limit, projection: ["_id": 1, "model": 1, "revoked": 1]).compactMap { d in
+            d["_id"]?.stringValue.map { ($0, d["model"]?.stringValue ?? "") }
+        }
+    }
+
+    /// The given boxes as (id, model, revoked); unknown ids are left out.
+    func lookup(_ ids: [String]) async throws -> [(id: String, model: String, revoked: Bool)] {
+        var out: [(id: String, model: String, revoked: Bool)] = []
+        for start in stride(from: 0, to: ids.count, by: 1000) {
+            let part = ids[start..<min(ids.count, start + 1000)].map { BSON.string($0) }
+            out += try await collection.find(["_id": ["$in": .array(part)]], projection: ["_id": 1, "model": 1, "revoked": 1]).compactMap { d in
+                d["_id"]?.stringValue.map { ($0, d["model"]?.stringValue ?? "", d["revoked"]?.boolValue ?? false) }
+            }
+        }
+        return out
+    }
 }

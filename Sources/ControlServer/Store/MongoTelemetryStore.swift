@@ -1,3 +1,4 @@
+import Commands
 import Foundation
 import MongoStore
 import STBProtocol
@@ -18,13 +19,81 @@ struct MongoTelemetryStore: TelemetryStore {
     let metrics: MongoCollection
     let audience: MongoCollection
     let alarms: MongoCollection
+    let jobs: MongoCollection
+    let executions: MongoCollection
 
     init(store: MongoStore) {
+        jobs = store.collection(Schema.jobs)
+        executions = store.collection(Schema.executions)
         alarms = store.collection(Schema.alarms)
         events = store.collection(Schema.events)
         logs = store.collection(Schema.logs)
         metrics = store.collection(Schema.metrics)
         audience = store.collection(Schema.audience)
+    }
+
+    /// See ``TelemetryStore/applyCommandStatuses(_:)``. Reports for unknown jobs are dropped.
+    /// A report can arrive before its execution document was written (a large job is
+    /// materialized in the background): the document is then created here, and the
+    /// materializer fills in the job's fields.
+    func applyCommandStatuses(_ list: [StoredCommandStatus]) async throws {
+        let refs = Array(Set(list.map(\.status.ref)))
+        let known = Set(try await jobs.find(["_id": ["$in": .array(refs.map { .string($0) })]], projection: ["_id": 1])
+            .compactMap { $0["_id"]?.stringValue })
+        let statuses = list.filter { known.contains($0.status.ref) }
+            .sorted { ($0.executionID, $0.seq) < ($1.executionID, $1.seq) }
+        guard !statuses.isEmpty else { return }
+        let ids = Array(Set(statuses.map(\.executionID)))
+        let existing = Set(try await executions.find(["_id": ["$in": .array(ids.map { .string($0) })]], projection: ["_id": 1])
+            .compactMap { $0["_id"]?.stringValue })
+        var firstOf: [String: StoredCommandStatus] = [:]
+        for s in statuses where !existing.contains(s.executionID) && firstOf[s.executionID] == nil { firstOf[s.executionID] = s }
+        if !firstOf.isEmpty {
+            _ = try await executions.insertMany(firstOf.values.map { s in
+                let at = Self.date(s.receivedAt)
+                return ["_id": .string(s.executionID), "job": .string(s.status.ref), "device": .string(s.deviceID),
+                        "state": .string(ExecutionState.sent.rawValue), "attempts": .int(1), "createdAt": at, "updatedAt": at,
+                        "history": [["s": .string(ExecutionState.sent.rawValue), "at": at]]]
+            })
+        }
+        var writes: [WriteModel] = []
+        let open = CommandRepository.open
+        for s in statuses {
+            let id: BSON = .string(s.executionID)
+            let at = Self.date(s.receivedAt)
+            let c = s.status
+            switch c.state {
+            case .received:
+                writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.queued.rawValue)], update: [
+                    "$set": ["state": .string(ExecutionState.sent.rawValue), "confirmed": true, "updatedAt": at],
+                    "$push": ["history": ["s": .string(ExecutionState.sent.rawValue), "at": at]],
+                ], upsert: false))
+                writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.sent.rawValue)],
+                                         update: ["$set": ["confirmed": true, "updatedAt": at]], upsert: false))
+            case .inProgress:
+                var entry: Document = ["s": .string(ExecutionState.inProgress.rawValue), "at": at]
+                var set: Document = ["state": .string(ExecutionState.inProgress.rawValue), "confirmed": true, "updatedAt": at]
+                if let p = c.progress { entry["progress"] = .string(p); set["progress"] = .string(p) }
+                writes.append(.updateOne(filter: ["_id": id, "state": ["$in": [.string(ExecutionState.queued.rawValue), .string(ExecutionState.sent.rawValue)]]],
+                                         update: ["$set": .document(set), "$push": ["history": .document(entry)]], upsert: false))
+                if let p = c.progress {
+                    writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.inProgress.rawValue), "progress": ["$ne": .string(p)]],
+                                             update: ["$set": ["progress": .string(p), "updatedAt": at], "$push": ["history": .document(entry)]], upsert: false))
+                } else {
+                    writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.inProgress.rawValue)],
+                                             update: ["$set": ["updatedAt": at]], upsert: false))
+                }
+            case .succeeded, .failed, .rejected:
+                let state: ExecutionState = c.state == .succeeded ? .succeeded : c.state == .failed ? .failed : .rejected
+                var entry: Document = ["s": .string(state.rawValue), "at": at]
+                var set: Document = ["state": .string(state.rawValue), "confirmed": true, "updatedAt": at, "finishedAt": at]
+                if let r = c.reason { entry["reason"] = .string(r); set["reason"] = .string(r) }
+                if let r = c.result { set["result"] = BSON(json: r) }
+                writes.append(.updateOne(filter: ["_id": id, "state": ["$in": .array(open)]],
+                                         update: ["$set": .document(set), "$push": ["history": .document(entry)]], upsert: false))
+            }
+        }
+        _ = try await executions.bulkWrite(writes, operation: "applyCommandStatuses")
     }
 
     static func date(_ ms: Int64) -> BSON { .date(Date(timeIntervalSince1970: Double(ms) / 1000)) }

@@ -11,6 +11,10 @@ enum Schema {
     static let metrics = "metrics"
     static let audience = "audience"
     static let alarms = "alarms"
+    static let jobs = "jobs"
+    static let executions = "executions"
+    static let firmware = "firmware"
+    static let firmwareChunks = "firmware_chunks"
 
     /// Creates every index the hub's queries use. Idempotent.
     static func ensureIndexes(_ store: MongoStore, retention: RetentionConfiguration = .init()) async throws {
@@ -48,6 +52,21 @@ enum Schema {
             IndexModel(name: "firmware_id", keys: ["firmware": 1, "_id": 1]),
             IndexModel(name: "tags_id", keys: ["tags": 1, "_id": 1]),
             IndexModel(name: "node_online", keys: ["node": 1, "online": 1]),
+        ])
+        try await store.collection(jobs).createIndexes([
+            IndexModel(name: "updatedAt", keys: ["updatedAt": 1]),
+            IndexModel(name: "materialized_createdAt", keys: ["materialized": 1, "createdAt": 1]),
+            IndexModel(name: "rollout", keys: ["rollout": 1]),
+        ])
+        try await store.collection(executions).createIndexes([
+            IndexModel(name: "device_state", keys: ["device": 1, "state": 1]),
+            IndexModel(name: "job_state", keys: ["job": 1, "state": 1]),
+            IndexModel(name: "job_id", keys: ["job": 1, "_id": 1]),
+            IndexModel(name: "state_deadline", keys: ["state": 1, "deadline": 1]),
+            IndexModel(name: "state_updatedAt", keys: ["state": 1, "updatedAt": 1]),
+        ])
+        try await store.collection(firmwareChunks).createIndexes([
+            IndexModel(name: "fw_n", keys: ["fw": 1, "n": 1], unique: true),
         ])
         try await store.collection(tokens).createIndexes([
             IndexModel(name: "tokenId", keys: ["tokenId": 1], unique: true),

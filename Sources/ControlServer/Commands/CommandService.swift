@@ -1,0 +1,564 @@
+import Commands
+import Foundation
+import Logging
+import Metrics
+import MongoStore
+import NIOConcurrencyHelpers
+import NIOCore
+import ServiceLifecycle
+import STBProtocol
+
+/// How nodes learn about jobs created on other nodes.
+enum JobNotification: String, Sendable, CaseIterable {
+    /// A MongoDB change stream on `jobs` (needs a replica set), with polling as the fallback
+    /// while the stream is down.
+    case changeStream = "stream"
+    /// Polling only.
+    case poll
+}
+
+struct CommandSettings: Sendable {
+    var timeouts = ExecutionStateMachine.Timeouts()
+    var notification = JobNotification.changeStream
+    var pollInterval: Duration = .seconds(1)
+    /// Default lifetime of a job whose request gives no deadline.
+    var defaultTTLMillis: Int64 = 86_400_000
+    /// Most boxes in one job.
+    var maxTargets = 100_000
+    /// Jobs up to this size have every execution stored before the API answers; larger ones
+    /// are stored in the background, with progress on the job.
+    var syncMaterializeLimit = 1000
+    /// Executions followed in memory for retries and timeouts; beyond it, the store sweeper
+    /// handles them.
+    var maxTracked = 500_000
+    var sweepInterval: Duration = .seconds(5)
+}
+
+/// Delivers command jobs to the boxes connected to this node, and follows each delivered
+/// execution with an ``ExecutionStateMachine`` (retries with backoff, timeouts, cancel).
+///
+/// - A new job is delivered at once to the boxes online here; other nodes hear of it through
+///   the change stream on `jobs` (or polling) and deliver to theirs. The frame is encoded once
+///   per node and shared by every box.
+/// - A box that says hello gets its open executions from the store (hellos are batched into
+///   one query per 50 ms), plus those of jobs whose executions are still being written.
+/// - Box reports reach the store through the telemetry spool (durable before the ack); this
+///   service only sees them to drive its state machines.
+/// - Store writes of its own transitions (SENT, back to QUEUED, TIMED_OUT, EXPIRED) are
+///   batched by ``ExecutionWriter``. A periodic sweep expires queued executions past their
+///   deadline and times out those a dead node left behind.
+final class CommandService: Service, Sendable {
+    struct Announced: Sendable {
+        var id: String
+        var name: String
+        var createdAt: Int64
+        var deadline: Int64
+        var frame: ByteBuffer
+        var devices: Set<String>
+
+        init(_ job: Job) {
+            id = job.id; name = job.name; createdAt = job.createdAt; deadline = job.deadline
+            frame = ByteBuffer(bytes: job.frame); devices = Set(job.devices)
+        }
+    }
+
+    struct Tracked {
+        var machine: ExecutionStateMachine
+        var job: String
+        var name: String
+        var device: String
+        var frame: ByteBuffer
+        var handler: STBConnectionHandler
+    }
+
+    private struct State {
+        var tracked: [String: Tracked] = [:]
+        var byDevice: [String: Set<String>] = [:]
+        /// Jobs whose executions may not all be stored yet (checked on hello).
+        var unmaterialized: [String: Announced] = [:]
+        /// Last version of each job handled (change stream and polling both deliver it).
+        var seen: [String: Int] = [:]
+        var hellos: [STBConnectionHandler] = []
+    }
+
+    let repository: CommandRepository
+    let registry: ConnectionRegistry
+    let writer: ExecutionWriter
+    let configuration: CommandSettings
+    let node: String
+    let logger: Logger
+    private let state = NIOLockedValueBox(State())
+    let delivered = Counter(label: "argus_commands_delivered_total")
+    let reports = Counter(label: "argus_command_reports_total")
+    let finished = Counter(label: "argus_command_executions_finished_total")
+    let trackedGauge = Gauge(label: "argus_command_executions_tracked")
+
+    let gate: ReadinessGate?
+
+    init(store: MongoStore, registry: ConnectionRegistry, node: String, configuration: CommandSettings = .init(),
+         gate: ReadinessGate? = nil, logger: Logger) {
+        self.gate = gate
+        repository = CommandRepository(store: store)
+        self.registry = registry
+        self.node = node
+        self.configuration = configuration
+        self.logger = logger
+        writer = ExecutionWriter(collection: repository.executions, node: node, logger: logger)
+    }
+
+    static func nowMillis() -> Int64 { Date().millis }
+
+    // MARK: - Jobs
+
+    /// Stores a validated job and delivers it to the boxes online here. Other nodes deliver to
+    /// theirs when they see it. Small jobs have their executions stored before this returns.
+    func create(_ job: Job) async throws {
+        try await repository.insert(job)
+        let a = Announced(job)
+        state.withLockedValue { s in
+            s.seen[job.id] = 1
+            s.unmaterialized[job.id] = a
+        }
+        if job.devices.count <= configuration.syncMaterializeLimit {
+            // Small jobs: every execution is stored before the first frame goes out.
+            do { try await materialize(job) } catch {
+                logger.warning("job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
+            }
+            deliverLocal(a, devices: job.devices)
+        } else {
+            // Large jobs: delivery does not wait for thousands of documents.
+            deliverLocal(a, devices: job.devices)
+            Task { [self] in
+                do { try await materialize(job) } catch {
+                    logger.warning("job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
+                }
+            }
+        }
+    }
+
+    private func materialize(_ job: Job) async throws {
+        let started = ContinuousClock.now
+        try await repository.materialize(job) { done in
+            if job.devices.count > configuration.syncMaterializeLimit {
+                _ = try? await repository.jobs.updateOne(["_id": .string(job.id)], ["$set": ["materializedCount": .int(done)]])
+            }
+        }
+        _ = state.withLockedValue { $0.unmaterialized.removeValue(forKey: job.id) }
+        logger.debug("executions stored", metadata: ["job": .string(job.id), "count": .stringConvertible(job.devices.count),
+                                                      "ms": .stringConvertible((ContinuousClock.now - started).components.seconds * 1000)])
+    }
+
+    /// Cancels a job everywhere (idempotent). Boxes running it here are told to stop where the
+    /// command allows (`log_tail`); their later reports do not change CANCELED.
+    func cancel(job id: String, by: String) async throws -> (exists: Bool, changed: Bool, executions: Int) {
+        let r = try await repository.cancel(job: id, by: by, now: Date())
+        if r.exists { cancelLocal(id) }
+        return r
+    }
+
+    private func cancelLocal(_ job: String) {
+        let now = Self.nowMillis()
+        var stops: [(STBConnectionHandler, ByteBuffer)] = []
+        state.withLockedValue { s in
+            s.unmaterialized[job] = nil
+            for (key, t) in s.tracked where t.job == job {
+                var m = t.machine
+                if case .sendCancel = m.cancel(now: now), t.name == CommandName.logTail.rawValue {
+                    let f = FrameCodec.command(id: job + "-stop", name: "log_tail_stop", params: [("ref", .string(job))], deadline: nil)
+                    stops.append((t.handler, ByteBuffer(bytes: f)))
+                }
+                remove(key, t.device, &s)
+            }
+        }
+        for (h, f) in stops { h.eventLoop.execute { h.sendCommand(f) } }
+    }
+
+    private func remove(_ key: String, _ device: String, _ s: inout State) {
+        s.tracked[key] = nil
+        s.byDevice[device]?.remove(key)
+        if s.byDevice[device]?.isEmpty == true { s.byDevice[device] = nil }
+    }
+
+    /// Sends a job's frame to those of `devices` that are connected here, unless already sent
+    /// in this session.
+    func deliverLocal(_ job: Announced, devices: some Sequence<String>) {
+        let sessions = registry.sessions(for: devices)
+        guard !sessions.isEmpty else { return }
+        let now = Self.nowMillis()
+        var sends: [ObjectIdentifier: (EventLoop, [STBConnectionHandler])] = [:]
+        var sent: [String] = []
+        var expired: [String] = []
+        state.withLockedValue { s in
+            for (device, h) in sessions {
+                let key = CommandRepository.executionID(job.id, device)
+                if let t = s.tracked[key], t.handler === h { continue }
+                var timeouts = configuration.timeouts
+                if job.name == CommandName.logTail.rawValue { timeouts.runMillis = 630_000 }
+                var m = ExecutionStateMachine(createdAt: job.createdAt, deadline: job.deadline, timeouts: timeouts)
+                switch m.deliver(now: now) {
+                case .send:
+                    if s.tracked.count < configuration.maxTracked {
+                        s.tracked[key] = Tracked(machine: m, job: job.id, name: job.name, device: device, frame: job.frame, handler: h)
+                        s.byDevice[device, default: []].insert(key)
+                    }
+                    sends[ObjectIdentifier(h.eventLoop), default: (h.eventLoop, [])].1.append(h)
+                    sent.append(device)
+                case .finished(.expired):
+                    expired.append(key)
+                default:
+                    break
+                }
+            }
+            trackedGauge.record(s.tracked.count)
+        }
+        let frame = job.frame
+        for (_, (loop, handlers)) in sends {
+            loop.execute { for h in handlers { h.sendCommand(frame) } }
+        }
+        delivered.increment(by: Int64(sent.count))
+        if !sent.isEmpty { writer.sent(job: job.id, devices: sent, at: now) }
+        for key in expired { writer.finish(key, .expired, reason: "deadline passed", at: now) }
+    }
+
+    // MARK: - Gateway hooks (called on the session's event loop)
+
+    /// A box said hello: its open executions are looked up (batched) and sent.
+    func sessionStarted(_ h: STBConnectionHandler) {
+        state.withLockedValue { $0.hellos.append(h) }
+    }
+
+    /// A box's session ended: an unconfirmed delivery goes back to QUEUED.
+    func sessionEnded(_ h: STBConnectionHandler) {
+        let now = Self.nowMillis()
+        var requeued: [String] = []
+        state.withLockedValue { s in
+            guard let keys = s.byDevice[h.deviceID] else { return }
+            for key in keys {
+                guard var t = s.tracked[key], t.handler === h else { continue }
+                _ = t.machine.disconnected(now: now)
+                if t.machine.state == .queued { requeued.append(key) }
+                remove(key, h.deviceID, &s)
+            }
+        }
+        for key in requeued { writer.requeue(key, at: now) }
+    }
+
+    /// A `command_status` the box sent (already accepted for the spool).
+    func report(_ device: String, _ status: CommandStatus) {
+        reports.increment()
+        let now = Self.nowMillis()
+        state.withLockedValue { s in
+            let key = CommandRepository.executionID(status.ref, device)
+            guard var t = s.tracked[key] else { return }
+            let r: BoxReport = switch status.state {
+            case .received: .received
+            case .inProgress: .inProgress
+            case .succeeded: .succeeded
+            case .failed: .failed
+            case .rejected: .rejected
+            }
+            if case .finished = t.machine.report(r, now: now, progress: status.progress, reason: status.reason) {
+                finished.increment()
+                remove(key, device, &s)
+            } else {
+                s.tracked[key] = t
+            }
+        }
+    }
+
+    // MARK: - Loops
+
+    func run() async throws {
+        if let gate {
+            guard await cancelWhenGracefulShutdown({ await gate.wait() }) == true else { return }
+        }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.writer.run() }
+            group.addTask { await self.notificationLoop() }
+            group.addTask { await self.helloLoop() }
+            group.addTask { await self.tickLoop() }
+            group.addTask { await self.sweepLoop() }
+            try? await gracefulShutdown()
+            self.writer.stop()
+            group.cancelAll()
+        }
+        await writer.flush()
+    }
+
+    /// Looks up the open executions of boxes that said hello, one query per batch.
+    private func helloLoop() async {
+        while !Task.isCancelled {
+            let batch = state.withLockedValue { s -> [STBConnectionHandler] in
+                let b = Array(s.hellos.prefix(1000))
+                s.hellos.removeFirst(b.count)
+                return b
+            }
+            if batch.isEmpty { try? await Task.sleep(for: .milliseconds(50)); continue }
+            var attempt = 0
+            while !Task.isCancelled {
+                do {
+                    try await deliverPending(batch)
+                    break
+                } catch {
+                    attempt += 1
+                    logger.warning("pending commands lookup failed; retrying", metadata: ["error": .string("\(error)"), "boxes": .stringConvertible(batch.count)])
+                    try? await Task.sleep(for: .seconds(min(30, 1 << min(attempt, 5))))
+                }
+            }
+        }
+    }
+
+    private func deliverPending(_ batch: [STBConnectionHandler]) async throws {
+        let devices = batch.map(\.deviceID)
+        let docs = try await repository.executions.find(
+            ["device": ["$in": .array(devices.map { .string($0) })], "state": ["$in": .array(CommandRepository.open)]],
+            sort: ["_id": 1], limit: 100 * devices.count)
+        var jobs: [String: (Announced, [String])] = [:]
+        for d in docs {
+            guard let job = d["job"]?.stringValue, let device = d["device"]?.stringValue, let name = d["name"]?.stringValue else { continue }
+            if jobs[job] == nil {
+                let params: [(String, JSONValue)] = if case .object(let m)? = d["params"]?.json { m } else { [] }
+                let j = Job(id: job, name: name, params: params, target: .null, devices: [], createdAt: d["createdAt"]?.dateValue?.millis ?? 0,
+                            deadline: d["deadline"]?.dateValue?.millis ?? Int64.max, createdBy: "", node: "")
+                jobs[job] = (Announced(j), [])
+            }
+            jobs[job]!.1.append(device)
+        }
+        let extra = state.withLockedValue { s in Array(s.unmaterialized.values) }
+        for a in extra {
+            let mine = devices.filter { a.devices.contains($0) }
+            if !mine.isEmpty { jobs[a.id, default: (a, [])].1.append(contentsOf: mine) }
+        }
+        for (_, (a, ds)) in jobs { deliverLocal(a, devices: ds) }
+    }
+
+    /// Retries, run timeouts and expiry of the executions delivered here.
+    private func tickLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            let now = Self.nowMillis()
+            var resend: [(STBConnectionHandler, ByteBuffer, String, String)] = []
+            var done: [(String, ExecutionState, String?)] = []
+            state.withLockedValue { s in
+                for (key, var t) in s.tracked {
+                    switch t.machine.tick(now: now) {
+                    case .finished(let st):
+                        done.append((key, st, t.machine.reason))
+                        remove(key, t.device, &s)
+                        continue
+                    default:
+                        break
+                    }
+                    if t.machine.state == .queued, case .send = t.machine.deliver(now: now) {
+                        resend.append((t.handler, t.frame, t.job, t.device))
+                    }
+                    s.tracked[key] = t
+                }
+                trackedGauge.record(s.tracked.count)
+            }
+            for (h, f, _, _) in resend { h.eventLoop.execute { h.sendCommand(f) } }
+            for (job, devices) in Dictionary(grouping: resend, by: { $0.2 }) { writer.sent(job: job, devices: devices.map(\.3), at: now) }
+            for (key, st, reason) in done { finished.increment(); writer.finish(key, st, reason: reason, at: now) }
+        }
+    }
+
+    /// Any node may run it; every write is guarded, so nodes sweeping at once do no harm.
+    private func sweepLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.sweepInterval)
+            do { try await sweep(now: Date()) } catch {
+                logger.debug("command sweep failed", metadata: ["error": .string("\(error)")])
+            }
+        }
+    }
+
+    func sweep(now: Date) async throws {
+        let ex = repository.executions
+        let queued = BSON.string(ExecutionState.queued.rawValue)
+        _ = try await ex.updateMany(["state": queued, "deadline": ["$lt": .date(now)]], [
+            "$set": ["state": .string(ExecutionState.expired.rawValue), "updatedAt": .date(now), "finishedAt": .date(now), "reason": "deadline passed"],
+            "$push": ["history": ["s": .string(ExecutionState.expired.rawValue), "at": .date(now)]],
+        ])
+        // Executions a dead node delivered and nobody heard of since.
+        let t = configuration.timeouts
+        let orphanAge = Double(t.runMillis + t.ackMillis * Int64(t.maxAttempts)) / 1000
+        _ = try await ex.updateMany([
+            "state": ["$in": [.string(ExecutionState.sent.rawValue), .string(ExecutionState.inProgress.rawValue)]],
+            "updatedAt": ["$lt": .date(now.addingTimeInterval(-orphanAge))],
+        ], [
+            "$set": ["state": .string(ExecutionState.timedOut.rawValue), "updatedAt": .date(now), "finishedAt": .date(now),
+                     "reason": .string("no report for \(Int(orphanAge)) s")],
+            "$push": ["history": ["s": .string(ExecutionState.timedOut.rawValue), "at": .date(now)]],
+        ])
+        // Jobs whose creating node stopped before writing every execution: take a lease, finish.
+        let stale = now.addingTimeInterval(-60)
+        if let d = try await repository.jobs.findOneAndUpdate(
+            ["materialized": false, "createdAt": ["$lt": .date(stale)],
+             "$or": [["lease": ["$exists": false]], ["lease": ["$lt": .date(now)]]]],
+            ["$set": ["lease": .date(now.addingTimeInterval(300)), "leaseNode": .string(node)]]), let job = Job(d) {
+            logger.notice("finishing the executions of a job left incomplete", metadata: ["job": .string(job.id)])
+            try await materialize(job)
+        }
+    }
+
+    /// Follows `jobs` changes from other nodes: change stream with a polling fallback.
+    private func notificationLoop() async {
+        var since = Date().addingTimeInterval(-5)
+        var resume: Document? = nil
+        while !Task.isCancelled {
+            if configuration.notification == .changeStream {
+                let stream = repository.jobs.watch(
+                    [["$match": ["operationType": ["$in": ["insert", "update", "replace"]]]]],
+                    options: WatchOptions(fullDocument: true, resumeAfter: resume, maxAwaitMilliseconds: 500))
+                do {
+                    // Catch up on what changed while no stream was open.
+                    since = try await pollOnce(since: since)
+                    for try await event in stream {
+                        if let token = event["_id"]?.documentValue { resume = token }
+                        if let doc = event["fullDocument"]?.documentValue { handle(doc) }
+                        since = Date().addingTimeInterval(-5)
+                    }
+                } catch {
+                    stream.stop()
+                    resume = nil
+                    logger.warning("jobs change stream unavailable; polling for 30 s before retrying (a real MongoDB needs a replica set)",
+                                   metadata: ["error": .string("\(error)")])
+                    let until = ContinuousClock.now + .seconds(30)
+                    while !Task.isCancelled && ContinuousClock.now < until {
+                        since = (try? await pollOnce(since: since)) ?? since
+                        try? await Task.sleep(for: configuration.pollInterval)
+                    }
+                }
+            } else {
+                since = (try? await pollOnce(since: since)) ?? since
+                try? await Task.sleep(for: configuration.pollInterval)
+            }
+        }
+    }
+
+    /// Handles jobs changed since `since`; returns where the next poll starts (with a margin
+    /// for clock skew between nodes; versions make repeats harmless).
+    private func pollOnce(since: Date) async throws -> Date {
+        let started = Date()
+        for d in try await repository.jobsChanged(since: since) { handle(d) }
+        return started.addingTimeInterval(-2)
+    }
+
+    private func handle(_ doc: Document) {
+        guard let id = doc["_id"]?.stringValue, let v = doc["v"]?.intValue, let job = Job(doc) else { return }
+        let first = state.withLockedValue { s -> Bool? in
+            if let seen = s.seen[id], seen >= v { return nil }
+            let first = s.seen[id] == nil
+            s.seen[id] = v
+            if s.seen.count > 100_000 { s.seen.removeAll(keepingCapacity: true); s.seen[id] = v }
+            return first
+        }
+        guard let first else { return }
+        if job.state == "canceled" { cancelLocal(id); return }
+        guard job.deadline > Self.nowMillis() else { return }
+        let a = Announced(job)
+        state.withLockedValue { s in
+            if job.materialized { s.unmaterialized[id] = nil } else { s.unmaterialized[id] = a }
+        }
+        if first { deliverLocal(a, devices: job.devices) }
+    }
+}
+
+/// Batches the command service's own execution updates into bulk writes. Bounded: past
+/// `limit` pending updates the oldest are dropped (counted and logged); the store sweeper
+/// and box reports still bring those executions to their final state.
+final class ExecutionWriter: Sendable {
+    enum Op: Sendable {
+        case sent(job: String, devices: [String], at: Int64)
+        case requeue(id: String, at: Int64)
+        case finish(id: String, state: ExecutionState, reason: String?, at: Int64)
+    }
+    let collection: MongoCollection
+    let node: String
+    let logger: Logger
+    let limit = 200_000
+    private let ops = NIOLockedValueBox<(ops: [Op], count: Int, stopped: Bool)>(([], 0, false))
+    let dropped = Counter(label: "argus_command_writes_dropped_total")
+
+    init(collection: MongoCollection, node: String, logger: Logger) {
+        self.collection = collection
+        self.node = node
+        self.logger = logger
+    }
+
+    private func add(_ op: Op, weight: Int) {
+        let over = ops.withLockedValue { s -> Int in
+            s.ops.append(op)
+            s.count += weight
+            var dropped = 0
+            while s.count > limit, !s.ops.isEmpty {
+                let first = s.ops.removeFirst()
+                let w = if case .sent(_, let d, _) = first { d.count } else { 1 }
+                s.count -= w
+                dropped += w
+            }
+            return dropped
+        }
+        if over > 0 {
+            dropped.increment(by: Int64(over))
+            logger.warning("execution updates dropped: the store is behind", metadata: ["dropped": .stringConvertible(over)])
+        }
+    }
+
+    func sent(job: String, devices: [String], at: Int64) { add(.sent(job: job, devices: devices, at: at), weight: devices.count) }
+    func requeue(_ id: String, at: Int64) { add(.requeue(id: id, at: at), weight: 1) }
+    func finish(_ id: String, _ state: ExecutionState, reason: String?, at: Int64) { add(.finish(id: id, state: state, reason: reason, at: at), weight: 1) }
+    func stop() { ops.withLockedValue { $0.stopped = true } }
+
+    func run() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(50))
+            await flush()
+        }
+    }
+
+    /// Writes what is pending; on failure puts it back for the next round.
+    func flush() async {
+        let batch = ops.withLockedValue { s -> [Op] in let b = s.ops; s.ops = []; s.count = 0; return b }
+        guard !batch.isEmpty else { return }
+        var writes: [WriteModel] = []
+        let open = CommandRepository.open
+        let sentState = BSON.string(ExecutionState.sent.rawValue)
+        for op in batch {
+            switch op {
+            case .sent(let job, let devices, let at):
+                let t = BSON.date(Date(millis: at))
+                for start in stride(from: 0, to: devices.count, by: 1000) {
+                    let part = devices[start..<min(devices.count, start + 1000)].map { BSON.string($0) }
+                    writes.append(.updateMany(filter: [
+                        "job": .string(job), "device": ["$in": .array(part)],
+                        "$or": [["state": .string(ExecutionState.queued.rawValue)], ["state": sentState, "confirmed": ["$ne": true]]],
+                    ], update: [
+                        "$set": ["state": sentState, "node": .string(node), "updatedAt": t], "$inc": ["attempts": 1],
+                        "$push": ["history": ["s": sentState, "at": t]],
+                    ], upsert: false))
+                }
+            case .requeue(let id, let at):
+                let t = BSON.date(Date(millis: at))
+                writes.append(.updateOne(filter: ["_id": .string(id), "state": sentState, "confirmed": ["$ne": true]], update: [
+                    "$set": ["state": .string(ExecutionState.queued.rawValue), "updatedAt": t],
+                    "$push": ["history": ["s": .string(ExecutionState.queued.rawValue), "at": t]],
+                ], upsert: false))
+            case .finish(let id, let state, let reason, let at):
+                let t = BSON.date(Date(millis: at))
+                var set: Document = ["state": .string(state.rawValue), "updatedAt": t, "finishedAt": t]
+                var entry: Document = ["s": .string(state.rawValue), "at": t]
+                if let reason { set["reason"] = .string(reason); entry["reason"] = .string(reason) }
+                writes.append(.updateOne(filter: ["_id": .string(id), "state": ["$in": .array(open)]],
+                                         update: ["$set": .document(set), "$push": ["history": .document(entry)]], upsert: false))
+            }
+        }
+        do {
+            _ = try await collection.bulkWrite(writes, operation: "executionUpdates")
+        } catch {
+            logger.warning("execution updates failed; retrying", metadata: ["error": .string("\(error)"), "updates": .stringConvertible(batch.count)])
+            ops.withLockedValue { s in s.ops = batch + s.ops; s.count += batch.count }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import Commands
+import Foundation
+import MongoStore
+import STBProtocol
+
+/// A command job: one command for a set of boxes. Stored in `jobs`; the frame every box gets
+/// is built from it, so it is encoded once per node.
+struct Job: Sendable {
+    var id: String
+    var name: String
+    var params: [(String, JSONValue)]
+    /// How the operator chose the boxes (`device`, `devices`, `tag`, `query`, `all`), for display.
+    var target: JSONValue
+    var devices: [String]
+    var createdAt: Int64
+    var deadline: Int64
+    var createdBy: String
+    var node: String
+    /// `active` or `canceled`.
+    var state: String
+    /// True once every execution document exists.
+    var materialized: Bool
+    var rollout: String? = nil
+
+    var frame: [UInt8] { FrameCodec.command(id: id, name: name, params: params, deadline: deadline) }
+
+    var document: Document {
+        var d: Document = [
+            "_id": .string(id), "name": .string(name), "params": BSON(json: .object(params)), "target": BSON(json: target),
+            "devices": .array(devices.map { .string($0) }), "count": .int(devices.count),
+            "createdAt": .date(Date(millis: createdAt)), "deadline": .date(Date(millis: deadline)),
+            "createdBy": .string(createdBy), "node": .string(node), "state": .string(state), "materialized": .bool(materialized),
+            "updatedAt": .date(Date(millis: createdAt)), "v": .int(1),
+        ]
+        if let rollout { d["rollout"] = .string(rollout) }
+        return d
+    }
+
+    init(id: String, name: String, params: [(String, JSONValue)], target: JSONValue, devices: [String], createdAt: Int64,
+         deadline: Int64, createdBy: String, node: String, state: String = "active", materialized: Bool = false, rollout: String? = nil) {
+        self.id = id; self.name = name; self.params = params; self.target = target; self.devices = devices
+        self.createdAt = createdAt; self.deadline = deadline; self.createdBy = createdBy; self.node = node
+        self.state = state; self.materialized = materialized; self.rollout = rollout
+    }
+
+    init?(_ d: Document) {
+        guard let id = d["_id"]?.stringValue, let name = d["name"]?.stringValue else { return nil }
+        let params: [(String, JSONValue)] = if case .object(let m)? = d["params"]?.json { m } else { [] }
+        self.init(id: id, name: name, params: params, target: d["target"]?.json ?? .null,
+                  devices: d["devices"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                  createdAt: d["createdAt"]?.dateValue?.millis ?? 0, deadline: d["deadline"]?.dateValue?.millis ?? 0,
+                  createdBy: d["createdBy"]?.stringValue ?? "", node: d["node"]?.stringValue ?? "",
+                  state: d["state"]?.stringValue ?? "active", materialized: d["materialized"]?.boolValue ?? false,
+                  rollout: d["rollout"]?.stringValue)
+    }
+
+    static func newID(now: Int64) -> String {
+        // Time-ordered: 11 hex digits of ms, then 6 random bytes.
+        let t = String(now, radix: 16)
+        return "c" + String(repeating: "0", count: max(0, 11 - t.count)) + t + Secrets.randomHex(bytes: 6)
+    }
+}
+
+/// The `jobs` and `executions` collections. An execution's `_id` is `job|device`; every state
+/// change is a guarded update (never out of a terminal state) that appends to `history`.
+struct CommandRepository: Sendable {
+    let jobs: MongoCollection
+    let executions: MongoCollection
+
+    init(store: MongoStore) {
+        jobs = store.collection(Schema.jobs)
+        executions = store.collection(Schema.executions)
+    }
+
+    static let terminal: [BSON] = ExecutionState.allCases.filter(\.isTerminal).map { .string($0.rawValue) }
+    static let open: [BSON] = ExecutionState.allCases.filter { !$0.isTerminal }.map { .string($0.rawValue) }
+
+    static func executionID(_ job: String, _ device: String) -> String { "\(job)|\(device)" }
+
+    func insert(_ job: Job) async throws { try await jobs.insertOne(job.document) }
+
+    func executionDocument(_ job: Job, device: String) -> Document {
+        [
+            "_id": .string(Self.executionID(job.id, device)), "job": .string(job.id), "device": .string(device),
+            "name": .string(job.name), "params": BSON(json: .object(job.params)), "deadline": .date(Date(millis: job.deadline)),
+            "state": .string(ExecutionState.queued.rawValue), "attempts": .int(0),
+            "createdAt": .date(Date(millis: job.createdAt)), "updatedAt": .date(Date(millis: job.createdAt)),
+            "history": [["s": .string(ExecutionState.queued.rawValue), "at": .date(Date(millis: job.createdAt))]],
+        ]
+    }
+
+    /// Creates the QUEUED executions of `job` in chunks, calling `progress` after each.
+    /// Executions that already exist (a box reported before its document was written) get the
+    /// job's fields filled in. Idempotent, so a crashed run can be repeated by any node.
+    func materialize(_ job: Job, chunk: Int = 1000, progress: (Int) async -> Void = { _ in }) async throws {
+        var done = 0
+        for start in stride(from: 0, to: job.devices.count, by: chunk) {
+            let part = Array(job.devices[start..<min(job.devices.count, start + chunk)])
+            let r = try await executions.insertMany(part.map { executionDocument(job, device: $0) })
+            if !r.duplicateIndexes.isEmpty {
+                let ids: [BSON] = r.duplicateIndexes.filter { $0 < part.count }.map { .string(Self.executionID(job.id, part[$0])) }
+                _ = try await executions.updateMany(["_id": ["$in": .array(ids)], "name": ["$exists": false]], [
+                    "$set": ["name": .string(job.name), "params": BSON(json: .object(job.params)),
+                             "deadline": .date(Date(millis: job.deadline)), "createdAt": .date(Date(millis: job.createdAt))],
+                ])
+            }
+            done += part.count
+            await progress(done)
+        }
+        _ = try await jobs.updateOne(["_id": .string(job.id)], [
+            "$set": ["materialized": true, "updatedAt": .date(Date())], "$inc": ["v": 1],
+        ])
+    }
+
+    /// Open executions of a box, oldest first (bounded).
+    func pending(device: String, limit: Int = 100) async throws -> [Document] {
+        try await executions.find(["device": .string(device), "state": ["$in": .array(Self.open)]], sort: ["_id": 1], limit: limit)
+    }
+
+    func job(_ id: String, withDevices: Bool = false) async throws -> Document? {
+        try await jobs.findOne(["_id": .string(id)], projection: withDevices ? nil : ["devices": 0])
+    }
+
+    func listJobs(before: String?, limit: Int) async throws -> [Document] {
+        var q = Document()
+        if let before { q["_id"] = ["$lt": .string(before)] }
+        return try await jobs.find(q, sort: ["_id": -1], limit: limit, projection: ["devices": 0])
+    }
+
+    /// Executions per state.
+    func counts(job: String) async throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        for d in try await executions.aggregate([
+            ["$match": ["job": .string(job)]], ["$group": ["_id": "$state", "n": ["$sum": 1]]],
+        ]) {
+            if let s = d["_id"]?.stringValue { out[s] = d["n"]?.intValue ?? 0 }
+        }
+        return out
+    }
+
+    func executionsPage(job: String, state: String?, after: String?, limit: Int) async throws -> [Document] {
+        var q: Document = ["job": .string(job)]
+        if let state { q["state"] = .string(state) }
+        if let after { q["_id"] = ["$gt": .string(Self.executionID(job, after))] }
+        return try await executions.find(q, sort: ["_id": 1], limit: limit, projection: ["result": 0, "params": 0])
+    }
+
+    func execution(job: String, device: String) async throws -> Document? {
+        try await executions.findOne(["_id": .string(Self.executionID(job, device))])
+    }
+
+    /// Cancels a job: it stops being delivered, and every open execution becomes CANCELED.
+    /// Idempotent. Returns whether the job exists, whether this call canceled it, and how many
+    /// executions it moved.
+    func cancel(job: String, by: String, now: Date) async throws -> (exists: Bool, changed: Bool, executions: Int) {
+        let r = try await jobs.updateOne(["_id": .string(job), "state": "active"], [
+            "$set": ["state": "canceled", "canceledAt": .date(now), "canceledBy": .string(by), "updatedAt": .date(now)],
+            "$inc": ["v": 1],
+        ])
+        if r.matchedCount == 0 {
+            guard try await jobs.count(["_id": .string(job)]) > 0 else { return (false, false, 0) }
+        }
+        let e = try await executions.updateMany(["job": .string(job), "state": ["$in": .array(Self.open)]], [
+            "$set": ["state": .string(ExecutionState.canceled.rawValue), "updatedAt": .date(now), "finishedAt": .date(now),
+                     "reason": .string("canceled by \(by)")],
+            "$push": ["history": ["s": .string(ExecutionState.canceled.rawValue), "at": .date(now)]],
+        ])
+        return (true, r.modifiedCount == 1, e.modifiedCount)
+    }
+
+    /// Jobs changed since `since` (polling fallback for change streams).
+    func jobsChanged(since: Date) async throws -> [Document] {
+        try await jobs.find(["updatedAt": ["$gte": .date(since)]], sort: ["updatedAt": 1], limit: 1000)
+    }
+}
