@@ -53,6 +53,10 @@ static const char usage_text[] =
     "  --channels FILE      channel ids, most popular first (default data/channels.txt if present)\n"
     "  --duration SEC       stop after SEC seconds (default: until SIGINT/SIGTERM)\n"
     "  --progress SEC       progress line period (default 5 fleet, 30 single)\n"
+    "  --fail-firmware P    fault injection: each box fails a firmware install with probability P\n"
+    "                       (0..1, default 0) after download and verification, reporting failed\n"
+    "                       \"injected install failure\"; the choice depends only on the box id and\n"
+    "                       the command id, so reruns are reproducible\n"
     "  -v, --verbose        more diagnostics (twice: libwebsockets too); -q, --quiet: errors only\n"
     "  -h, --help           this text\n";
 
@@ -190,7 +194,8 @@ static int fd_limit(void)
 
 enum {
     O_HUB = 1000, O_ID, O_SECRET, O_SECRETS, O_STATE, O_MODEL, O_FIRMWARE, O_FLEET, O_PREFIX, O_FIRST, O_SRC,
-    O_RAMP, O_SEED, O_SPEED, O_CHANNELS, O_DURATION, O_BUFFER, O_PROGRESS, O_START, O_PENDING, O_LOOP, O_VERSION, O_OUTAGE
+    O_RAMP, O_SEED, O_SPEED, O_CHANNELS, O_DURATION, O_BUFFER, O_PROGRESS, O_START, O_PENDING, O_LOOP, O_VERSION, O_OUTAGE,
+    O_FAIL_FW
 };
 
 int main(int argc, char **argv)
@@ -207,14 +212,14 @@ int main(int argc, char **argv)
         { "channels", required_argument, 0, O_CHANNELS }, { "duration", required_argument, 0, O_DURATION },
         { "buffer", required_argument, 0, O_BUFFER }, { "progress", required_argument, 0, O_PROGRESS },
         { "start", required_argument, 0, O_START }, { "max-pending", required_argument, 0, O_PENDING },
-        { "event-loop", required_argument, 0, O_LOOP },
+        { "event-loop", required_argument, 0, O_LOOP }, { "fail-firmware", required_argument, 0, O_FAIL_FW },
         { "verbose", no_argument, 0, 'v' }, { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, O_VERSION }, { 0, 0, 0, 0 },
     };
     const char *hub = NULL, *id = NULL, *secret = NULL, *secrets_file = NULL, *state_dir = NULL, *model = NULL;
     const char *firmware = NULL, *prefix = NULL, *src = NULL, *channels = NULL;
     long long fleet = 0, first = 1, buffer = -1, seed = 0, max_pending = 0;
-    double ramp = 200, speed = 1, duration = 0, progress_s = 0;
+    double ramp = 200, speed = 1, duration = 0, progress_s = 0, fail_firmware = 0;
     int force_outage = -1;
     bool seeded = false;
     int64_t start = -1;
@@ -243,6 +248,7 @@ int main(int argc, char **argv)
         case O_PROGRESS: progress_s = parse_double(optarg, "--progress"); break;
         case O_START: start = parse_start(optarg); break;
         case O_PENDING: max_pending = parse_int(optarg, "--max-pending", 1, 60000); break;
+        case O_FAIL_FW: fail_firmware = parse_double(optarg, "--fail-firmware"); break;
         case O_LOOP:
             if (strcmp(optarg, "ev") == 0) event_loop = AGENT_LOOP_EV;
             else if (strcmp(optarg, "uv") == 0) event_loop = AGENT_LOOP_UV;
@@ -261,6 +267,7 @@ int main(int argc, char **argv)
     if (ramp <= 0 || ramp > 100000) usage_error("--ramp must be in (0, 100000]%s", NULL);
     if (speed <= 0 || speed > 1e6) usage_error("--clock-speed must be in (0, 1000000]%s", NULL);
     if (duration < 0) usage_error("--duration must be >= 0%s", NULL);
+    if (!(fail_firmware >= 0 && fail_firmware <= 1)) usage_error("--fail-firmware must be a probability in [0, 1]%s", NULL);
     if (fleet && id) usage_error("--fleet and --id are exclusive (a fleet names boxes with --id-prefix)%s", NULL);
     if (!fleet && !id) usage_error("give --id (one box) or --fleet N (many)%s", NULL);
     if (fleet && (!prefix || !*prefix)) usage_error("--fleet needs --id-prefix%s", NULL);
@@ -313,6 +320,7 @@ int main(int argc, char **argv)
     if (firmware) cfg.firmware = firmware;
     cfg.clock_speed = speed;
     cfg.force_outage = force_outage;
+    cfg.fail_firmware = fail_firmware;
     cfg.seeded = seeded;
     cfg.seed = (uint64_t)seed;
     if (fleet) {
@@ -407,6 +415,9 @@ int main(int argc, char **argv)
                 STB_CORE_VERSION, fleet, prefix, first, prefix, first + fleet - 1, w->nch, hub, ramp,
                 ac.n_src ? ", source IPs " : "", ac.n_src ? src : "", speed);
     }
+
+    if (fail_firmware > 0)
+        fprintf(stderr, "stb-agent: fault injection: firmware installs fail with probability %g\n", fail_firmware);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -1697,6 +1697,18 @@ static int validate(stb_box *b, int name, const sj_value *p, char *reason, size_
     }
 }
 
+/* Ends the firmware job j as failed; progress is the step it failed at (STB_PG_NONE: not said). */
+static void fw_fail_at(stb_box *b, stb_job *j, int progress, const char *reason)
+{
+    char *ref = xstrdup(j->ref);
+    job_remove(b, j);
+    if (ref) set_status(b, ref, STB_ST_FAILED, progress, reason, NULL);
+    free(ref);
+    char text[400];
+    snprintf(text, sizeof text, "firmware update failed: %s (keeping %s)", reason, b->firmware);
+    stb_box_log(b, -1, STB_LOG_ERROR, "updater", text);
+}
+
 static void fw_fail(stb_box *b, stb_job *j, const char *fmt, ...)
 {
     char reason[300];
@@ -1704,13 +1716,30 @@ static void fw_fail(stb_box *b, stb_job *j, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    char *ref = xstrdup(j->ref);
-    job_remove(b, j);
-    if (ref) set_status(b, ref, STB_ST_FAILED, STB_PG_NONE, reason, NULL);
-    free(ref);
-    char text[400];
-    snprintf(text, sizeof text, "firmware update failed: %s (keeping %s)", reason, b->firmware);
-    stb_box_log(b, -1, STB_LOG_ERROR, "updater", text);
+    fw_fail_at(b, j, STB_PG_NONE, reason);
+}
+
+static uint64_t fnv1a64(const char *s)
+{
+    uint64_t h = 0xCBF29CE484222325ULL;
+    for (; s && *s; s++) {
+        h ^= (uint8_t)*s;
+        h *= 0x100000001B3ULL;
+    }
+    return h;
+}
+
+double stb_fw_fail_draw(const char *box_id, const char *cmd_id)
+{
+    uint64_t s = stb_rand_stream(fnv1a64(box_id), fnv1a64(cmd_id));
+    return stb_rand_unit(&s);
+}
+
+bool stb_fw_injected_failure(const char *box_id, const char *cmd_id, double p)
+{
+    if (!(p > 0)) return false; /* NaN too */
+    if (p >= 1) return true;
+    return stb_fw_fail_draw(box_id, cmd_id) < p;
 }
 
 static void do_log_pull(stb_box *b, const char *ref, const sj_value *p)
@@ -2011,6 +2040,11 @@ static void tick_jobs(stb_box *b, int64_t now)
                 if (b->w->ops->http_cancel) b->w->ops->http_cancel(b->w->ops_ctx, b);
                 fw_fail(b, j, "download timed out");
             } else if (j->stage == FW_INSTALLING && now >= j->due_ms) {
+                if (stb_fw_injected_failure(b->id, j->ref, b->w->cfg.fail_firmware)) {
+                    /* Downloaded and verified, then the "install" fails: no reboot, old version kept. */
+                    fw_fail_at(b, j, STB_PG_INSTALLING, "injected install failure");
+                    break;
+                }
                 set_str(&b->firmware_next, j->u.fw.version);
                 char *ref = xstrdup(j->ref);
                 char text[160];

@@ -656,6 +656,28 @@ static void test_backoff(void)
     }
 }
 
+static void test_fail_firmware_choice(void)
+{
+    current = "fail-firmware";
+    CHECK(!stb_fw_injected_failure("sim000001", "x-1", 0) && stb_fw_injected_failure("sim000001", "x-1", 1), "P = 0 never, P = 1 always");
+    double d = stb_fw_fail_draw("sim000001", "x-1");
+    CHECK(d >= 0 && d < 1 && d == stb_fw_fail_draw("sim000001", "x-1"), "the draw is in [0, 1) and reproducible (%g)", d);
+    CHECK(stb_fw_injected_failure("sim000001", "x-1", d + 1e-9) && !stb_fw_injected_failure("sim000001", "x-1", d),
+          "fails exactly when the draw is below P");
+    /* Over a fleet: about P of the boxes fail, and another command picks other boxes. */
+    int fail_a = 0, fail_b = 0, both = 0;
+    char id[32];
+    for (int i = 1; i <= 20000; i++) {
+        snprintf(id, sizeof id, "sim%06d", i);
+        bool a = stb_fw_injected_failure(id, "cmd-a", 0.3), b = stb_fw_injected_failure(id, "cmd-b", 0.3);
+        fail_a += a;
+        fail_b += b;
+        both += a && b;
+    }
+    CHECK(fail_a > 5700 && fail_a < 6300 && fail_b > 5700 && fail_b < 6300, "about 30 %% fail (%d, %d of 20000)", fail_a, fail_b);
+    CHECK(both > 1500 && both < 2100, "the choices for two commands are independent (%d in both, ~1800 expected)", both);
+}
+
 static void test_connection(void)
 {
     current = "connection";
@@ -999,6 +1021,22 @@ static void test_commands(void)
     drain(&r.f, r.b, &r.o);
     statuses(&r.o, "x-fw7", st, sizeof st);
     CHECK(strcmp(st, "rejected") == 0, "bad params rejected: %s", st);
+    /* --fail-firmware 1: downloaded and verified, then the install fails; no reboot */
+    out_reset(&r.o);
+    r.w->cfg.fail_firmware = 1.0;
+    cmd(r.b, "x-fw8", "firmware_update", "{\"version\":\"1.6.0\",\"url\":\"http://h/f\",\"size\":4,\"sha256\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}");
+    stb_box_fw_data(r.b, "test", 4);
+    stb_box_fw_done(r.b, true, 200, NULL);
+    run_for(&r, 5000);
+    drain(&r.f, r.b, &r.o);
+    statuses(&r.o, "x-fw8", st, sizeof st);
+    CHECK(strcmp(st, "received in_progress/downloading in_progress/verifying in_progress/installing failed/installing") == 0,
+          "injected failure states: %s", st);
+    ls = last_status(&r.o, "x-fw8");
+    CHECK(ls && sj_get_str(ls, "reason") && strcmp(sj_get_str(ls, "reason"), "injected install failure") == 0, "injected failure reason");
+    CHECK(strcmp(r.b->firmware, "1.5.0") == 0 && r.b->firmware_next == NULL && r.b->conn_state == STB_CONN_READY,
+          "injected failure keeps the old version, no reboot");
+    r.w->cfg.fail_firmware = 0;
     rig_close(&r);
 
     current = "message";
@@ -1289,6 +1327,7 @@ int main(int argc, char **argv)
     test_sha256();
     test_math();
     test_backoff();
+    test_fail_firmware_choice();
     test_connection();
     test_refusals();
     test_buffer_persistence();

@@ -57,6 +57,7 @@ final class CommandService: Service, Sendable {
         var devices: Set<String>
 
         init(_ job: Job) {
+            CommandService.framesEncoded.increment()
             id = job.id; name = job.name; createdAt = job.createdAt; deadline = job.deadline
             frame = ByteBuffer(bytes: job.frame); devices = Set(job.devices)
         }
@@ -79,6 +80,11 @@ final class CommandService: Service, Sendable {
         /// Last version of each job handled (change stream and polling both deliver it).
         var seen: [String: Int] = [:]
         var hellos: [STBConnectionHandler] = []
+        /// Executions that finished in a session here, so a late duplicate path (a change
+        /// event, a hello lookup that raced the box's report) does not send them again.
+        var finishedIn: [String: ObjectIdentifier] = [:]
+        var finishedOrder: [String] = []
+        var finishedHead = 0
     }
 
     let repository: CommandRepository
@@ -89,6 +95,8 @@ final class CommandService: Service, Sendable {
     let logger: Logger
     private let state = NIOLockedValueBox(State())
     let delivered = Counter(label: "argus_commands_delivered_total")
+    /// One per job per node (plus one per job in each batch of hellos), however many boxes.
+    static let framesEncoded = Counter(label: "argus_command_frames_encoded_total")
     let reports = Counter(label: "argus_command_reports_total")
     let finished = Counter(label: "argus_command_executions_finished_total")
     let trackedGauge = Gauge(label: "argus_command_executions_tracked")
@@ -113,20 +121,29 @@ final class CommandService: Service, Sendable {
     /// Stores a validated job and delivers it to the boxes online here. Other nodes deliver to
     /// theirs when they see it. Small jobs have their executions stored before this returns.
     func create(_ job: Job) async throws {
-        try await repository.insert(job)
         let a = Announced(job)
+        // Marked seen before the insert, so this node's own change event does not deliver it
+        // ahead of its executions.
         state.withLockedValue { s in
             s.seen[job.id] = 1
             s.unmaterialized[job.id] = a
         }
+        try await repository.insert(job)
+        // The job document is the durable record: once it is stored, delivery can start. Its
+        // executions are written alongside (small jobs: before the API answers; large jobs:
+        // in the background, with progress on the job); a node that stops halfway leaves the
+        // job unmarked, and the sweeper of any node finishes it.
         if job.devices.count <= configuration.syncMaterializeLimit {
-            // Small jobs: every execution is stored before the first frame goes out.
-            do { try await materialize(job) } catch {
+            async let stored: Void = repository.materialize(job)
+            deliverLocal(a, devices: job.devices)
+            do {
+                try await stored
+                try await repository.markMaterialized(job.id)
+                _ = state.withLockedValue { $0.unmaterialized.removeValue(forKey: job.id) }
+            } catch {
                 logger.warning("job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
             }
-            deliverLocal(a, devices: job.devices)
         } else {
-            // Large jobs: delivery does not wait for thousands of documents.
             deliverLocal(a, devices: job.devices)
             Task { [self] in
                 do { try await materialize(job) } catch {
@@ -143,6 +160,7 @@ final class CommandService: Service, Sendable {
                 _ = try? await repository.jobs.updateOne(["_id": .string(job.id)], ["$set": ["materializedCount": .int(done)]])
             }
         }
+        try await repository.markMaterialized(job.id)
         _ = state.withLockedValue { $0.unmaterialized.removeValue(forKey: job.id) }
         logger.debug("executions stored", metadata: ["job": .string(job.id), "count": .stringConvertible(job.devices.count),
                                                       "ms": .stringConvertible((ContinuousClock.now - started).components.seconds * 1000)])
@@ -173,6 +191,17 @@ final class CommandService: Service, Sendable {
         for (h, f) in stops { h.eventLoop.execute { h.sendCommand(f) } }
     }
 
+    private static let finishedMemory = 100_000
+
+    private func rememberFinished(_ key: String, _ h: STBConnectionHandler, _ s: inout State) {
+        if s.finishedIn.updateValue(ObjectIdentifier(h), forKey: key) == nil { s.finishedOrder.append(key) }
+        if s.finishedOrder.count - s.finishedHead > Self.finishedMemory {
+            s.finishedIn[s.finishedOrder[s.finishedHead]] = nil
+            s.finishedHead += 1
+            if s.finishedHead > Self.finishedMemory { s.finishedOrder.removeFirst(s.finishedHead); s.finishedHead = 0 }
+        }
+    }
+
     private func remove(_ key: String, _ device: String, _ s: inout State) {
         s.tracked[key] = nil
         s.byDevice[device]?.remove(key)
@@ -192,6 +221,7 @@ final class CommandService: Service, Sendable {
             for (device, h) in sessions {
                 let key = CommandRepository.executionID(job.id, device)
                 if let t = s.tracked[key], t.handler === h { continue }
+                if s.finishedIn[key] == ObjectIdentifier(h) { continue }
                 var timeouts = configuration.timeouts
                 if job.name == CommandName.logTail.rawValue { timeouts.runMillis = 630_000 }
                 var m = ExecutionStateMachine(createdAt: job.createdAt, deadline: job.deadline, timeouts: timeouts)
@@ -259,6 +289,7 @@ final class CommandService: Service, Sendable {
             }
             if case .finished = t.machine.report(r, now: now, progress: status.progress, reason: status.reason) {
                 finished.increment()
+                rememberFinished(key, t.handler, &s)
                 remove(key, device, &s)
             } else {
                 s.tracked[key] = t

@@ -89,7 +89,8 @@ struct CommandRepository: Sendable {
         ]
     }
 
-    /// Creates the QUEUED executions of `job` in chunks, calling `progress` after each.
+    /// Creates the QUEUED executions of `job` in chunks, calling `progress` after each (then
+    /// call ``markMaterialized(_:)``).
     /// Executions that already exist (a box reported before its document was written) get the
     /// job's fields filled in. Idempotent, so a crashed run can be repeated by any node.
     func materialize(_ job: Job, chunk: Int = 1000, progress: (Int) async -> Void = { _ in }) async throws {
@@ -107,7 +108,11 @@ struct CommandRepository: Sendable {
             done += part.count
             await progress(done)
         }
-        _ = try await jobs.updateOne(["_id": .string(job.id)], [
+    }
+
+    /// Marks every execution of the job as stored (other nodes stop checking it on hello).
+    func markMaterialized(_ job: String) async throws {
+        _ = try await jobs.updateOne(["_id": .string(job)], [
             "$set": ["materialized": true, "updatedAt": .date(Date())], "$inc": ["v": 1],
         ])
     }

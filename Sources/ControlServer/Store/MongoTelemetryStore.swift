@@ -64,12 +64,13 @@ struct MongoTelemetryStore: TelemetryStore {
             let c = s.status
             switch c.state {
             case .received:
+                // confirmedAt: when the hub first heard the box confirm it.
                 writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.queued.rawValue)], update: [
-                    "$set": ["state": .string(ExecutionState.sent.rawValue), "confirmed": true, "updatedAt": at],
+                    "$set": ["state": .string(ExecutionState.sent.rawValue), "confirmed": true, "confirmedAt": at, "updatedAt": at],
                     "$push": ["history": ["s": .string(ExecutionState.sent.rawValue), "at": at]],
                 ], upsert: false))
-                writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.sent.rawValue)],
-                                         update: ["$set": ["confirmed": true, "updatedAt": at]], upsert: false))
+                writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.sent.rawValue), "confirmed": ["$ne": true]],
+                                         update: ["$set": ["confirmed": true, "confirmedAt": at, "updatedAt": at]], upsert: false))
             case .inProgress:
                 var entry: Document = ["s": .string(ExecutionState.inProgress.rawValue), "at": at]
                 var set: Document = ["state": .string(ExecutionState.inProgress.rawValue), "confirmed": true, "updatedAt": at]

@@ -105,6 +105,7 @@ typedef struct {
     stb_backoff_policy backoff;
     int log_level_min;          /* default: lines at or above are sent as telemetry */
     int force_outage;           /* channel index forced into an outage one simulated minute in (-1: none) */
+    double fail_firmware;       /* fault injection: probability (0..1) that a firmware install fails */
 } stb_config;
 
 void stb_config_defaults(stb_config *c); /* single-box defaults */
@@ -336,6 +337,12 @@ size_t stb_box_format_log(const stb_box *b, const stb_logline *l, char *out, siz
 int stb_mkdirs(const char *path, unsigned mode);
 /* Writes data to path atomically (temp file in the same dir + rename). */
 int stb_write_atomic(const char *path, const char *data, size_t len, bool do_fsync);
+
+/* Fault injection (--fail-firmware P): a number in [0, 1) drawn from the box id and the
+ * command id only (FNV-1a hashes mixed by splitmix64), so a rerun makes the same choices;
+ * the install fails when it is below P. P <= 0 never fails, P >= 1 always does. */
+double stb_fw_fail_draw(const char *box_id, const char *cmd_id);
+bool stb_fw_injected_failure(const char *box_id, const char *cmd_id, double p);
 
 /* viewing model (viewing.c) */
 void stb_view_init(stb_box *b);

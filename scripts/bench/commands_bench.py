@@ -1,0 +1,135 @@
+"""Command latency against running hubs (driven by scripts/bench/commands).
+
+  roundtrip API_A API_B TOKEN DEVICE SECRET WS_A WS_B N   one Python box: local, then cross-node
+  broadcast API TOKEN MONGODB_URI N_BOXES METRICS_URLS    one job to every box, timed from the store
+"""
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+import urllib.request
+
+import websockets
+
+
+SEEN = set()
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def post(api, token, body):
+    req = urllib.request.Request(api + "/api/v1/commands", data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def auth(device, secret):
+    import base64
+    return {"Authorization": "Basic " + base64.b64encode(f"{device}:{secret}".encode()).decode()}
+
+
+async def box_session(ws_url, device, secret, api, token, n, label):
+    """Issues n commands one after another to the box this coroutine plays, and times them."""
+    async with websockets.connect(ws_url, additional_headers=auth(device, secret), open_timeout=10, compression=None) as ws:
+        await ws.send(json.dumps({"type": "hello", "id": "h", "seq": 1, "ts": int(time.time() * 1000), "model": "bench",
+                                  "firmware": "1", "bootId": f"b{int(time.time() * 1000)}"}))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        seq = 1
+        deliver, rtt = [], []
+        seen = SEEN  # across sessions: a box that reconnects may get an earlier command again
+        loop = asyncio.get_running_loop()
+        for i in range(n):
+            t0 = time.perf_counter()
+            fut = loop.run_in_executor(None, post, api, token, {"name": "reload_portal", "target": {"device": device}})
+            while True:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                if m["type"] != "command":
+                    continue
+                if m["id"] in seen:  # a repeated delivery (at least once): answer it again, keep waiting
+                    seq += 1
+                    await ws.send(json.dumps({"type": "command_status", "seq": seq, "ts": int(time.time() * 1000), "ref": m["id"], "state": "succeeded"}))
+                    continue
+                seen.add(m["id"])
+                break
+            t1 = time.perf_counter()
+            seq += 1
+            await ws.send(json.dumps({"type": "command_status", "seq": seq, "ts": int(time.time() * 1000), "ref": m["id"], "state": "succeeded"}))
+            while True:
+                a = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                if a["type"] == "ack" and a["upTo"] >= seq:
+                    break
+            t2 = time.perf_counter()
+            await fut
+            if os.environ.get("BENCH_TRACE"): print(f"  {m['id']} {(t1 - t0) * 1000:.2f} {(t2 - t0) * 1000:.2f}")
+            if i >= 5:  # warm-up
+                deliver.append((t1 - t0) * 1000)
+                rtt.append((t2 - t0) * 1000)
+        print(f"{label}: {len(deliver)} commands; API request -> box has the frame: p50 {pct(deliver, 50):.2f} ms, "
+              f"p99 {pct(deliver, 99):.2f} ms, max {max(deliver):.2f} ms; -> box's status durable (acked): "
+              f"p50 {pct(rtt, 50):.2f} ms, p99 {pct(rtt, 99):.2f} ms")
+
+
+def roundtrip(api_a, api_b, token, device, secret, ws_a, ws_b, n, mode):
+    n = int(n)
+    asyncio.run(box_session(ws_a, device, secret, api_a, token, n, "same node"))
+    asyncio.run(box_session(ws_b, device, secret, api_a, token, max(20, n // 3), f"across nodes ({mode})"))
+
+
+def metric(url, name):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.split()[-1])
+    return 0.0
+
+
+def broadcast(api, token, uri, n, metrics_urls):
+    import pymongo
+    n = int(n)
+    urls = metrics_urls.split(",")
+    db = pymongo.MongoClient(uri).get_default_database()
+    enc0 = [metric(u, "argus_command_frames_encoded_total") for u in urls]
+    sent0 = [metric(u, "argus_commands_delivered_total") for u in urls]
+    t0 = time.time()
+    job = post(api, token, {"name": "message", "params": {"text": "bench broadcast"}, "target": {"all": True}})
+    t_api = time.time()
+    print(f"broadcast job {job['id']} to {job['count']} boxes; API answered in {(t_api - t0) * 1000:.0f} ms")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        sent = sum(metric(u, "argus_commands_delivered_total") for u in urls) - sum(sent0)
+        if sent >= n:
+            break
+        time.sleep(0.2)
+    t_sent = time.time()
+    print(f"frames written to all {n} sockets {(t_sent - t0):.2f} s after the request (polled every 0.2 s)")
+    enc = [metric(u, "argus_command_frames_encoded_total") - e for u, e in zip(urls, enc0)]
+    per_node = [metric(u, "argus_commands_delivered_total") - s for u, s in zip(urls, sent0)]
+    print(f"frames encoded per node: {enc}; frames delivered per node: {per_node}")
+    created = job["createdAt"] / 1000
+    while time.time() < deadline:
+        c = db.executions.count_documents({"job": job["id"], "confirmedAt": {"$exists": True}})
+        if c >= n:
+            break
+        time.sleep(2)
+    lat = [(d["confirmedAt"].timestamp() - created) * 1000
+           for d in db.executions.find({"job": job["id"], "confirmedAt": {"$exists": True}}, {"confirmedAt": 1})]
+    print(f"boxes whose 'received' reached the hub: {len(lat)}/{n}; job created -> hub hears the box confirm: "
+          f"p50 {pct(lat, 50):.0f} ms, p99 {pct(lat, 99):.0f} ms, max {max(lat):.0f} ms")
+    t_stored = time.time()
+    while time.time() < deadline:
+        done = db.executions.count_documents({"job": job["id"], "state": "SUCCEEDED"})
+        if done >= n:
+            break
+        time.sleep(2)
+    print(f"all executions SUCCEEDED in the store {time.time() - t0:.1f} s after the request "
+          f"(store write speed; {done}/{n})")
+
+
+if __name__ == "__main__":
+    {"roundtrip": roundtrip, "broadcast": broadcast}[sys.argv[1]](*sys.argv[2:])
