@@ -56,7 +56,7 @@ struct CommandStoreTests {
             try await telemetry.applyCommandStatuses([status(j.id, "a", 5, .failed, reason: "late"), status(j.id, "b", 2, .succeeded)])
             let a = try #require(try await repo.execution(job: j.id, device: "a"))
             #expect(a["state"]?.stringValue == "SUCCEEDED")
-            #expect(a["history"]?.arrayValue?.compactMap { $0.documentValue?["s"]?.stringValue } == ["QUEUED", "SENT", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"])
+            #expect(a["history"]?.arrayValue?.compactMap { $0.documentValue?["s"]?.stringValue } == ["QUEUED", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"])
             #expect(a["history"]?.arrayValue?.compactMap { $0.documentValue?["progress"]?.stringValue } == ["downloading", "installing"])
             #expect(a["result"]?.documentValue?["lines"]?.arrayValue == [.string("x")])
             #expect(a["confirmedAt"]?.dateValue != nil)

@@ -296,3 +296,63 @@ def test_a_box_that_rejects_a_command_ends_in_rejected_with_its_reason(hub):
     assert got[0]["id"] == job["id"] and got[0]["name"] == "message" and got[0]["params"] == {"text": "hi", "durationSec": 10}
     e = wait_state(hub, job["id"], "py-box", "REJECTED")
     assert e["reason"] == "no screen attached" and history(e)[-1] == "REJECTED"
+
+
+def upload_firmware(hub, version, image, models=("argus-sim-1",)):
+    import urllib.request
+    sha = hashlib.sha256(image).hexdigest()
+    hub.call("POST", "/api/v1/firmware", {"version": version, "models": list(models), "size": len(image), "sha256": sha}, expect=201)
+    req = urllib.request.Request(hub.api + f"/api/v1/firmware/{version}/image", data=image, method="PUT",
+                                 headers={"Authorization": f"Bearer {hub.token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200
+
+
+def test_a_rollout_with_injected_failures_pauses_at_its_threshold_then_aborts(make_hub, tmpdir_path):
+    import subprocess
+    from conftest import ROOT
+    hub = make_hub(extra_args=["--heartbeat", "5", "--rollout-tick-ms", "200"]).start()
+    n = 40
+    secrets = tmpdir_path / "ro.secrets"
+    env = dict(os.environ, ARGUS_API=hub.api, ARGUS_TOKEN=hub.token)
+    r = subprocess.run([str(ROOT / "scripts/register-fleet"), str(n), "ro", str(secrets)], env=env, cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    upload_firmware(hub, "3.0.0", os.urandom(50_000))
+    log = tmpdir_path / "ro-fleet.log"
+    p = agent("--fleet", str(n), "--id-prefix", "ro", "--secrets-file", str(secrets), "--hub", hub.ws_url,
+              "--ramp", "200", "--seed", "5", "--fail-firmware", "0.7", "--progress", "1", log=open(log, "wb"))
+    try:
+        wait_for(lambda: len(hub.call("GET", "/api/v1/devices?online=true&limit=1000")[1]["items"]) == n, timeout=60, what="fleet online")
+        # Bad policies are refused with the field named, and nothing is stored.
+        s, body, _ = hub.call("POST", "/api/v1/rollouts", {"firmware": "3.0.0", "target": {"all": True}, "waves": [50, 10]})
+        assert s == 400 and "waves" in body["error"]["message"], body
+        s, body, _ = hub.call("POST", "/api/v1/rollouts", {"firmware": "9.9.9", "target": {"all": True}})
+        assert s == 400 and "catalogue" in body["error"]["message"]
+        _, ro, _ = hub.call("POST", "/api/v1/rollouts", {
+            "firmware": "3.0.0", "target": {"all": True}, "waves": [50, 100], "ratePerMinute": 600,
+            "successThreshold": 0.9, "failureThreshold": 0.3, "minFailureCount": 4}, expect=201)
+        assert ro["targetCount"] == n and [w["target"] for w in ro["waves"]] == [20, 40]
+        final = wait_for(lambda: (lambda r: r if r["state"] != "running" else None)(hub.call("GET", f"/api/v1/rollouts/{ro['id']}")[1]),
+                         timeout=120, what="the rollout to stop running")
+        # 70 % of installs fail (injected): the failure rule pauses it within the first wave.
+        assert final["state"] == "paused" and final["reason"].startswith("failure threshold"), final
+        assert final["failed"] >= 4 and final["failed"] / (final["failed"] + final["succeeded"]) >= 0.3
+        assert final["started"] < n  # it stopped before the whole fleet
+        # Failures carry the box's reason.
+        job = final["jobs"][0]
+        _, page, _ = hub.call("GET", f"/api/v1/commands/{job}/executions?state=FAILED", expect=200)
+        assert page["items"] and all(e["reason"] == "injected install failure" for e in page["items"])
+        # Operator control: pausing again is a no-op, abort ends it, resume is then refused.
+        hub.call("POST", f"/api/v1/rollouts/{ro['id']}/pause", expect=200)
+        _, ab, _ = hub.call("POST", f"/api/v1/rollouts/{ro['id']}/abort", {"reason": "too many failures"}, expect=200)
+        assert ab["state"] == "aborted" and ab["reason"] == "too many failures"
+        hub.call("POST", f"/api/v1/rollouts/{ro['id']}/resume", expect=409)
+        time.sleep(1)
+        assert hub.call("GET", f"/api/v1/rollouts/{ro['id']}")[1]["started"] == ab["started"]
+        _, audit, _ = hub.call("GET", "/api/v1/audit?action=rollout.create", expect=200)
+        assert [a["result"] for a in audit["items"]].count("ok") == 1 and len(audit["items"]) == 3
+        _, audit, _ = hub.call("GET", "/api/v1/audit?action=rollout.abort", expect=200)
+        assert audit["items"][0]["result"] == "ok" and audit["items"][0]["target"] == ro["id"]
+    finally:
+        stop(p)

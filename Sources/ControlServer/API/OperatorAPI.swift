@@ -22,6 +22,7 @@ struct APIDependencies: Sendable {
     var live: LiveHub? = nil
     /// Command jobs; the command routes exist only with it.
     var commands: CommandService? = nil
+    var rollouts: RolloutService? = nil
     /// Base URL of this hub for firmware downloads.
     var publicURL: String = "http://127.0.0.1:8080"
 }
@@ -104,6 +105,7 @@ enum OperatorAPI {
             let firmware = FirmwareRepository(store: deps.store)
             CommandRoutes.add(api, deps, commands, firmware)
             FirmwareRoutes.add(router, api, deps, firmware, publicURL: deps.publicURL)
+            if let rollouts = deps.rollouts { RolloutRoutes.add(api, deps, rollouts) }
         }
         api.get("audit") { request, context -> AuditPage in
             _ = try context.require(.admin)

@@ -144,6 +144,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a running command may go without a report before it times out (env ARGUS_COMMAND_RUN_TIMEOUT).")
     var commandRunTimeout = Env.int("ARGUS_COMMAND_RUN_TIMEOUT", 600)
 
+    @Option(help: "How often rollouts are advanced, milliseconds (env ARGUS_ROLLOUT_TICK_MS).")
+    var rolloutTickMs = Env.int("ARGUS_ROLLOUT_TICK_MS", 1000)
+
+    @Option(help: "How often a rollout's health gate is evaluated, seconds (env ARGUS_ROLLOUT_HEALTH_SECONDS).")
+    var rolloutHealthSeconds = Env.int("ARGUS_ROLLOUT_HEALTH_SECONDS", 30)
+
     @Option(help: "Base URL boxes use to download uploaded firmware (env ARGUS_PUBLIC_URL); default http://<api host>:<api port>.")
     var publicURL: String? = Env.values["ARGUS_PUBLIC_URL"]
 
@@ -175,6 +181,8 @@ struct Serve: AsyncParsableCommand {
         guard (0...3600).contains(audienceGrace) else { throw ValidationError("--audience-grace must be from 0 to 3600") }
         guard JobNotification(rawValue: commandNotify) != nil else { throw ValidationError("--command-notify must be stream or poll") }
         guard (50...60_000).contains(commandPollMs) else { throw ValidationError("--command-poll-ms must be from 50 to 60000") }
+        guard (50...60_000).contains(rolloutTickMs) else { throw ValidationError("--rollout-tick-ms must be from 50 to 60000") }
+        guard (1...3600).contains(rolloutHealthSeconds) else { throw ValidationError("--rollout-health-seconds must be from 1 to 3600") }
         guard (1...3600).contains(commandAckTimeout) else { throw ValidationError("--command-ack-timeout must be from 1 to 3600") }
         guard (1...100).contains(commandMaxAttempts) else { throw ValidationError("--command-max-attempts must be from 1 to 100") }
         guard (10...86_400).contains(commandRunTimeout) else { throw ValidationError("--command-run-timeout must be from 10 to 86400") }
@@ -271,6 +279,8 @@ struct Serve: AsyncParsableCommand {
         commandConfig.timeouts.runMillis = Int64(commandRunTimeout) * 1000
         let commands = CommandService(store: store, registry: registry, node: nodeName, configuration: commandConfig, gate: gate,
                                       logger: Logger(label: "argus.commands"))
+        let rollouts = RolloutService(store: store, commands: commands, node: nodeName, tick: .milliseconds(Int64(rolloutTickMs)),
+                                      healthEvery: .seconds(Int64(rolloutHealthSeconds)), gate: gate, logger: Logger(label: "argus.rollouts"))
         let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, ingest: ingest, commands: commands, heartbeatSeconds: heartbeat,
                                     limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
         let devices = DeviceRepository(store: store)
@@ -280,7 +290,7 @@ struct Serve: AsyncParsableCommand {
         let deps = APIDependencies(store: store, devices: devices, tokens: TokenRepository(store: store),
                                    audit: AuditLog(store: store, node: nodeName, logger: Logger(label: "argus.audit")),
                                    registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
-                                   authenticator: authenticator, live: live, commands: commands,
+                                   authenticator: authenticator, live: live, commands: commands, rollouts: rollouts,
                                    publicURL: (publicURL ?? "http://\(apiHost):\(apiPort)").trimmingCharacters(in: CharacterSet(charactersIn: "/")))
         let api = Application(router: OperatorAPI.router(deps),
                               server: .http1WebSocketUpgrade { request, _, _ in
@@ -305,6 +315,7 @@ struct Serve: AsyncParsableCommand {
                 .init(service: presence),
                 .init(service: telemetry),
                 .init(service: commands),
+                .init(service: rollouts),
                 .init(service: FleetTicker(live: live, registry: registry, ingest: ingest, node: nodeName)),
                 .init(service: gateway),
             ],

@@ -320,7 +320,7 @@ final class CommandService: Service, Sendable {
     private func helloLoop() async {
         while !Task.isCancelled {
             let batch = state.withLockedValue { s -> [STBConnectionHandler] in
-                let b = Array(s.hellos.prefix(1000))
+                let b = Array(s.hellos.prefix(CommandRepository.inChunk))
                 s.hellos.removeFirst(b.count)
                 return b
             }
@@ -559,8 +559,8 @@ final class ExecutionWriter: Sendable {
             switch op {
             case .sent(let job, let devices, let at):
                 let t = BSON.date(Date(millis: at))
-                for start in stride(from: 0, to: devices.count, by: 1000) {
-                    let part = devices[start..<min(devices.count, start + 1000)].map { BSON.string($0) }
+                for start in stride(from: 0, to: devices.count, by: CommandRepository.inChunk) {
+                    let part = devices[start..<min(devices.count, start + CommandRepository.inChunk)].map { BSON.string($0) }
                     writes.append(.updateMany(filter: [
                         "job": .string(job), "device": ["$in": .array(part)],
                         "$or": [["state": .string(ExecutionState.queued.rawValue)], ["state": sentState, "confirmed": ["$ne": true]]],

@@ -108,8 +108,8 @@ struct DeviceRepository: Sendable {
     /// The given boxes as (id, model, revoked); unknown ids are left out.
     func lookup(_ ids: [String]) async throws -> [(id: String, model: String, revoked: Bool)] {
         var out: [(id: String, model: String, revoked: Bool)] = []
-        for start in stride(from: 0, to: ids.count, by: 1000) {
-            let part = ids[start..<min(ids.count, start + 1000)].map { BSON.string($0) }
+        for start in stride(from: 0, to: ids.count, by: CommandRepository.inChunk) {
+            let part = ids[start..<min(ids.count, start + CommandRepository.inChunk)].map { BSON.string($0) }
             out += try await collection.find(["_id": ["$in": .array(part)]], projection: ["_id": 1, "model": 1, "revoked": 1]).compactMap { d in
                 d["_id"]?.stringValue.map { ($0, d["model"]?.stringValue ?? "", d["revoked"]?.boolValue ?? false) }
             }

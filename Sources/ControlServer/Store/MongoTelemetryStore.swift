@@ -44,8 +44,11 @@ struct MongoTelemetryStore: TelemetryStore {
             .sorted { ($0.executionID, $0.seq) < ($1.executionID, $1.seq) }
         guard !statuses.isEmpty else { return }
         let ids = Array(Set(statuses.map(\.executionID)))
-        let existing = Set(try await executions.find(["_id": ["$in": .array(ids.map { .string($0) })]], projection: ["_id": 1])
-            .compactMap { $0["_id"]?.stringValue })
+        var existing = Set<String>()
+        for k in stride(from: 0, to: ids.count, by: CommandRepository.inChunk) {
+            let part = ids[k..<min(ids.count, k + CommandRepository.inChunk)].map { BSON.string($0) }
+            existing.formUnion(try await executions.find(["_id": ["$in": .array(part)]], projection: ["_id": 1]).compactMap { $0["_id"]?.stringValue })
+        }
         var firstOf: [String: StoredCommandStatus] = [:]
         for s in statuses where !existing.contains(s.executionID) && firstOf[s.executionID] == nil { firstOf[s.executionID] = s }
         if !firstOf.isEmpty {
@@ -56,42 +59,67 @@ struct MongoTelemetryStore: TelemetryStore {
                         "history": [["s": .string(ExecutionState.sent.rawValue), "at": at]]]
             })
         }
+        // One update per execution per round in the common cases: the box's reports since the
+        // last round collapse into the final state plus the history entries they add.
         var writes: [WriteModel] = []
         let open = CommandRepository.open
-        for s in statuses {
-            let id: BSON = .string(s.executionID)
-            let at = Self.date(s.receivedAt)
-            let c = s.status
-            switch c.state {
-            case .received:
-                // confirmedAt: when the hub first heard the box confirm it.
-                writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.queued.rawValue)], update: [
-                    "$set": ["state": .string(ExecutionState.sent.rawValue), "confirmed": true, "confirmedAt": at, "updatedAt": at],
-                    "$push": ["history": ["s": .string(ExecutionState.sent.rawValue), "at": at]],
-                ], upsert: false))
-                writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.sent.rawValue), "confirmed": ["$ne": true]],
-                                         update: ["$set": ["confirmed": true, "confirmedAt": at, "updatedAt": at]], upsert: false))
-            case .inProgress:
-                var entry: Document = ["s": .string(ExecutionState.inProgress.rawValue), "at": at]
-                var set: Document = ["state": .string(ExecutionState.inProgress.rawValue), "confirmed": true, "updatedAt": at]
-                if let p = c.progress { entry["progress"] = .string(p); set["progress"] = .string(p) }
-                writes.append(.updateOne(filter: ["_id": id, "state": ["$in": [.string(ExecutionState.queued.rawValue), .string(ExecutionState.sent.rawValue)]]],
-                                         update: ["$set": .document(set), "$push": ["history": .document(entry)]], upsert: false))
-                if let p = c.progress {
-                    writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.inProgress.rawValue), "progress": ["$ne": .string(p)]],
-                                             update: ["$set": ["progress": .string(p), "updatedAt": at], "$push": ["history": .document(entry)]], upsert: false))
-                } else {
-                    writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.inProgress.rawValue)],
-                                             update: ["$set": ["updatedAt": at]], upsert: false))
+        let early: BSON = ["$in": [.string(ExecutionState.queued.rawValue), .string(ExecutionState.sent.rawValue)]]
+        var i = 0
+        while i < statuses.count {
+            var j = i
+            while j < statuses.count && statuses[j].executionID == statuses[i].executionID { j += 1 }
+            let group = statuses[i..<j]
+            i = j
+            let id: BSON = .string(group.first!.executionID)
+            let firstAt = Self.date(group.first!.receivedAt)
+            var entries: [BSON] = []
+            var progress: String? = nil
+            var last: BSON = firstAt
+            var terminal: (ExecutionState, StoredCommandStatus)? = nil
+            for s in group {
+                let at = Self.date(s.receivedAt)
+                last = at
+                switch s.status.state {
+                case .received: break
+                case .inProgress:
+                    var e: Document = ["s": .string(ExecutionState.inProgress.rawValue), "at": at]
+                    if let p = s.status.progress { e["progress"] = .string(p); progress = p }
+                    if entries.isEmpty || s.status.progress != nil { entries.append(.document(e)) }
+                case .succeeded, .failed, .rejected:
+                    let st: ExecutionState = s.status.state == .succeeded ? .succeeded : s.status.state == .failed ? .failed : .rejected
+                    var e: Document = ["s": .string(st.rawValue), "at": at]
+                    if let r = s.status.reason { e["reason"] = .string(r) }
+                    entries.append(.document(e))
+                    terminal = (st, s)
                 }
-            case .succeeded, .failed, .rejected:
-                let state: ExecutionState = c.state == .succeeded ? .succeeded : c.state == .failed ? .failed : .rejected
-                var entry: Document = ["s": .string(state.rawValue), "at": at]
-                var set: Document = ["state": .string(state.rawValue), "confirmed": true, "updatedAt": at, "finishedAt": at]
-                if let r = c.reason { entry["reason"] = .string(r); set["reason"] = .string(r) }
-                if let r = c.result { set["result"] = BSON(json: r) }
-                writes.append(.updateOne(filter: ["_id": id, "state": ["$in": .array(open)]],
-                                         update: ["$set": .document(set), "$push": ["history": .document(entry)]], upsert: false))
+                if terminal != nil { break }  // later reports change nothing
+            }
+            if let (st, s) = terminal {
+                var set: Document = ["state": .string(st.rawValue), "confirmed": true, "updatedAt": last, "finishedAt": last]
+                if let r = s.status.reason { set["reason"] = .string(r) }
+                if let r = s.status.result { set["result"] = BSON(json: r) }
+                if let progress { set["progress"] = .string(progress) }
+                writes.append(.updateOne(filter: ["_id": id, "state": ["$in": .array(open)]], update: [
+                    "$set": .document(set), "$min": ["confirmedAt": firstAt], "$push": ["history": ["$each": .array(entries)]],
+                ], upsert: false))
+            } else if !entries.isEmpty {
+                var set: Document = ["state": .string(ExecutionState.inProgress.rawValue), "confirmed": true, "updatedAt": last]
+                if let progress { set["progress"] = .string(progress) }
+                writes.append(.updateOne(filter: ["_id": id, "state": early], update: [
+                    "$set": .document(set), "$min": ["confirmedAt": firstAt], "$push": ["history": ["$each": .array(entries)]],
+                ], upsert: false))
+                if let progress {
+                    // Already running: record the new stage only.
+                    writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.inProgress.rawValue), "progress": ["$ne": .string(progress)]],
+                                             update: ["$set": ["progress": .string(progress), "updatedAt": last],
+                                                      "$push": ["history": ["$each": .array(entries)]]], upsert: false))
+                }
+            } else {
+                // Only `received`: confirmed (SENT; the SENT entry itself comes from the delivering node).
+                writes.append(.updateOne(filter: ["_id": id, "state": early], update: [
+                    "$set": ["state": .string(ExecutionState.sent.rawValue), "confirmed": true, "updatedAt": last],
+                    "$min": ["confirmedAt": firstAt],
+                ], upsert: false))
             }
         }
         _ = try await executions.bulkWrite(writes, operation: "applyCommandStatuses")

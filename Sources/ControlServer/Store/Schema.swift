@@ -15,6 +15,7 @@ enum Schema {
     static let executions = "executions"
     static let firmware = "firmware"
     static let firmwareChunks = "firmware_chunks"
+    static let rollouts = "rollouts"
 
     /// Creates every index the hub's queries use. Idempotent.
     static func ensureIndexes(_ store: MongoStore, retention: RetentionConfiguration = .init()) async throws {
@@ -64,6 +65,12 @@ enum Schema {
             IndexModel(name: "job_id", keys: ["job": 1, "_id": 1]),
             IndexModel(name: "state_deadline", keys: ["state": 1, "deadline": 1]),
             IndexModel(name: "state_updatedAt", keys: ["state": 1, "updatedAt": 1]),
+        ])
+        try await store.collection(rollouts).createIndexes([
+            IndexModel(name: "state", keys: ["state": 1]),
+        ])
+        try await store.collection(executions).createIndexes([
+            IndexModel(name: "job_state_finishedAt", keys: ["job": 1, "state": 1, "finishedAt": -1]),
         ])
         try await store.collection(firmwareChunks).createIndexes([
             IndexModel(name: "fw_n", keys: ["fw": 1, "n": 1], unique: true),
