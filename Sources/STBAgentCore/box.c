@@ -458,6 +458,7 @@ static void logring_clear(stb_logring *r)
 }
 
 static stb_job *tail_job(stb_box *b);
+static void tail_counted(stb_job *j);
 static void direct_push(stb_box *b, const char *data, size_t len);
 static const char *job_ref(const stb_job *j);
 
@@ -471,7 +472,10 @@ static void tail_send(stb_box *b, int64_t ts, int level, const char *source, con
     char id[24];
     snprintf(id, sizeof id, "l-%u", seq);
     stb_enc_log(&w, id, seq, ts, stb_level_names[level & 3], source, text, job_ref(j));
-    if (sjw_finish(&w) == 0) direct_push(b, w.buf, w.len);
+    if (sjw_finish(&w) == 0) {
+        direct_push(b, w.buf, w.len);
+        tail_counted(j);
+    }
 }
 
 void stb_box_log(stb_box *b, int64_t ts, int level, const char *source, const char *text)
@@ -668,6 +672,7 @@ static stb_job *job_find(stb_box *b, int kind)
 }
 
 static stb_job *tail_job(stb_box *b) { return b->jobs ? job_find(b, JOB_TAIL) : NULL; }
+static void tail_counted(stb_job *j) { j->u.tail.lines++; }
 
 static stb_job *job_new(stb_box *b, int kind, const char *ref)
 {

@@ -117,6 +117,8 @@ def test_a_delivery_repeated_after_a_hub_kill_9_runs_once(make_hub, tmpdir_path)
         text = log.read_text(errors="replace")
         assert text.count(f"command {job['id']}: received") == 1, text[-3000:]
         assert history(e)[-1] == "SUCCEEDED"
+        _, audit, _ = hub.call("GET", "/api/v1/audit?action=command.create", expect=200)
+        assert [x["target"] for x in audit["items"]] == [job["id"]]
     finally:
         stop(p)
 
@@ -160,6 +162,10 @@ def test_two_nodes_deliver_wherever_the_box_is_and_a_moved_box_runs_it_once(make
     finally:
         stop(p)
     assert log.read_text(errors="replace").count(f"command {job3['id']}: received") == 1
+    # Each node audited the jobs it accepted, under its own name.
+    _, audit, _ = a.call("GET", "/api/v1/audit?action=command.create", expect=200)
+    by_job = {x["target"]: x["node"] for x in audit["items"]}
+    assert by_job[job["id"]].endswith(f":{a.device_port}") and by_job[job2["id"]].endswith(f":{b.device_port}")
 
 
 def test_firmware_catalogue_upload_range_download_update_and_a_bad_checksum(hub, tmpdir_path):
@@ -216,6 +222,12 @@ def test_firmware_catalogue_upload_range_download_update_and_a_bad_checksum(hub,
         hub.wait_device("fw-1", lambda d: d["firmware"] == "2.0.0", timeout=30)
     finally:
         stop(p)
+    _, audit, _ = hub.call("GET", "/api/v1/audit?action=firmware.add", expect=200)
+    assert sorted(a["result"].split(":")[0] for a in audit["items"]) == ["ok", "rejected"]
+    _, audit, _ = hub.call("GET", "/api/v1/audit?action=firmware.upload", expect=200)
+    assert sorted(a["result"].split(":")[0] for a in audit["items"]) == ["ok", "rejected"]
+    _, audit, _ = hub.call("GET", "/api/v1/audit?action=command.create", expect=200)
+    assert {a["target"] for a in audit["items"]} >= {bad["id"], good["id"]}
     # A model the firmware is not for is refused.
     hub.register("fw-other", model="other-model")
     s, body, _ = hub.call("POST", "/api/v1/commands", {"name": "firmware_update", "params": {"version": "2.0.0"},
@@ -354,5 +366,41 @@ def test_a_rollout_with_injected_failures_pauses_at_its_threshold_then_aborts(ma
         assert [a["result"] for a in audit["items"]].count("ok") == 1 and len(audit["items"]) == 3
         _, audit, _ = hub.call("GET", "/api/v1/audit?action=rollout.abort", expect=200)
         assert audit["items"][0]["result"] == "ok" and audit["items"][0]["target"] == ro["id"]
+    finally:
+        stop(p)
+
+
+def test_a_log_tail_streams_to_the_operators_live_view_for_its_duration(hub, tmpdir_path):
+    from test_agent import evening
+    secret = hub.register("tail-1")
+    p, log = start_agent(hub, tmpdir_path, "tail-1", secret, "--start", evening(), "--clock-speed", "120", "--seed", "4")
+    try:
+        hub.wait_device("tail-1", lambda d: d["online"], timeout=20)
+
+        async def main():
+            url = f"ws://127.0.0.1:{hub.api_port}/api/v1/live?device=tail-1&token={hub.token}"
+            async with websockets.connect(url) as view:
+                job = await asyncio.to_thread(issue, hub, "log_tail", {"device": "tail-1"}, {"durationSec": 3})
+                tailed, started = [], time.time()
+                await asyncio.sleep(0.5)
+                # Another command makes the box log a line ("command ID message received").
+                other = await asyncio.to_thread(issue, hub, "message", {"device": "tail-1"}, {"text": "tail me"})
+                while time.time() - started < 8:
+                    try:
+                        m = json.loads(await asyncio.wait_for(view.recv(), 1))
+                    except asyncio.TimeoutError:
+                        continue
+                    f = m.get("frame", {})
+                    for x in (f.get("messages") or [f]):
+                        if x.get("type") == "log" and x.get("tail") == job["id"]:
+                            tailed.append((time.time() - started, x))
+                return job, other, tailed
+
+        job, other, tailed = asyncio.run(main())
+        assert any(other["id"] in x["text"] for _, x in tailed), tailed
+        assert max(t for t, _ in tailed) < 6  # the box stops after durationSec
+        e = wait_state(hub, job["id"], "tail-1", "SUCCEEDED", timeout=20)
+        assert e["result"]["lines"] >= 1
+        wait_for(lambda: db_of(hub).logs.count_documents({"d": "tail-1", "tail": job["id"]}) >= 1, what="tailed lines stored")
     finally:
         stop(p)

@@ -75,6 +75,19 @@ async def box_session(ws_url, device, secret, api, token, n, label):
               f"p50 {pct(rtt, 50):.2f} ms, p99 {pct(rtt, 99):.2f} ms")
 
 
+def storefloor(uri, n):
+    """The peer: one insert_one of a job-sized document, the write every command waits for."""
+    import pymongo
+    db = pymongo.MongoClient(uri).get_default_database()
+    lat = []
+    for i in range(int(n)):
+        t0 = time.perf_counter()
+        db.bench_floor.insert_one({"name": "reload_portal", "params": {}, "devices": ["rt-box"], "i": i, "pad": "x" * 200})
+        lat.append((time.perf_counter() - t0) * 1000)
+    db.bench_floor.drop()
+    print(f"peer, the store alone: insert_one from Python: p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms")
+
+
 def roundtrip(api_a, api_b, token, device, secret, ws_a, ws_b, n, mode):
     n = int(n)
     asyncio.run(box_session(ws_a, device, secret, api_a, token, n, "same node"))
@@ -132,4 +145,4 @@ def broadcast(api, token, uri, n, metrics_urls):
 
 
 if __name__ == "__main__":
-    {"roundtrip": roundtrip, "broadcast": broadcast}[sys.argv[1]](*sys.argv[2:])
+    {"roundtrip": roundtrip, "broadcast": broadcast, "storefloor": storefloor}[sys.argv[1]](*sys.argv[2:])

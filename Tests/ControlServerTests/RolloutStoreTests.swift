@@ -1,0 +1,126 @@
+import Commands
+import Foundation
+import Logging
+import MongoStore
+import STBProtocol
+import Testing
+@testable import ControlServer
+
+/// The rollout driver against the real store (MONGODB_URI): batches become jobs, finished
+/// installs are counted from executions, and the health gate reads real events.
+@Suite("Rollouts against the database")
+struct RolloutStoreTests {
+    func withService(_ body: (MongoStore, RolloutService) async throws -> Void) async throws {
+        guard let uri = ProcessInfo.processInfo.environment["MONGODB_URI"] else {
+            Issue.record("MONGODB_URI is not set: run through scripts/test")
+            return
+        }
+        let db = "ro_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        let store = try MongoStore(uri: uri, database: db, threads: 2, logger: Logger(label: "t"))
+        try await Schema.ensureIndexes(store)
+        let commands = CommandService(store: store, registry: ConnectionRegistry(), node: "n1", logger: Logger(label: "t"))
+        let service = RolloutService(store: store, commands: commands, node: "n1", healthEvery: .seconds(0), logger: Logger(label: "t"))
+        try await service.firmware.add(version: "9.0", models: [], size: 10, sha256: String(repeating: "a", count: 64),
+                                       url: "http://fw.example/9.0", by: "t")
+        do { try await body(store, service) } catch {
+            try? await store.dropDatabase(); await store.shutdown(); throw error
+        }
+        try await store.dropDatabase()
+        await store.shutdown()
+    }
+
+    func rollout(_ service: RolloutService, boxes: Int, policy: RolloutPolicy, now: Int64) async throws -> String {
+        let r = Rollout(id: "r-\(UUID().uuidString.prefix(8))", firmware: "9.0", target: "{}", utcOffsetMinutes: 0, createdBy: "t",
+                        machine: try RolloutMachine(policy: policy, targetCount: boxes, createdAt: now),
+                        remaining: (0..<boxes).map { String(format: "b%03d", $0) }, batches: [])
+        try await service.insert(r, now: now)
+        return r.id
+    }
+
+    /// Marks every execution of the rollout's jobs as finished, `failEvery`-th one failed.
+    func finishAll(_ store: MongoStore, _ service: RolloutService, _ id: String, failEvery: Int = 0, at: Date) async throws {
+        let (r, _) = try #require(try await service.load(id))
+        var k = 0
+        for b in r.batches {
+            for d in b.devices {
+                k += 1
+                let failed = failEvery > 0 && k % failEvery == 0
+                _ = try await store.collection(Schema.executions).updateOne(["_id": .string(CommandRepository.executionID(b.job, d))], [
+                    "$set": ["state": .string(failed ? "FAILED" : "SUCCEEDED"), "finishedAt": .date(at)],
+                ])
+            }
+        }
+    }
+
+    @Test func wavesAdvanceOnSuccessAndTheRateLimitHolds() async throws {
+        try await withService { store, service in
+            let now = Date().millis
+            let policy = try RolloutPolicy(waves: [10, 50, 100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5, minFailureCount: 3)
+            let id = try await rollout(service, boxes: 20, policy: policy, now: now)
+            try await service.drive(id)
+            var (r, _) = try #require(try await service.load(id))
+            #expect(r.batches.count == 1 && r.batches[0].devices.count == 2 && r.batches[0].created)
+            let job = try #require(try await service.commands.repository.job(r.batches[0].job, withDevices: true))
+            #expect(job["name"]?.stringValue == "firmware_update" && job["rollout"]?.stringValue == id)
+            #expect(job["params"]?.documentValue?["url"]?.stringValue == "http://fw.example/9.0")
+            try await service.drive(id)  // wave 1 still in flight: nothing new
+            (r, _) = try #require(try await service.load(id))
+            #expect(r.batches.count == 1)
+            try await finishAll(store, service, id, at: Date())
+            try await service.drive(id)
+            (r, _) = try #require(try await service.load(id))
+            #expect(r.machine.succeeded == 2 && r.machine.currentWave == 1 && r.batches.count == 2 && r.batches[1].devices.count == 8)
+            #expect(r.remaining.count == 10)
+        }
+    }
+
+    @Test func failuresPastTheThresholdPauseAndAbortCancelsOpenExecutions() async throws {
+        try await withService { store, service in
+            let policy = try RolloutPolicy(waves: [50, 100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.3, minFailureCount: 3)
+            let id = try await rollout(service, boxes: 20, policy: policy, now: Date().millis)
+            try await service.drive(id)
+            try await finishAll(store, service, id, failEvery: 2, at: Date())
+            try await service.drive(id)
+            var (r, _) = try #require(try await service.load(id))
+            #expect(r.machine.state.name == "paused" && r.machine.state.reason?.hasPrefix("failure threshold") == true)
+            #expect(r.machine.failed == 5 && r.batches.count == 1)
+            // Abort: open executions of its jobs are canceled.
+            r = try #require(try await service.abort(id, reason: "stop"))
+            #expect(r.machine.state == .aborted(reason: "stop"))
+            #expect(try await service.commands.repository.job(r.batches[0].job)?["state"]?.stringValue == "canceled")
+            await #expect(throws: CommandError.self) { _ = try await service.resume(id) }
+        }
+    }
+
+    @Test func aHealthRegressionOfTheUpdatedBoxesPausesTheRollout() async throws {
+        try await withService { store, service in
+            let now = Date()
+            let gate = try HealthGate(windowMinutes: 60, minExposureHours: 2, maxRelativeIncrease: 0.5, confidence: 2.33)
+            let policy = try RolloutPolicy(waves: [50, 100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5,
+                                           minFailureCount: 100, health: gate)
+            let id = try await rollout(service, boxes: 20, policy: policy, now: now.millis - 3_600_000)
+            try await service.drive(id)
+            try await finishAll(store, service, id, at: now.addingTimeInterval(-1800))
+            // Over the last half hour: the 10 updated boxes crash 4 times each, the 10 others once in all.
+            let (r0, _) = try #require(try await service.load(id))
+            var docs: [Document] = []
+            var seq: Int64 = 0
+            for d in r0.batches[0].devices {
+                for k in 0..<4 {
+                    seq += 1
+                    docs.append(["_id": .string("\(d)|b|\(seq)"), "d": .string(d), "b": "b", "s": .int64(seq),
+                                 "t": .date(now.addingTimeInterval(Double(-600 - k * 60))), "e": "app_crash"])
+                }
+            }
+            docs.append(["_id": "b019|b|1", "d": "b019", "b": "b", "s": .int64(1), "t": .date(now.addingTimeInterval(-300)), "e": "app_crash"])
+            _ = try await store.collection(Schema.events).insertMany(docs)
+            let (updated, control) = try await service.cohorts(r0, now: now.millis)
+            #expect(updated.crashes == 40 && control.crashes == 1)
+            #expect(abs(updated.boxHours - 5) < 0.1 && abs(control.boxHours - 10) < 0.1)
+            try await service.drive(id)
+            let (r, _) = try #require(try await service.load(id))
+            #expect(r.machine.state.name == "paused")
+            #expect(r.machine.state.reason?.contains("health regression: crashes") == true, "\(r.machine.state)")
+        }
+    }
+}
