@@ -130,7 +130,10 @@ static void agent_log(agent *a, int level, const char *fmt, ...)
 static void op_screen(void *ctx, stb_box *b, const char *text, int64_t dur)
 {
     (void)ctx;
-    printf("[on-screen message] %s (%llds): %s\n", b->id, (long long)dur, text);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    printf("[on-screen message] %s (%llds) at %lld: %s\n", b->id, (long long)dur,
+           (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, text);
     fflush(stdout);
 }
 

@@ -123,4 +123,33 @@ struct RolloutStoreTests {
             #expect(r.machine.state.reason?.contains("health regression: crashes") == true, "\(r.machine.state)")
         }
     }
+
+    @Test func theMaintenanceWindowLetsOnlyIdleOrStandbyBoxesInsideItsHoursStart() async throws {
+        try await withService { store, service in
+            let now = Date()
+            let minute = MaintenanceWindow.localMinute(nowMillis: now.millis, utcOffsetMinutes: 0)
+            // A window that closed an hour ago: nothing starts.
+            let closed = try MaintenanceWindow(startMinute: (minute + 1380) % 1440, endMinute: (minute + 1439) % 1440, requireStandby: true)
+            let p1 = try RolloutPolicy(waves: [100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5, minFailureCount: 3, window: closed)
+            let shut = try await rollout(service, boxes: 4, policy: p1, now: now.millis)
+            try await service.drive(shut)
+            #expect(try #require(try await service.load(shut)).0.batches.isEmpty)
+            // An open window needing standby or 30 idle minutes: b000 is in standby, b001 watched
+            // an hour ago, b002 is watching now, b003 has no events (idle).
+            let open = try MaintenanceWindow(startMinute: (minute + 1430) % 1440, endMinute: (minute + 10) % 1440, requireStandby: true, idleMinutes: 30)
+            let p2 = try RolloutPolicy(waves: [100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5, minFailureCount: 3, window: open)
+            let id = try await rollout(service, boxes: 4, policy: p2, now: now.millis)
+            func ev(_ d: String, _ e: String, _ agoSec: Double) -> Document {
+                ["_id": .string("\(d)|\(e)|\(agoSec)"), "d": .string(d), "b": "b", "s": .int64(1), "t": .date(now.addingTimeInterval(-agoSec)), "e": .string(e)]
+            }
+            _ = try await store.collection(Schema.events).insertMany([
+                ev("b000", "tune", 120), ev("b000", "standby_on", 60), ev("b001", "tune", 3600), ev("b002", "tune", 30),
+            ])
+            try await service.drive(id)
+            let (r, _) = try #require(try await service.load(id))
+            #expect(r.batches.count == 1)
+            #expect(Set(r.batches.first?.devices ?? []) == ["b000", "b001", "b003"])
+            #expect(r.remaining == ["b002"])
+        }
+    }
 }

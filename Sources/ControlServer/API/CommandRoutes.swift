@@ -179,7 +179,8 @@ enum CommandRoutes {
         guard let target = obj["target"] else { throw Refusal("target is required: one of device, devices, tag, query, all") }
         audit["target"] = String(decoding: { var w = JSONWriter(); w.raw(target); return w.bytes }().prefix(200), as: UTF8.self)
         let limit = commands.configuration.maxTargets
-        let boxes = try await resolve(target, devices: deps.devices, limit: limit)
+        let boxes = try await resolve(target, devices: deps.devices, limit: limit,
+                                      connected: catalogueEntry == nil ? deps.registry : nil)
         guard !boxes.isEmpty else { throw Refusal("the target matches no devices") }
         guard boxes.count <= limit else { throw Refusal("the target matches more than \(limit) devices; split it") }
         if let fw = catalogueEntry, !fw.models.isEmpty {
@@ -192,7 +193,11 @@ enum CommandRoutes {
                    devices: boxes.map(\.id), createdAt: now, deadline: deadline, createdBy: who.name, node: deps.node)
     }
 
-    static func resolve(_ target: JSONValue, devices: DeviceRepository, limit: Int) async throws -> [(id: String, model: String)] {
+    /// `connected`: boxes named in the target that hold a session here exist and are not
+    /// revoked (revoking closes the session), so they need no store lookup; pass nil when the
+    /// caller needs their models.
+    static func resolve(_ target: JSONValue, devices: DeviceRepository, limit: Int,
+                        connected: ConnectionRegistry? = nil) async throws -> [(id: String, model: String)] {
         guard case .object(let m) = target, m.count == 1 else {
             throw Refusal("target must be an object with exactly one of device, devices, tag, query, all")
         }
@@ -214,6 +219,7 @@ enum CommandRoutes {
                 var seen = Set<String>()
                 ids = ids.filter { seen.insert($0).inserted }
             }
+            if let connected, ids.count <= 100, connected.sessions(for: ids).count == ids.count { return ids.map { ($0, "") } }
             let found = try await OperatorAPI.storeCall { try await devices.lookup(ids) }
             let byID = Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             let unknown = ids.filter { byID[$0] == nil }

@@ -100,6 +100,11 @@ final class CommandService: Service, Sendable {
     let reports = Counter(label: "argus_command_reports_total")
     let finished = Counter(label: "argus_command_executions_finished_total")
     let trackedGauge = Gauge(label: "argus_command_executions_tracked")
+    /// Of the last fan-out to 100 or more boxes on this node: ms from the job's creation to its
+    /// start here (includes the store insert, and the change stream on other nodes), and ms to
+    /// hand every frame to its socket.
+    let fanoutDelay = Gauge(label: "argus_command_last_fanout_delay_ms")
+    let fanoutDuration = Gauge(label: "argus_command_last_fanout_duration_ms")
 
     let gate: ReadinessGate?
 
@@ -126,7 +131,7 @@ final class CommandService: Service, Sendable {
         // ahead of its executions.
         state.withLockedValue { s in
             s.seen[job.id] = 1
-            s.unmaterialized[job.id] = a
+            Self.remember(a, in: &s)
         }
         try await repository.insert(job)
         // The job document is the durable record: once it is stored, delivery can start. Its
@@ -191,6 +196,17 @@ final class CommandService: Service, Sendable {
         for (h, f) in stops { h.eventLoop.execute { h.sendCommand(f) } }
     }
 
+    /// Jobs still being written, checked on hello; bounded (the oldest go first: by then most
+    /// of their executions are stored and found by the hello lookup).
+    private static let unmaterializedLimit = 64
+
+    private static func remember(_ a: Announced, in s: inout State) {
+        s.unmaterialized[a.id] = a
+        if s.unmaterialized.count > unmaterializedLimit, let oldest = s.unmaterialized.values.min(by: { $0.createdAt < $1.createdAt }) {
+            s.unmaterialized[oldest.id] = nil
+        }
+    }
+
     private static let finishedMemory = 100_000
 
     private func rememberFinished(_ key: String, _ h: STBConnectionHandler, _ s: inout State) {
@@ -242,8 +258,20 @@ final class CommandService: Service, Sendable {
             trackedGauge.record(s.tracked.count)
         }
         let frame = job.frame
+        // For large fan-outs, how long after the job was created it started here, and how
+        // long writing every frame took (gauges, for the commands benchmark and dashboards).
+        let measure = sent.count >= 100
+        let started = ContinuousClock.now
+        if measure { fanoutDelay.record(Double(now - job.createdAt)) }
+        let left = NIOLockedValueBox(sends.count)
         for (_, (loop, handlers)) in sends {
-            loop.execute { for h in handlers { h.sendCommand(frame) } }
+            loop.execute { [fanoutDuration] in
+                for h in handlers { h.sendCommand(frame) }
+                if measure, left.withLockedValue({ $0 -= 1; return $0 }) == 0 {
+                    let d = ContinuousClock.now - started
+                    fanoutDuration.record(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                }
+            }
         }
         delivered.increment(by: Int64(sent.count))
         if !sent.isEmpty { writer.sent(job: job.id, devices: sent, at: now) }
@@ -489,7 +517,7 @@ final class CommandService: Service, Sendable {
         guard job.deadline > Self.nowMillis() else { return }
         let a = Announced(job)
         state.withLockedValue { s in
-            if job.materialized { s.unmaterialized[id] = nil } else { s.unmaterialized[id] = a }
+            if job.materialized { s.unmaterialized[id] = nil } else { Self.remember(a, in: &s) }
         }
         if first { deliverLocal(a, devices: job.devices) }
     }

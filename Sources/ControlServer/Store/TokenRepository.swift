@@ -1,5 +1,33 @@
 import Foundation
 import MongoStore
+import NIOConcurrencyHelpers
+
+/// Recently verified tokens, so an API call does not cost a store round trip. Entries live
+/// `ttl` seconds; a revocation on this node removes them at once, on other nodes within `ttl`.
+final class TokenCache: Sendable {
+    private let entries = NIOLockedValueBox<[String: (principal: Principal, expires: Date)]>([:])
+    let ttl: TimeInterval
+    static let limit = 10_000
+
+    init(ttl: TimeInterval = 5) { self.ttl = ttl }
+
+    func get(_ hash: String, now: Date = Date()) -> Principal? {
+        entries.withLockedValue { e in
+            guard let hit = e[hash] else { return nil }
+            if hit.expires <= now { e[hash] = nil; return nil }
+            return hit.principal
+        }
+    }
+
+    func put(_ hash: String, _ p: Principal, now: Date = Date()) {
+        entries.withLockedValue { e in
+            if e.count >= Self.limit { e.removeAll(keepingCapacity: true) }
+            e[hash] = (p, now.addingTimeInterval(ttl))
+        }
+    }
+
+    func forget(tokenId: String) { entries.withLockedValue { e in e = e.filter { $0.value.principal.tokenId != tokenId } } }
+}
 
 /// An API token as listed to admins (never the token itself).
 struct TokenRecord: Sendable, Codable, Equatable {
@@ -14,7 +42,11 @@ struct TokenRecord: Sendable, Codable, Equatable {
 /// Operator API tokens in the `tokens` collection, keyed by the token's hash.
 struct TokenRepository: Sendable {
     let collection: MongoCollection
-    init(store: MongoStore) { collection = store.collection(Schema.tokens) }
+    let cache: TokenCache
+    init(store: MongoStore, cacheSeconds: TimeInterval = 5) {
+        collection = store.collection(Schema.tokens)
+        cache = TokenCache(ttl: cacheSeconds)
+    }
 
     /// Stores a new token's hash and returns the token, which is shown once.
     func create(name: String, role: Role, createdBy: String, now: Date) async throws -> (token: String, record: TokenRecord) {
@@ -30,11 +62,14 @@ struct TokenRepository: Sendable {
     /// The principal a presented token stands for, or nil if unknown or revoked.
     func authenticate(_ token: String) async throws -> Principal? {
         let h = Secrets.hash(token)
+        if let p = cache.get(h) { return p }
         guard let d = try await collection.findOne(["_id": .string(h)]),
               let stored = d["_id"]?.stringValue, Secrets.constantTimeEquals(Array(stored.utf8), Array(h.utf8)),
               d["revoked"]?.boolValue != true,
               let role = d["role"]?.stringValue.flatMap(Role.init(rawValue:)) else { return nil }
-        return Principal(tokenId: d["tokenId"]?.stringValue ?? "", name: d["name"]?.stringValue ?? "", role: role)
+        let p = Principal(tokenId: d["tokenId"]?.stringValue ?? "", name: d["name"]?.stringValue ?? "", role: role)
+        cache.put(h, p)
+        return p
     }
 
     func list() async throws -> [TokenRecord] {
@@ -48,6 +83,7 @@ struct TokenRepository: Sendable {
 
     /// Revokes by public id; idempotent. Returns false if no such token.
     func revoke(id: String, now: Date) async throws -> Bool {
-        try await collection.updateOne(["tokenId": .string(id)], ["$set": ["revoked": true, "revokedAt": .date(now)]]).matchedCount == 1
+        defer { cache.forget(tokenId: id) }
+        return try await collection.updateOne(["tokenId": .string(id)], ["$set": ["revoked": true, "revokedAt": .date(now)]]).matchedCount == 1
     }
 }
