@@ -32,6 +32,8 @@ struct CommandSettings: Sendable {
     /// handles them.
     var maxTracked = 500_000
     var sweepInterval: Duration = .seconds(5)
+    /// Large jobs: how long after delivery starts their executions are written.
+    var materializeDelay: Duration = .seconds(3)
 }
 
 /// Delivers command jobs to the boxes connected to this node, and follows each delivered
@@ -151,6 +153,9 @@ final class CommandService: Service, Sendable {
         } else {
             deliverLocal(a, devices: job.devices)
             Task { [self] in
+                // Thousands of inserts would queue the other nodes' change stream (and this
+                // node's fan-out writes) behind them: let delivery go first.
+                try? await Task.sleep(for: configuration.materializeDelay)
                 do { try await materialize(job) } catch {
                     logger.warning("job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
                 }
