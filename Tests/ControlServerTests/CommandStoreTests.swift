@@ -112,4 +112,30 @@ struct CommandStoreTests {
             #expect(try await service.repository.job(j.id)?["materialized"]?.boolValue == true)
         }
     }
+
+    @Test func aFleetJobLeftIncompleteIsResolvedFromTheStoreByTheSweep() async throws {
+        try await withStore { store in
+            let service = CommandService(store: store, registry: ConnectionRegistry(), node: "n1", logger: Logger(label: "t"))
+            let devices = DeviceRepository(store: store)
+            for (id, model) in [("x1", "fleet-x"), ("x2", "fleet-x"), ("y1", "other")] {
+                _ = try await devices.register(id: id, model: model, tags: [], secretHash: "h", now: Date())
+            }
+            _ = try await devices.revoke("x2", now: Date())
+            let now = Date().millis
+            // A fleet job stored by a node that stopped before resolving its boxes.
+            let j = Job(id: Job.newID(now: now - 120_000), name: "reboot", params: [], target: .object([("query", .object([("model", .string("fleet-x"))]))]),
+                        devices: [], filter: DeviceFilter(model: "fleet-x"), createdAt: now - 120_000, deadline: now + 60_000, createdBy: "t", node: "gone")
+            try await service.repository.insert(j)
+            let stored = try #require(try await service.repository.job(j.id, withDevices: true))
+            #expect(stored["devices"] == nil && stored["count"] == nil && stored["spec"]?.documentValue?["model"]?.stringValue == "fleet-x")
+            #expect(Job(stored)?.filter == DeviceFilter(model: "fleet-x"))
+            try await service.sweep(now: Date())
+            // Only the matching box that is not revoked gets an execution.
+            #expect(try await service.repository.execution(job: j.id, device: "x1")?["state"]?.stringValue == "QUEUED")
+            #expect(try await service.repository.execution(job: j.id, device: "x2") == nil)
+            #expect(try await service.repository.execution(job: j.id, device: "y1") == nil)
+            let after = try #require(try await service.repository.job(j.id))
+            #expect(after["count"]?.intValue == 1 && after["materialized"]?.boolValue == true)
+        }
+    }
 }

@@ -404,3 +404,48 @@ def test_a_log_tail_streams_to_the_operators_live_view_for_its_duration(hub, tmp
         wait_for(lambda: db_of(hub).logs.count_documents({"d": "tail-1", "tail": job["id"]}) >= 1, what="tailed lines stored")
     finally:
         stop(p)
+
+
+def test_a_fleet_query_reaches_matching_boxes_on_both_nodes_and_offline_ones_on_connect(make_hub, tmpdir_path):
+    a = make_hub(extra_args=["--heartbeat", "1"]).start()
+    b = make_hub(extra_args=["--heartbeat", "1"], database=a.database).start()
+    secrets = {d: a.register(d, model=m) for d, m in
+               [("fl-a", "fleet-x"), ("fl-b", "fleet-x"), ("fl-other", "argus-sim-1"), ("fl-off", "fleet-x")]}
+    s, body, _ = a.call("POST", "/api/v1/commands", {"name": "reboot", "target": {"query": {"model": "fleet-none"}}})
+    assert s == 400 and "matches no devices" in body["error"]["message"], body
+    procs = [start_agent(a, tmpdir_path, "fl-a", secrets["fl-a"], "--model", "fleet-x"),
+             start_agent(b, tmpdir_path, "fl-b", secrets["fl-b"], "--model", "fleet-x"),
+             start_agent(a, tmpdir_path, "fl-other", secrets["fl-other"])]
+    try:
+        for d, h in [("fl-a", a), ("fl-b", b), ("fl-other", a)]:
+            h.wait_device(d, lambda x: x["online"], timeout=20)
+        # Issued on A: A matches its own sessions, B hears of the small job document and
+        # matches its own; the box list (for the offline box) is resolved afterwards.
+        job = issue(a, "message", {"query": {"model": "fleet-x"}}, {"text": "fleet"})
+        assert job["spec"] == {"model": "fleet-x"} and job["count"] == 3, job
+        for d in ("fl-a", "fl-b"):
+            wait_state(a, job["id"], d, "SUCCEEDED")
+        s, _, _ = a.call("GET", f"/api/v1/commands/{job['id']}/executions/fl-other")
+        assert s == 404
+        assert execution(a, job["id"], "fl-off")["state"] == "QUEUED"
+        # Every box, issued on B.
+        everyone = issue(b, "reload_portal", {"all": True})
+        assert everyone["count"] == 4, everyone
+        for d in ("fl-a", "fl-b", "fl-other"):
+            wait_state(b, everyone["id"], d, "SUCCEEDED")
+        procs.append(start_agent(b, tmpdir_path, "fl-off", secrets["fl-off"], "--model", "fleet-x"))
+        wait_state(a, job["id"], "fl-off", "SUCCEEDED")
+        wait_state(a, everyone["id"], "fl-off", "SUCCEEDED")
+        time.sleep(1.5)
+    finally:
+        for p, _ in procs:
+            stop(p)
+    for d in secrets:
+        text = (tmpdir_path / f"{d}.log").read_text(errors="replace")
+        assert text.count(f"command {everyone['id']}: received") == 1, d
+        assert text.count(f"command {job['id']}: received") == (0 if d == "fl-other" else 1), d
+    _, full, _ = a.call("GET", f"/api/v1/commands/{job['id']}", expect=200)
+    assert full["executions"]["SUCCEEDED"] == 3 and sum(full["executions"].values()) == 3, full
+    _, audit, _ = a.call("GET", "/api/v1/audit?action=command.create", expect=200)
+    counts = {x.get("target"): x["parameters"].get("count") for x in audit["items"]}
+    assert counts[job["id"]] == "3", audit

@@ -21,10 +21,11 @@ enum CommandRoutes {
             do {
                 let body = try await parseObject(request, context)
                 let job = try await buildJob(body, who: who, deps: deps, commands: commands, firmware: firmware, audit: &auditParams)
-                do { try await commands.create(job) } catch { throw OperatorAPI.storeUnavailable(error, context) }
-                auditParams["count"] = String(job.devices.count)
+                let created: Job
+                do { created = try await commands.create(job) } catch { throw OperatorAPI.storeUnavailable(error, context) }
+                auditParams["count"] = String(created.devices.count)
                 await deps.audit.record(who, action: "command.create", target: job.id, parameters: auditParams, result: "ok")
-                return json(.created, jobView(job.document, counts: nil, includeDevices: false))
+                return json(.created, jobView(created.document, counts: nil, includeDevices: false))
             } catch let r as Refusal {
                 await deps.audit.record(who, action: "command.create", target: nil, parameters: auditParams, result: "rejected: \(r.message)")
                 throw r.http
@@ -179,6 +180,15 @@ enum CommandRoutes {
         guard let target = obj["target"] else { throw Refusal("target is required: one of device, devices, tag, query, all") }
         audit["target"] = String(decoding: { var w = JSONWriter(); w.raw(target); return w.bytes }().prefix(200), as: UTF8.self)
         let limit = commands.configuration.maxTargets
+        // Fleet targets (every box, or a query the sessions can answer) become fleet jobs: the
+        // store is asked only whether any box matches, and each node matches its own sessions.
+        if catalogueEntry?.models.isEmpty ?? true, let filter = try fleetFilter(target) {
+            guard try await !OperatorAPI.storeCall({ try await deps.devices.resolve(filter, limit: 1) }).isEmpty else {
+                throw Refusal("the target matches no devices")
+            }
+            return Job(id: Job.newID(now: now), name: command.name.rawValue, params: command.params, target: target,
+                       devices: [], filter: filter, createdAt: now, deadline: deadline, createdBy: who.name, node: deps.node)
+        }
         let boxes = try await resolve(target, devices: deps.devices, limit: limit,
                                       connected: catalogueEntry == nil ? deps.registry : nil)
         guard !boxes.isEmpty else { throw Refusal("the target matches no devices") }
@@ -232,27 +242,49 @@ enum CommandRoutes {
             guard case .string(let t) = value, !t.isEmpty else { throw Refusal("target.tag must be a tag") }
             return try await OperatorAPI.storeCall { try await devices.resolve(DeviceFilter(tag: t), limit: limit + 1) }
         case "query":
-            guard case .object(let q) = value, !q.isEmpty else {
-                throw Refusal("target.query must be an object with model, firmware, online and/or tag (use {\"all\": true} for every device)")
-            }
-            var f = DeviceFilter()
-            for (k, v) in q {
-                switch (k, v) {
-                case ("model", .string(let s)): f.model = s
-                case ("firmware", .string(let s)): f.firmware = s
-                case ("tag", .string(let s)): f.tag = s
-                case ("online", .bool(let b)): f.online = b
-                case ("model", _), ("firmware", _), ("tag", _): throw Refusal("target.query.\(k) must be a string")
-                case ("online", _): throw Refusal("target.query.online must be true or false")
-                default: throw Refusal("unknown field target.query.\(k); allowed: model, firmware, online, tag")
-                }
-            }
+            let f = try query(value)
             return try await OperatorAPI.storeCall { try await devices.resolve(f, limit: limit + 1) }
         case "all":
             guard case .bool(true) = value else { throw Refusal("target.all must be true") }
             return try await OperatorAPI.storeCall { try await devices.resolve(DeviceFilter(), limit: limit + 1) }
         default:
             throw Refusal("unknown target \(kind); use one of device, devices, tag, query, all")
+        }
+    }
+
+    static func query(_ value: JSONValue) throws -> DeviceFilter {
+        guard case .object(let q) = value, !q.isEmpty else {
+            throw Refusal("target.query must be an object with model, firmware, online and/or tag (use {\"all\": true} for every device)")
+        }
+        var f = DeviceFilter()
+        for (k, v) in q {
+            switch (k, v) {
+            case ("model", .string(let s)): f.model = s
+            case ("firmware", .string(let s)): f.firmware = s
+            case ("tag", .string(let s)): f.tag = s
+            case ("online", .bool(let b)): f.online = b
+            case ("model", _), ("firmware", _), ("tag", _): throw Refusal("target.query.\(k) must be a string")
+            case ("online", _): throw Refusal("target.query.online must be true or false")
+            default: throw Refusal("unknown field target.query.\(k); allowed: model, firmware, online, tag")
+            }
+        }
+        return f
+    }
+
+    /// The filter of a fleet target: `{"all": true}`, or a query on model, firmware and
+    /// `online: true` (what a node knows of its sessions from their hello). Nil for the others,
+    /// which are resolved to a list first.
+    static func fleetFilter(_ target: JSONValue) throws -> DeviceFilter? {
+        guard case .object(let m) = target, m.count == 1 else { return nil }
+        switch m[0].0 {
+        case "all":
+            guard case .bool(true) = m[0].1 else { throw Refusal("target.all must be true") }
+            return DeviceFilter()
+        case "query":
+            let f = try query(m[0].1)
+            return f.tag == nil && f.online != false ? f : nil
+        default:
+            return nil
         }
     }
 

@@ -57,11 +57,13 @@ final class CommandService: Service, Sendable {
         var deadline: Int64
         var frame: ByteBuffer
         var devices: Set<String>
+        /// Fleet jobs: boxes are matched by their session, not listed.
+        var filter: DeviceFilter?
 
         init(_ job: Job) {
             CommandService.framesEncoded.increment()
             id = job.id; name = job.name; createdAt = job.createdAt; deadline = job.deadline
-            frame = ByteBuffer(bytes: job.frame); devices = Set(job.devices)
+            frame = ByteBuffer(bytes: job.frame); devices = Set(job.devices); filter = job.filter
         }
     }
 
@@ -90,6 +92,7 @@ final class CommandService: Service, Sendable {
     }
 
     let repository: CommandRepository
+    let devices: DeviceRepository
     let registry: ConnectionRegistry
     let writer: ExecutionWriter
     let configuration: CommandSettings
@@ -114,6 +117,7 @@ final class CommandService: Service, Sendable {
          gate: ReadinessGate? = nil, logger: Logger) {
         self.gate = gate
         repository = CommandRepository(store: store)
+        devices = DeviceRepository(store: store)
         self.registry = registry
         self.node = node
         self.configuration = configuration
@@ -127,7 +131,10 @@ final class CommandService: Service, Sendable {
 
     /// Stores a validated job and delivers it to the boxes online here. Other nodes deliver to
     /// theirs when they see it. Small jobs have their executions stored before this returns.
-    func create(_ job: Job) async throws {
+    /// Returns the job with its boxes (a fleet job's are resolved here, after delivery).
+    @discardableResult
+    func create(_ job: Job) async throws -> Job {
+        var job = job
         let a = Announced(job)
         // Marked seen before the insert, so this node's own change event does not deliver it
         // ahead of its executions.
@@ -136,12 +143,24 @@ final class CommandService: Service, Sendable {
             Self.remember(a, in: &s)
         }
         try await repository.insert(job)
+        if let filter = job.filter {
+            // A fleet job's document is small, so every node hears of it at once and matches
+            // its own sessions; the box list, needed only for the executions (the boxes
+            // offline now), is read from the store after delivery has started.
+            deliverLocal(a, devices: registry.sessions(matching: filter).map(\.0))
+            do { job.devices = try await resolve(job) } catch {
+                logger.warning("fleet job stored and delivered here; its executions will be written by the sweeper",
+                               metadata: ["job": .string(job.id), "error": .string("\(error)")])
+                return job
+            }
+        }
         // The job document is the durable record: once it is stored, delivery can start. Its
         // executions are written alongside (small jobs: before the API answers; large jobs:
         // in the background, with progress on the job); a node that stops halfway leaves the
         // job unmarked, and the sweeper of any node finishes it.
         if job.devices.count <= configuration.syncMaterializeLimit {
-            async let stored: Void = repository.materialize(job)
+            let toStore = job
+            async let stored: Void = repository.materialize(toStore)
             deliverLocal(a, devices: job.devices)
             do {
                 try await stored
@@ -151,8 +170,8 @@ final class CommandService: Service, Sendable {
                 logger.warning("job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
             }
         } else {
-            deliverLocal(a, devices: job.devices)
-            Task { [self] in
+            if job.filter == nil { deliverLocal(a, devices: job.devices) }
+            Task { [job, self] in
                 // Thousands of inserts would queue the other nodes' change stream (and this
                 // node's fan-out writes) behind them: let delivery go first.
                 try? await Task.sleep(for: configuration.materializeDelay)
@@ -161,9 +180,20 @@ final class CommandService: Service, Sendable {
                 }
             }
         }
+        return job
+    }
+
+    /// The boxes of a fleet job, read from the store; their count is stored on the job.
+    private func resolve(_ job: Job) async throws -> [String] {
+        guard let filter = job.filter else { return job.devices }
+        let ids = try await devices.resolve(filter, limit: 10_000_000).map(\.id)
+        _ = try await repository.jobs.updateOne(["_id": .string(job.id)], ["$set": ["count": .int(ids.count)]])
+        return ids
     }
 
     private func materialize(_ job: Job) async throws {
+        var job = job
+        if job.filter != nil, job.devices.isEmpty { job.devices = try await resolve(job) }
         let started = ContinuousClock.now
         try await repository.materialize(job) { done in
             if job.devices.count > configuration.syncMaterializeLimit {
@@ -390,7 +420,7 @@ final class CommandService: Service, Sendable {
         }
         let extra = state.withLockedValue { s in Array(s.unmaterialized.values) }
         for a in extra {
-            let mine = devices.filter { a.devices.contains($0) }
+            let mine = if let f = a.filter { devices.filter { registry.matches($0, f) } } else { devices.filter { a.devices.contains($0) } }
             if !mine.isEmpty { jobs[a.id, default: (a, [])].1.append(contentsOf: mine) }
         }
         for (_, (a, ds)) in jobs { deliverLocal(a, devices: ds) }
@@ -524,7 +554,7 @@ final class CommandService: Service, Sendable {
         state.withLockedValue { s in
             if job.materialized { s.unmaterialized[id] = nil } else { Self.remember(a, in: &s) }
         }
-        if first { deliverLocal(a, devices: job.devices) }
+        if first { deliverLocal(a, devices: job.filter.map { registry.sessions(matching: $0).map(\.0) } ?? job.devices) }
     }
 }
 

@@ -5,6 +5,8 @@ final class ConnectionRegistry: Sendable {
     private struct State {
         var sessions: [ObjectIdentifier: STBConnectionHandler] = [:]
         var byDevice: [String: STBConnectionHandler] = [:]
+        /// Model and firmware from the hello of each box's current session.
+        var info: [String: (model: String, firmware: String)] = [:]
     }
     private let state = NIOLockedValueBox(State())
 
@@ -14,10 +16,11 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// A box said hello. Returns the session it replaces, if any.
-    func activate(_ h: STBConnectionHandler, deviceID: String) -> STBConnectionHandler? {
+    func activate(_ h: STBConnectionHandler, deviceID: String, model: String = "", firmware: String = "") -> STBConnectionHandler? {
         state.withLockedValue { s in
             let old = s.byDevice[deviceID]
             s.byDevice[deviceID] = h
+            s.info[deviceID] = (model, firmware)
             return old === h ? nil : old
         }
     }
@@ -27,7 +30,7 @@ final class ConnectionRegistry: Sendable {
     func closed(_ h: STBConnectionHandler, deviceID: String) -> Bool {
         state.withLockedValue { s in
             s.sessions[ObjectIdentifier(h)] = nil
-            if s.byDevice[deviceID] === h { s.byDevice[deviceID] = nil; return true }
+            if s.byDevice[deviceID] === h { s.byDevice[deviceID] = nil; s.info[deviceID] = nil; return true }
             return false
         }
     }
@@ -38,6 +41,29 @@ final class ConnectionRegistry: Sendable {
     /// The current sessions of those of `devices` connected here, under one lock.
     func sessions(for devices: some Sequence<String>) -> [(String, STBConnectionHandler)] {
         state.withLockedValue { s in devices.compactMap { d in s.byDevice[d].map { (d, $0) } } }
+    }
+
+    /// The current sessions here of the boxes `filter` matches, judged by their hello (which
+    /// is also what the store holds for them). A tag, or `online: false`, matches none: fleet
+    /// jobs with those are resolved from the store instead.
+    func sessions(matching filter: DeviceFilter) -> [(String, STBConnectionHandler)] {
+        guard filter.tag == nil, filter.online != false else { return [] }
+        return state.withLockedValue { s in
+            s.byDevice.compactMap { d, h in Self.matches(s.info[d], filter) ? (d, h) : nil }
+        }
+    }
+
+    /// Whether the box's current session here matches `filter` (as ``sessions(matching:)``).
+    func matches(_ deviceID: String, _ filter: DeviceFilter) -> Bool {
+        guard filter.tag == nil, filter.online != false else { return false }
+        return state.withLockedValue { s in s.byDevice[deviceID] != nil && Self.matches(s.info[deviceID], filter) }
+    }
+
+    private static func matches(_ info: (model: String, firmware: String)?, _ f: DeviceFilter) -> Bool {
+        guard let info else { return false }
+        if let m = f.model, m != info.model { return false }
+        if let fw = f.firmware, fw != info.firmware { return false }
+        return true
     }
 
     /// Every upgraded connection.

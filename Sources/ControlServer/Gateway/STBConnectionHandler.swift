@@ -144,7 +144,7 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         case .ignore:
             break
         case .welcome(let hello):
-            if let old = shared.registry.activate(self, deviceID: deviceID) {
+            if let old = shared.registry.activate(self, deviceID: deviceID, model: hello.model, firmware: hello.firmware) {
                 old.eventLoop.execute { old.close(.replaced) }
                 shared.logger.info("session replaced", metadata: ["stb.id": .string(deviceID), "stb.session": .string(old.session)])
             }

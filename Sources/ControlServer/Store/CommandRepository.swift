@@ -11,7 +11,12 @@ struct Job: Sendable {
     var params: [(String, JSONValue)]
     /// How the operator chose the boxes (`device`, `devices`, `tag`, `query`, `all`), for display.
     var target: JSONValue
+    /// The boxes. A fleet job (``filter`` set) is stored without them: each node matches its
+    /// own sessions against the filter, and the creating node resolves the list from the store
+    /// afterwards, for the executions.
     var devices: [String]
+    /// For fleet jobs (`all`, or a `query` on model, firmware and `online: true`).
+    var filter: DeviceFilter? = nil
     var createdAt: Int64
     var deadline: Int64
     var createdBy: String
@@ -27,18 +32,29 @@ struct Job: Sendable {
     var document: Document {
         var d: Document = [
             "_id": .string(id), "name": .string(name), "params": BSON(json: .object(params)), "target": BSON(json: target),
-            "devices": .array(devices.map { .string($0) }), "count": .int(devices.count),
             "createdAt": .date(Date(millis: createdAt)), "deadline": .date(Date(millis: deadline)),
             "createdBy": .string(createdBy), "node": .string(node), "state": .string(state), "materialized": .bool(materialized),
             "updatedAt": .date(Date(millis: createdAt)), "v": .int(1),
         ]
         if let rollout { d["rollout"] = .string(rollout) }
+        if let filter {
+            var f = Document()
+            if let m = filter.model { f["model"] = .string(m) }
+            if let fw = filter.firmware { f["firmware"] = .string(fw) }
+            if let o = filter.online { f["online"] = .bool(o) }
+            d["spec"] = .document(f)
+            if !devices.isEmpty { d["count"] = .int(devices.count) }
+        } else {
+            d["devices"] = .array(devices.map { .string($0) })
+            d["count"] = .int(devices.count)
+        }
         return d
     }
 
-    init(id: String, name: String, params: [(String, JSONValue)], target: JSONValue, devices: [String], createdAt: Int64,
-         deadline: Int64, createdBy: String, node: String, state: String = "active", materialized: Bool = false, rollout: String? = nil) {
-        self.id = id; self.name = name; self.params = params; self.target = target; self.devices = devices
+    init(id: String, name: String, params: [(String, JSONValue)], target: JSONValue, devices: [String], filter: DeviceFilter? = nil,
+         createdAt: Int64, deadline: Int64, createdBy: String, node: String, state: String = "active", materialized: Bool = false,
+         rollout: String? = nil) {
+        self.id = id; self.name = name; self.params = params; self.target = target; self.devices = devices; self.filter = filter
         self.createdAt = createdAt; self.deadline = deadline; self.createdBy = createdBy; self.node = node
         self.state = state; self.materialized = materialized; self.rollout = rollout
     }
@@ -48,6 +64,9 @@ struct Job: Sendable {
         let params: [(String, JSONValue)] = if case .object(let m)? = d["params"]?.json { m } else { [] }
         self.init(id: id, name: name, params: params, target: d["target"]?.json ?? .null,
                   devices: d["devices"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                  filter: d["spec"]?.documentValue.map { f in
+                      DeviceFilter(online: f["online"]?.boolValue, model: f["model"]?.stringValue, firmware: f["firmware"]?.stringValue)
+                  },
                   createdAt: d["createdAt"]?.dateValue?.millis ?? 0, deadline: d["deadline"]?.dateValue?.millis ?? 0,
                   createdBy: d["createdBy"]?.stringValue ?? "", node: d["node"]?.stringValue ?? "",
                   state: d["state"]?.stringValue ?? "active", materialized: d["materialized"]?.boolValue ?? false,
