@@ -61,10 +61,12 @@ public struct MongoCollection: Sendable {
     let store: MongoStore
     /// The collection name.
     public let name: String
+    /// Calls run on the store's priority thread pool.
+    public let priority: Bool
 
     private func run<T: Sendable>(_ op: String, _ body: @escaping @Sendable (OpaquePointer, UnsafeMutablePointer<bson_error_t>) throws -> T) async throws -> T {
         let db = store.databaseName, name = self.name
-        return try await store.withClient(operation: op, collection: name) { client in
+        return try await store.withClient(operation: op, collection: name, priority: priority) { client in
             let coll = mongoc_client_get_collection(client, db, name)!
             defer { mongoc_collection_destroy(coll) }
             let err = argus_error_new()!

@@ -13,10 +13,16 @@ private let driverLogger = Logger(label: "argus.mongoc")
 /// duration of the call and pushed back afterwards: never on an event loop, never on the
 /// Swift concurrency pool, and never across an `await`. Change streams each get a thread of
 /// their own, because they block for long periods.
+///
+/// Collections opened with `priority: true` run on a second, small thread pool, so a
+/// latency-critical write (a command job) never queues in the hub behind a burst of slow bulk
+/// writes (telemetry) that holds every thread of the main pool.
 public final class MongoStore: Sendable {
     /// The database every collection belongs to.
     public let databaseName: String
     let threadPool: NIOThreadPool
+    let priorityPool: NIOThreadPool
+    static let priorityThreads = 2
     private let pool: PoolBox
     let logger: Logger
 
@@ -58,28 +64,35 @@ public final class MongoStore: Sendable {
         mongoc_client_pool_set_error_api(p, Int32(MONGOC_ERROR_API_VERSION_2))
         mongoc_client_pool_set_appname(p, appName)
         // Blocking calls plus a few change streams; a pop never waits for long.
-        mongoc_client_pool_max_size(p, UInt32(threads + 16))
+        mongoc_client_pool_max_size(p, UInt32(threads + Self.priorityThreads + 16))
         self.pool = PoolBox(p)
         self.threadPool = NIOThreadPool(numberOfThreads: threads)
         self.threadPool.start()
+        self.priorityPool = NIOThreadPool(numberOfThreads: Self.priorityThreads)
+        self.priorityPool.start()
         self.logger = logger
     }
 
     /// Stops the thread pool and destroys the client pool. Outstanding calls fail with `shutdown`.
     public func shutdown() async {
         try? await threadPool.shutdownGracefully()
+        try? await priorityPool.shutdownGracefully()
         pool.destroy()
     }
 
     /// A handle on one collection of ``databaseName``.
-    public func collection(_ name: String) -> MongoCollection { MongoCollection(store: self, name: name) }
+    /// - Parameter priority: run this handle's calls on the priority thread pool (for the few
+    ///   latency-critical collections).
+    public func collection(_ name: String, priority: Bool = false) -> MongoCollection {
+        MongoCollection(store: self, name: name, priority: priority)
+    }
 
     /// Runs `body` on the store's thread pool with a client from the pool.
-    func withClient<T: Sendable>(operation: String, collection: String?,
+    func withClient<T: Sendable>(operation: String, collection: String?, priority: Bool = false,
                                  _ body: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
         let pool = self.pool
         do {
-            return try await threadPool.runIfActive {
+            return try await (priority ? priorityPool : threadPool).runIfActive {
                 guard let p = pool.pointer, let client = mongoc_client_pool_pop(p) else {
                     throw MongoStoreError(kind: .shutdown, operation: operation, collection: collection, message: "store is shut down")
                 }

@@ -181,9 +181,13 @@ enum CommandRoutes {
         audit["target"] = String(decoding: { var w = JSONWriter(); w.raw(target); return w.bytes }().prefix(200), as: UTF8.self)
         let limit = commands.configuration.maxTargets
         // Fleet targets (every box, or a query the sessions can answer) become fleet jobs: the
-        // store is asked only whether any box matches, and each node matches its own sessions.
+        // store is asked only whether any box matches (not even that when a box connected here
+        // matches: it is registered and not revoked), and each node matches its own sessions.
         if catalogueEntry?.models.isEmpty ?? true, let filter = try fleetFilter(target) {
-            guard try await !OperatorAPI.storeCall({ try await deps.devices.resolve(filter, limit: 1) }).isEmpty else {
+            let matches = if deps.registry.anySession(matching: filter) { true } else {
+                try await !OperatorAPI.storeCall({ try await deps.devices.resolve(filter, limit: 1) }).isEmpty
+            }
+            guard matches else {
                 throw Refusal("the target matches no devices")
             }
             return Job(id: Job.newID(now: now), name: command.name.rawValue, params: command.params, target: target,

@@ -53,6 +53,12 @@ final class ConnectionRegistry: Sendable {
         }
     }
 
+    /// Whether any box connected here matches `filter` (as ``sessions(matching:)``).
+    func anySession(matching filter: DeviceFilter) -> Bool {
+        guard filter.tag == nil, filter.online != false else { return false }
+        return state.withLockedValue { s in s.byDevice.keys.contains { Self.matches(s.info[$0], filter) } }
+    }
+
     /// Whether the box's current session here matches `filter` (as ``sessions(matching:)``).
     func matches(_ deviceID: String, _ filter: DeviceFilter) -> Bool {
         guard filter.tag == nil, filter.online != false else { return false }

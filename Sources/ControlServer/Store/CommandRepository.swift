@@ -87,7 +87,8 @@ struct CommandRepository: Sendable {
     let executions: MongoCollection
 
     init(store: MongoStore) {
-        jobs = store.collection(Schema.jobs)
+        // Job inserts are on every command's critical path: the priority lane.
+        jobs = store.collection(Schema.jobs, priority: true)
         executions = store.collection(Schema.executions)
     }
 
