@@ -286,7 +286,7 @@ enum CommandRoutes {
             return DeviceFilter()
         case "query":
             let f = try query(m[0].1)
-            return f.tag == nil && f.online != false ? f : nil
+            return f.answerableBySessions ? f : nil
         default:
             return nil
         }

@@ -147,8 +147,8 @@ final class CommandService: Service, Sendable {
             // A fleet job's document is small, so every node hears of it at once and matches
             // its own sessions; the box list, needed only for the executions (the boxes
             // offline now), is read from the store after delivery has started.
-            deliverLocal(a, devices: registry.sessions(matching: filter).map(\.0))
-            do { job.devices = try await resolve(job) } catch {
+            deliverLocal(a, sessions: registry.sessions(matching: filter))
+            do { job.devices = try await resolve(job.id, filter) } catch {
                 logger.warning("fleet job stored and delivered here; its executions will be written by the sweeper",
                                metadata: ["job": .string(job.id), "error": .string("\(error)")])
                 return job
@@ -161,7 +161,7 @@ final class CommandService: Service, Sendable {
         if job.devices.count <= configuration.syncMaterializeLimit {
             let toStore = job
             async let stored: Void = repository.materialize(toStore)
-            deliverLocal(a, devices: job.devices)
+            if job.filter == nil { deliverLocal(a, devices: job.devices) }
             do {
                 try await stored
                 try await repository.markMaterialized(job.id)
@@ -184,16 +184,15 @@ final class CommandService: Service, Sendable {
     }
 
     /// The boxes of a fleet job, read from the store; their count is stored on the job.
-    private func resolve(_ job: Job) async throws -> [String] {
-        guard let filter = job.filter else { return job.devices }
+    private func resolve(_ job: String, _ filter: DeviceFilter) async throws -> [String] {
         let ids = try await devices.resolve(filter, limit: 10_000_000).map(\.id)
-        _ = try await repository.jobs.updateOne(["_id": .string(job.id)], ["$set": ["count": .int(ids.count)]])
+        _ = try await repository.jobs.updateOne(["_id": .string(job)], ["$set": ["count": .int(ids.count)]])
         return ids
     }
 
     private func materialize(_ job: Job) async throws {
         var job = job
-        if job.filter != nil, job.devices.isEmpty { job.devices = try await resolve(job) }
+        if let filter = job.filter, job.devices.isEmpty { job.devices = try await resolve(job.id, filter) }
         let started = ContinuousClock.now
         try await repository.materialize(job) { done in
             if job.devices.count > configuration.syncMaterializeLimit {
@@ -262,7 +261,11 @@ final class CommandService: Service, Sendable {
     /// Sends a job's frame to those of `devices` that are connected here, unless already sent
     /// in this session.
     func deliverLocal(_ job: Announced, devices: some Sequence<String>) {
-        let sessions = registry.sessions(for: devices)
+        deliverLocal(job, sessions: registry.sessions(for: devices))
+    }
+
+    /// Sends a job's frame to these sessions, unless already sent in this session.
+    func deliverLocal(_ job: Announced, sessions: [(String, STBConnectionHandler)]) {
         guard !sessions.isEmpty else { return }
         let now = Self.nowMillis()
         var sends: [ObjectIdentifier: (EventLoop, [STBConnectionHandler])] = [:]
@@ -554,7 +557,8 @@ final class CommandService: Service, Sendable {
         state.withLockedValue { s in
             if job.materialized { s.unmaterialized[id] = nil } else { Self.remember(a, in: &s) }
         }
-        if first { deliverLocal(a, devices: job.filter.map { registry.sessions(matching: $0).map(\.0) } ?? job.devices) }
+        guard first else { return }
+        if let f = job.filter { deliverLocal(a, sessions: registry.sessions(matching: f)) } else { deliverLocal(a, devices: job.devices) }
     }
 }
 

@@ -2,11 +2,20 @@ import NIOConcurrencyHelpers
 
 /// The live sessions on this node: every upgraded connection, and the one active session per box.
 final class ConnectionRegistry: Sendable {
+    /// A box's current session, with the model and firmware from its hello.
+    private struct Active {
+        var handler: STBConnectionHandler
+        var model: String
+        var firmware: String
+
+        /// Judged by the hello, which is also what the store holds for the box.
+        func matches(_ f: DeviceFilter) -> Bool {
+            f.answerableBySessions && (f.model.map { $0 == model } ?? true) && (f.firmware.map { $0 == firmware } ?? true)
+        }
+    }
     private struct State {
         var sessions: [ObjectIdentifier: STBConnectionHandler] = [:]
-        var byDevice: [String: STBConnectionHandler] = [:]
-        /// Model and firmware from the hello of each box's current session.
-        var info: [String: (model: String, firmware: String)] = [:]
+        var byDevice: [String: Active] = [:]
     }
     private let state = NIOLockedValueBox(State())
 
@@ -18,9 +27,7 @@ final class ConnectionRegistry: Sendable {
     /// A box said hello. Returns the session it replaces, if any.
     func activate(_ h: STBConnectionHandler, deviceID: String, model: String = "", firmware: String = "") -> STBConnectionHandler? {
         state.withLockedValue { s in
-            let old = s.byDevice[deviceID]
-            s.byDevice[deviceID] = h
-            s.info[deviceID] = (model, firmware)
+            let old = s.byDevice.updateValue(Active(handler: h, model: model, firmware: firmware), forKey: deviceID)?.handler
             return old === h ? nil : old
         }
     }
@@ -30,46 +37,33 @@ final class ConnectionRegistry: Sendable {
     func closed(_ h: STBConnectionHandler, deviceID: String) -> Bool {
         state.withLockedValue { s in
             s.sessions[ObjectIdentifier(h)] = nil
-            if s.byDevice[deviceID] === h { s.byDevice[deviceID] = nil; s.info[deviceID] = nil; return true }
+            if s.byDevice[deviceID]?.handler === h { s.byDevice[deviceID] = nil; return true }
             return false
         }
     }
 
     /// The current session of a box on this node.
-    func session(for deviceID: String) -> STBConnectionHandler? { state.withLockedValue { $0.byDevice[deviceID] } }
+    func session(for deviceID: String) -> STBConnectionHandler? { state.withLockedValue { $0.byDevice[deviceID]?.handler } }
 
     /// The current sessions of those of `devices` connected here, under one lock.
     func sessions(for devices: some Sequence<String>) -> [(String, STBConnectionHandler)] {
-        state.withLockedValue { s in devices.compactMap { d in s.byDevice[d].map { (d, $0) } } }
+        state.withLockedValue { s in devices.compactMap { d in s.byDevice[d].map { (d, $0.handler) } } }
     }
 
-    /// The current sessions here of the boxes `filter` matches, judged by their hello (which
-    /// is also what the store holds for them). A tag, or `online: false`, matches none: fleet
-    /// jobs with those are resolved from the store instead.
+    /// The current sessions here of the boxes `filter` matches (none unless
+    /// ``DeviceFilter/answerableBySessions``).
     func sessions(matching filter: DeviceFilter) -> [(String, STBConnectionHandler)] {
-        guard filter.tag == nil, filter.online != false else { return [] }
-        return state.withLockedValue { s in
-            s.byDevice.compactMap { d, h in Self.matches(s.info[d], filter) ? (d, h) : nil }
-        }
+        state.withLockedValue { s in s.byDevice.compactMap { d, a in a.matches(filter) ? (d, a.handler) : nil } }
     }
 
-    /// Whether any box connected here matches `filter` (as ``sessions(matching:)``).
+    /// Whether any box connected here matches `filter`.
     func anySession(matching filter: DeviceFilter) -> Bool {
-        guard filter.tag == nil, filter.online != false else { return false }
-        return state.withLockedValue { s in s.byDevice.keys.contains { Self.matches(s.info[$0], filter) } }
+        state.withLockedValue { s in s.byDevice.values.contains { $0.matches(filter) } }
     }
 
-    /// Whether the box's current session here matches `filter` (as ``sessions(matching:)``).
+    /// Whether the box's current session here matches `filter`.
     func matches(_ deviceID: String, _ filter: DeviceFilter) -> Bool {
-        guard filter.tag == nil, filter.online != false else { return false }
-        return state.withLockedValue { s in s.byDevice[deviceID] != nil && Self.matches(s.info[deviceID], filter) }
-    }
-
-    private static func matches(_ info: (model: String, firmware: String)?, _ f: DeviceFilter) -> Bool {
-        guard let info else { return false }
-        if let m = f.model, m != info.model { return false }
-        if let fw = f.firmware, fw != info.firmware { return false }
-        return true
+        state.withLockedValue { s in s.byDevice[deviceID]?.matches(filter) ?? false }
     }
 
     /// Every upgraded connection.

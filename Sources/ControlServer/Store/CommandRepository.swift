@@ -38,11 +38,7 @@ struct Job: Sendable {
         ]
         if let rollout { d["rollout"] = .string(rollout) }
         if let filter {
-            var f = Document()
-            if let m = filter.model { f["model"] = .string(m) }
-            if let fw = filter.firmware { f["firmware"] = .string(fw) }
-            if let o = filter.online { f["online"] = .bool(o) }
-            d["spec"] = .document(f)
+            d["spec"] = .document(filter.spec)
             if !devices.isEmpty { d["count"] = .int(devices.count) }
         } else {
             d["devices"] = .array(devices.map { .string($0) })
@@ -64,9 +60,7 @@ struct Job: Sendable {
         let params: [(String, JSONValue)] = if case .object(let m)? = d["params"]?.json { m } else { [] }
         self.init(id: id, name: name, params: params, target: d["target"]?.json ?? .null,
                   devices: d["devices"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-                  filter: d["spec"]?.documentValue.map { f in
-                      DeviceFilter(online: f["online"]?.boolValue, model: f["model"]?.stringValue, firmware: f["firmware"]?.stringValue)
-                  },
+                  filter: d["spec"]?.documentValue.map(DeviceFilter.init(spec:)),
                   createdAt: d["createdAt"]?.dateValue?.millis ?? 0, deadline: d["deadline"]?.dateValue?.millis ?? 0,
                   createdBy: d["createdBy"]?.stringValue ?? "", node: d["node"]?.stringValue ?? "",
                   state: d["state"]?.stringValue ?? "active", materialized: d["materialized"]?.boolValue ?? false,
@@ -77,6 +71,21 @@ struct Job: Sendable {
         // Time-ordered: 11 hex digits of ms, then 6 random bytes.
         let t = String(now, radix: 16)
         return "c" + String(repeating: "0", count: max(0, 11 - t.count)) + t + Secrets.randomHex(bytes: 6)
+    }
+}
+
+extension DeviceFilter {
+    /// A fleet job's filter as stored in its `spec` (no tag: fleet jobs have none).
+    var spec: Document {
+        var f = Document()
+        if let model { f["model"] = .string(model) }
+        if let firmware { f["firmware"] = .string(firmware) }
+        if let online { f["online"] = .bool(online) }
+        return f
+    }
+
+    init(spec f: Document) {
+        self.init(online: f["online"]?.boolValue, model: f["model"]?.stringValue, firmware: f["firmware"]?.stringValue)
     }
 }
 

@@ -42,6 +42,10 @@ struct DeviceFilter: Sendable, Equatable {
     var model: String?
     var firmware: String?
     var tag: String?
+
+    /// Whether a node can tell from its sessions' hello which connected boxes match: model
+    /// and firmware, online only as true (tags live in the store). Fleet jobs need this.
+    var answerableBySessions: Bool { tag == nil && online != false }
 }
 
 /// Registered boxes in the `devices` collection.
