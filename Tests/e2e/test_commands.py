@@ -355,7 +355,13 @@ def test_a_rollout_with_injected_failures_pauses_at_its_threshold_then_aborts(ma
         job = final["jobs"][0]
         _, page, _ = hub.call("GET", f"/api/v1/commands/{job}/executions?state=FAILED", expect=200)
         assert page["items"] and all(e["reason"] == "injected install failure" for e in page["items"])
-        # Operator control: pausing again is a no-op, abort ends it, resume is then refused.
+        # Operator control: resume runs it again, and the failure rule pauses it again; pausing
+        # again is a no-op, abort ends it, resume is then refused.
+        _, rs, _ = hub.call("POST", f"/api/v1/rollouts/{ro['id']}/resume", expect=200)
+        assert rs["state"] == "running", rs
+        again = wait_for(lambda: (lambda r: r if r["state"] != "running" else None)(hub.call("GET", f"/api/v1/rollouts/{ro['id']}")[1]),
+                         timeout=60, what="the resumed rollout to stop running")
+        assert again["state"] == "paused" and again["reason"].startswith("failure threshold"), again
         hub.call("POST", f"/api/v1/rollouts/{ro['id']}/pause", expect=200)
         _, ab, _ = hub.call("POST", f"/api/v1/rollouts/{ro['id']}/abort", {"reason": "too many failures"}, expect=200)
         assert ab["state"] == "aborted" and ab["reason"] == "too many failures"
@@ -364,6 +370,8 @@ def test_a_rollout_with_injected_failures_pauses_at_its_threshold_then_aborts(ma
         assert hub.call("GET", f"/api/v1/rollouts/{ro['id']}")[1]["started"] == ab["started"]
         _, audit, _ = hub.call("GET", "/api/v1/audit?action=rollout.create", expect=200)
         assert [a["result"] for a in audit["items"]].count("ok") == 1 and len(audit["items"]) == 3
+        _, audit, _ = hub.call("GET", "/api/v1/audit?action=rollout.resume", expect=200)
+        assert [x["result"] for x in audit["items"]].count("ok") == 1 and len(audit["items"]) == 2, audit
         _, audit, _ = hub.call("GET", "/api/v1/audit?action=rollout.abort", expect=200)
         assert audit["items"][0]["result"] == "ok" and audit["items"][0]["target"] == ro["id"]
     finally:
