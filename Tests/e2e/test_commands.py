@@ -355,13 +355,16 @@ def test_a_rollout_with_injected_failures_pauses_at_its_threshold_then_aborts(ma
         job = final["jobs"][0]
         _, page, _ = hub.call("GET", f"/api/v1/commands/{job}/executions?state=FAILED", expect=200)
         assert page["items"] and all(e["reason"] == "injected install failure" for e in page["items"])
-        # Operator control: resume runs it again, and the failure rule pauses it again; pausing
+        # Operator control: resume runs it again until it pauses again; pausing
         # again is a no-op, abort ends it, resume is then refused.
         _, rs, _ = hub.call("POST", f"/api/v1/rollouts/{ro['id']}/resume", expect=200)
         assert rs["state"] == "running", rs
         again = wait_for(lambda: (lambda r: r if r["state"] != "running" else None)(hub.call("GET", f"/api/v1/rollouts/{ro['id']}")[1]),
                          timeout=60, what="the resumed rollout to stop running")
-        assert again["state"] == "paused" and again["reason"].startswith("failure threshold"), again
+        # (by the failure rule, or, when the boxes already started finish first, because the
+        # wave ends below the success threshold)
+        assert again["state"] == "paused" and again["started"] >= final["started"], json.dumps(again)
+        assert again["reason"].startswith(("failure threshold", "wave 1 of 2 finished below the success threshold")), again["reason"]
         hub.call("POST", f"/api/v1/rollouts/{ro['id']}/pause", expect=200)
         _, ab, _ = hub.call("POST", f"/api/v1/rollouts/{ro['id']}/abort", {"reason": "too many failures"}, expect=200)
         assert ab["state"] == "aborted" and ab["reason"] == "too many failures"
