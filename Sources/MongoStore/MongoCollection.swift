@@ -254,7 +254,9 @@ public struct MongoCollection: Sendable {
         }
     }
 
-    /// Creates indexes with the `createIndexes` command. Existing identical indexes are left alone.
+    /// Creates indexes with the `createIndexes` command. Existing identical indexes are left alone;
+    /// a TTL index that exists with another `expireAfterSeconds` (a retention setting changed) is
+    /// given the new one with `collMod`, since `createIndexes` refuses to change an index's options.
     public func createIndexes(_ indexes: [IndexModel]) async throws {
         let specs: [BSON] = indexes.map { ix in
             var d: Document = ["key": .document(ix.keys), "name": .string(ix.name)]
@@ -263,9 +265,22 @@ public struct MongoCollection: Sendable {
             if let p = ix.partialFilter { d["partialFilterExpression"] = .document(p) }
             return .document(d)
         }
-        _ = try await store.runCommand(["createIndexes": .string(name), "indexes": .array(specs)],
-                                       operation: "createIndexes", collection: name)
+        let command: Document = ["createIndexes": .string(name), "indexes": .array(specs)]
+        do {
+            _ = try await store.runCommand(command, operation: "createIndexes", collection: name)
+        } catch let e as MongoStoreError where Self.indexConflictCodes.contains(e.code) && indexes.contains(where: { $0.expireAfterSeconds != nil }) {
+            for ix in indexes {
+                guard let seconds = ix.expireAfterSeconds else { continue }
+                _ = try await store.runCommand(["collMod": .string(name), "index": ["name": .string(ix.name), "expireAfterSeconds": .int(seconds)]],
+                                               operation: "collMod", collection: name)
+            }
+            _ = try await store.runCommand(command, operation: "createIndexes", collection: name)
+        }
     }
+
+    /// IndexOptionsConflict (MongoDB) and IndexKeySpecsConflict (SecantusDB says this one for a
+    /// changed `expireAfterSeconds`).
+    static let indexConflictCodes: Set<Int> = [85, 86]
 
     /// Drops the collection; a missing collection is not an error.
     public func drop() async throws {
