@@ -31,7 +31,12 @@ extension MongoCollection {
     public func watch(_ pipeline: [Document] = [], options: WatchOptions = WatchOptions()) -> ChangeStream {
         let state = ChangeStream.State(limit: options.bufferLimit)
         let store = self.store, name = self.name, db = store.databaseName
+        guard store.watches.add(state) else {
+            state.finish(MongoStoreError(kind: .shutdown, operation: "watch", collection: name, message: "store is shut down"))
+            return ChangeStream(state: state)
+        }
         let thread = Thread {
+            defer { store.watches.remove(state) }
             guard let client = store.popClient() else {
                 state.finish(MongoStoreError(kind: .shutdown, operation: "watch", collection: name, message: "store is shut down"))
                 return

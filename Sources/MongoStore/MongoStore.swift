@@ -24,6 +24,10 @@ public final class MongoStore: Sendable {
     let priorityPool: NIOThreadPool
     static let priorityThreads = 2
     private let pool: PoolBox
+    /// Change streams and the clients their threads hold, so shutdown can wait for them.
+    let watches = WatchRegistry()
+    /// How long ``shutdown()`` waits for change-stream threads to give their clients back.
+    static let watchShutdownTimeout: Duration = .seconds(15)
     let logger: Logger
 
     /// Whether libmongoc has been initialised in this process (mongoc_init must run once).
@@ -73,10 +77,24 @@ public final class MongoStore: Sendable {
         self.logger = logger
     }
 
-    /// Stops the thread pool and destroys the client pool. Outstanding calls fail with `shutdown`.
+    /// Stops the thread pools and the change streams, then destroys the client pool.
+    /// Outstanding calls fail with `shutdown`. A change stream's thread holds a client while it
+    /// waits in the server (up to its `maxAwaitMilliseconds`), so the pool is destroyed only once
+    /// every stream thread has given its client back: destroying it under a running stream is a
+    /// use-after-free in libmongoc. If one does not come back in time, the pool is left alone.
     public func shutdown() async {
+        for stream in watches.close() { stream.stop() }
         try? await threadPool.shutdownGracefully()
         try? await priorityPool.shutdownGracefully()
+        let deadline = ContinuousClock.now + Self.watchShutdownTimeout
+        while watches.clientsOut > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if watches.clientsOut > 0 {
+            logger.warning("change streams still running at shutdown; leaving the client pool to the process exit",
+                           metadata: ["streams": .stringConvertible(watches.clientsOut)])
+            return
+        }
         pool.destroy()
     }
 
@@ -106,9 +124,17 @@ public final class MongoStore: Sendable {
         }
     }
 
-    /// Pops a client for a long-lived use (a change stream) on the caller's thread.
-    func popClient() -> OpaquePointer? { pool.pointer.flatMap { mongoc_client_pool_pop($0) } }
-    func pushClient(_ client: OpaquePointer) { if let p = pool.pointer { mongoc_client_pool_push(p, client) } }
+    /// Pops a client for a long-lived use (a change stream) on the caller's thread; nil once
+    /// the store is shutting down. Give it back with ``pushClient(_:)``.
+    func popClient() -> OpaquePointer? {
+        guard watches.checkOut() else { return nil }
+        guard let client = pool.pointer.flatMap({ mongoc_client_pool_pop($0) }) else { watches.checkIn(); return nil }
+        return client
+    }
+    func pushClient(_ client: OpaquePointer) {
+        if let p = pool.pointer { mongoc_client_pool_push(p, client) }
+        watches.checkIn()
+    }
 
     /// Runs a database command and returns the server's reply.
     public func runCommand(_ command: Document, operation: String? = nil, collection: String? = nil) async throws -> Document {
@@ -134,6 +160,42 @@ public final class MongoStore: Sendable {
     /// Drops the whole database. For tests and tools only.
     public func dropDatabase() async throws {
         _ = try await runCommand(["dropDatabase": 1])
+    }
+}
+
+/// The change streams of a store and how many clients their threads hold.
+final class WatchRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var streams: [ObjectIdentifier: ChangeStream.State] = [:]
+    private var out = 0
+    private var closed = false
+
+    /// Registers a stream; false once the store is shutting down.
+    func add(_ s: ChangeStream.State) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard !closed else { return false }
+        streams[ObjectIdentifier(s)] = s
+        return true
+    }
+
+    func remove(_ s: ChangeStream.State) { lock.lock(); streams[ObjectIdentifier(s)] = nil; lock.unlock() }
+
+    func checkOut() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard !closed else { return false }
+        out += 1
+        return true
+    }
+
+    func checkIn() { lock.lock(); out -= 1; lock.unlock() }
+
+    var clientsOut: Int { lock.lock(); defer { lock.unlock() }; return out }
+
+    /// Refuses new streams and clients; returns the running streams, to stop them.
+    func close() -> [ChangeStream.State] {
+        lock.lock(); defer { lock.unlock() }
+        closed = true
+        return Array(streams.values)
     }
 }
 
