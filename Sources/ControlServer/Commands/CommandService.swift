@@ -436,8 +436,12 @@ final class CommandService: Service, Sendable {
             let now = Self.nowMillis()
             var resend: [(STBConnectionHandler, ByteBuffer, String, String)] = []
             var done: [(String, ExecutionState, String?)] = []
+            // Unconfirmed deliveries back in the queue for their retry: stored too, so the
+            // execution's history shows every transition (and its state is QUEUED while it backs off).
+            var requeued: [String] = []
             state.withLockedValue { s in
                 for (key, var t) in s.tracked {
+                    let before = t.machine.state
                     switch t.machine.tick(now: now) {
                     case .finished(let st):
                         done.append((key, st, t.machine.reason))
@@ -446,6 +450,7 @@ final class CommandService: Service, Sendable {
                     default:
                         break
                     }
+                    if before == .sent && t.machine.state == .queued { requeued.append(key) }
                     if t.machine.state == .queued, case .send = t.machine.deliver(now: now) {
                         resend.append((t.handler, t.frame, t.job, t.device))
                     }
@@ -453,6 +458,7 @@ final class CommandService: Service, Sendable {
                 }
                 trackedGauge.record(s.tracked.count)
             }
+            for key in requeued { writer.requeue(key, at: now) }
             for (h, f, _, _) in resend { h.eventLoop.execute { h.sendCommand(f) } }
             for (job, devices) in Dictionary(grouping: resend, by: { $0.2 }) { writer.sent(job: job, devices: devices.map(\.3), at: now) }
             for (key, st, reason) in done { finished.increment(); writer.finish(key, st, reason: reason, at: now) }
