@@ -780,19 +780,48 @@ static void test_connection(void)
     /* same boot across reconnects */
     const char *boot2 = sj_get_str(r.o.frames[0], "bootId");
     CHECK(boot2 && strcmp(boot1, boot2) == 0, "reconnect keeps the boot id");
-    /* backoff grows while the hub is gone, and never busy-loops */
-    int64_t prev_ceiling = 0;
-    for (int i = 0; i < 8; i++) {
-        b->conn = b;
-        stb_box_on_connecting(b);
-        stb_box_on_closed(b, STB_END_CONNECT_FAILED, 0, 0, -1);
-        int64_t d = b->next_connect_ms - stb_box_now_ms(b);
-        int64_t ceiling = 1000LL << (i + 1 > 6 ? 6 : i + 1);
-        if (ceiling > 60000) ceiling = 60000;
-        CHECK(d >= 0 && d <= ceiling, "failure %d: delay %lld within [0, %lld]", i, (long long)d, (long long)ceiling);
-        prev_ceiling = ceiling;
+    /* backoff grows while the hub is gone, up to the cap, and never busy-loops. One sample per
+     * failure proves little with full jitter, so the outage is repeated: each round starts after
+     * a stable session (which resets the backoff) and fails 8 times in a row. Failure i then
+     * draws from [0, ceiling(i)], ceiling(i) = min(1 s x 2^(i+1), 60 s); over the rounds its
+     * largest delay must pass the previous ceiling (the ceiling grew) or, at the cap, come near
+     * it, and the delays must spread over the range (jitter), never past the ceiling. */
+    enum { ROUNDS = 64, FAILS = 8 };
+    int64_t lo[FAILS], hi[FAILS];
+    for (int i = 0; i < FAILS; i++) { lo[i] = INT64_MAX; hi[i] = -1; }
+    for (int round = 0; round < ROUNDS; round++) {
+        if (round > 0) {
+            connect_box(&r.f, b, NULL);
+            out_reset(&r.o);
+            drain(&r.f, b, &r.o);
+            snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"upTo\":%u}", b->seq);
+            feed(b, ack);
+            advance(&r.f, 30000); /* stable_ms */
+            stb_box_on_closed(b, STB_END_CLOSED, 1001, 0, -1);
+        }
+        for (int i = 0; i < FAILS; i++) {
+            b->conn = b;
+            stb_box_on_connecting(b);
+            stb_box_on_closed(b, STB_END_CONNECT_FAILED, 0, 0, -1);
+            int64_t d = b->next_connect_ms - stb_box_now_ms(b);
+            int64_t ceiling = 1000LL << (i + 1 > 6 ? 6 : i + 1);
+            if (ceiling > 60000) ceiling = 60000;
+            CHECK(d >= 0 && d <= ceiling, "failure %d: delay %lld within [0, %lld]", i, (long long)d, (long long)ceiling);
+            if (d < lo[i]) lo[i] = d;
+            if (d > hi[i]) hi[i] = d;
+        }
     }
-    (void)prev_ceiling;
+    for (int i = 0; i < FAILS; i++) {
+        int64_t ceiling = 1000LL << (i + 1 > 6 ? 6 : i + 1), below = 1000LL << i;
+        if (ceiling > 60000) ceiling = 60000;
+        if (below > 60000) below = 60000;
+        if (below < ceiling)
+            CHECK(hi[i] > below, "failure %d: the ceiling grew past %lld (largest delay %lld of %d)", i, (long long)below, (long long)hi[i], ROUNDS);
+        else
+            CHECK(hi[i] > ceiling * 3 / 4, "failure %d: at the cap, delays reach near %lld (largest %lld)", i, (long long)ceiling, (long long)hi[i]);
+        CHECK(hi[i] - lo[i] > ceiling / 2, "failure %d: jitter varies the delay (%lld to %lld of [0, %lld])", i,
+              (long long)lo[i], (long long)hi[i], (long long)ceiling);
+    }
     b->conn = b;
     stb_box_on_connecting(b);
     stb_box_on_closed(b, STB_END_HTTP, 0, 503, 20);
