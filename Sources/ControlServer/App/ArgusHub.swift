@@ -74,6 +74,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Operator API port: /api/v1, /healthz, /metrics (env ARGUS_API_PORT).")
     var apiPort = Env.int("ARGUS_API_PORT", 8080)
 
+    @Option(help: "Most operator API connections at once; counted in the same descriptor budget as the gateway's, 503 past it (env ARGUS_API_MAX_CONNECTIONS).")
+    var apiMaxConnections = Env.int("ARGUS_API_MAX_CONNECTIONS", 256)
+
+    @Option(help: "Seconds a request's headers may take to arrive on the API port; then 408 and close (env ARGUS_API_HEADER_TIMEOUT).")
+    var apiHeaderTimeout = Env.int("ARGUS_API_HEADER_TIMEOUT", 10)
+
+    @Option(help: "Seconds an API keep-alive connection may stay idle before it is closed (env ARGUS_API_IDLE_TIMEOUT).")
+    var apiIdleTimeout = Env.int("ARGUS_API_IDLE_TIMEOUT", 60)
+
     @Option(help: "This node's name in presence records (env ARGUS_NODE); default host:devicePort.")
     var node: String? = Env.values["ARGUS_NODE"]
 
@@ -163,6 +172,9 @@ struct Serve: AsyncParsableCommand {
         guard (1...3600).contains(heartbeat) else { throw ValidationError("--heartbeat must be from 1 to 3600 seconds") }
         if let t = idleTimeout, t <= heartbeat { throw ValidationError("--idle-timeout must be longer than --heartbeat") }
         if let m = maxConnections, m < 1 { throw ValidationError("--max-connections must be at least 1") }
+        guard (1...100_000).contains(apiMaxConnections) else { throw ValidationError("--api-max-connections must be from 1 to 100000") }
+        guard (1...600).contains(apiHeaderTimeout) else { throw ValidationError("--api-header-timeout must be from 1 to 600 seconds") }
+        guard (1...3600).contains(apiIdleTimeout) else { throw ValidationError("--api-idle-timeout must be from 1 to 3600 seconds") }
         guard (1024...(16 << 20)).contains(maxFrameBytes) else { throw ValidationError("--max-frame-bytes must be from 1024 to 16777216") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be from 1 to 64") }
         guard (1...256).contains(storeThreads) else { throw ValidationError("--store-threads must be from 1 to 256") }
@@ -217,7 +229,13 @@ struct Serve: AsyncParsableCommand {
         gw.heartbeatSeconds = heartbeat
         gw.idleTimeout = idleTimeout.map { .seconds(Int64($0)) }
         gw.limits = Limits(maxFrameBytes: maxFrameBytes)
-        let derived = ConnectionCapacity.derivedCap(descriptorLimit: limit, reserved: gw.reservedDescriptors, rejectBudget: gw.rejectBudget)
+        var apiLimits = APILimits()
+        apiLimits.maxConnections = apiMaxConnections
+        apiLimits.headerTimeout = .seconds(Int64(apiHeaderTimeout))
+        apiLimits.idleTimeout = .seconds(Int64(apiIdleTimeout))
+        // The API's sockets come out of the same descriptor budget as the gateway's.
+        let derived = ConnectionCapacity.derivedCap(descriptorLimit: limit, reserved: gw.reservedDescriptors + apiLimits.maxConnections + apiLimits.rejectBudget,
+                                                    rejectBudget: gw.rejectBudget)
         var cap = derived
         if let m = maxConnections {
             if m > derived {
@@ -225,7 +243,8 @@ struct Serve: AsyncParsableCommand {
                                metadata: ["requested": .stringConvertible(m), "cap": .stringConvertible(derived), "fd.limit": .stringConvertible(limit)])
             } else { cap = m }
         }
-        logger.info("connection capacity", metadata: ["fd.limit": .stringConvertible(limit), "cap": .stringConvertible(cap)])
+        logger.info("connection capacity", metadata: ["fd.limit": .stringConvertible(limit), "cap": .stringConvertible(cap),
+                                                      "api.cap": .stringConvertible(apiLimits.maxConnections)])
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let gate = ReadinessGate()
@@ -293,7 +312,10 @@ struct Serve: AsyncParsableCommand {
                                    authenticator: authenticator, live: live, commands: commands, rollouts: rollouts,
                                    publicURL: (publicURL ?? "http://\(apiHost):\(apiPort)").trimmingCharacters(in: CharacterSet(charactersIn: "/")))
         let api = Application(router: OperatorAPI.router(deps),
-                              server: .http1WebSocketUpgrade { request, _, _ in
+                              server: .guardedHTTP1WebSocket(
+                                  limits: apiLimits, capacity: ConnectionCapacity(cap: apiLimits.maxConnections, rejectBudget: apiLimits.rejectBudget),
+                                  stats: APIConnectionStats(logger: Logger(label: "argus.api"))
+                              ) { request, _, _ in
                                   try await LiveRoute.shouldUpgrade(request, deps: deps, live: live)
                               },
                               configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "argus"),

@@ -25,7 +25,7 @@ struct GatewayConfiguration: Sendable {
     /// Live sessions allowed; nil derives the cap from the descriptor limit.
     var maxConnections: Int?
     /// Descriptors kept free for everything that is not a box.
-    var reservedDescriptors = 512
+    var reservedDescriptors = 256
     /// Sockets above the cap that may be answered 503 at once.
     var rejectBudget = 256
     var retryAfterSeconds = 30
