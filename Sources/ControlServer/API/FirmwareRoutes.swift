@@ -41,11 +41,13 @@ enum FirmwareRoutes {
                 } catch let e as MongoStoreError where e.kind == .duplicateKey {
                     throw Refusal("firmware \(version) is already in the catalogue", .conflict)
                 } catch let r as Refusal { throw r } catch { throw OperatorAPI.storeUnavailable(error, context) }
-                await deps.audit.record(who, action: "firmware.add", target: version, parameters: params, result: "ok")
-                let rec = try await OperatorAPI.storeCall { try await firmware.get(version) }!
+                await deps.audit.record(who, in: context, action: "firmware.add", target: version, parameters: params, result: "ok")
+                guard let rec = try await OperatorAPI.storeCall({ try await firmware.get(version) }) else {
+                    throw HTTPError(.notFound, message: "firmware \(version) was deleted while it was being added")
+                }
                 return EditedResponse(status: .created, response: rec)
             } catch let r as Refusal {
-                await deps.audit.record(who, action: "firmware.add", target: body.version, parameters: params, result: "rejected: \(r.message)")
+                await deps.audit.record(who, in: context, action: "firmware.add", target: body.version, parameters: params, result: "rejected: \(r.message)")
                 throw r.http
             }
         }
@@ -62,35 +64,55 @@ enum FirmwareRoutes {
             return r
         }
 
-        // The image, streamed into the store and checked against the catalogue's size and SHA-256.
+        // The image, streamed into the store as a new generation and checked against the
+        // catalogue's size and SHA-256 before it replaces the served one.
         api.put("firmware/{version}/image") { request, context -> FirmwareRecord in
             let who = try context.require(.operator)
             let v = try context.parameters.require("version")
-            guard let rec = try await OperatorAPI.storeCall({ try await firmware.get(v) }) else { throw HTTPError(.notFound, message: "no firmware \(v)") }
-            guard rec.url == nil || rec.uploaded else {
-                throw HTTPError(.conflict, message: "firmware \(v) is served from \(rec.url!); it takes no upload")
+            func refuse(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) async -> HTTPError {
+                await deps.audit.record(who, in: context, action: "firmware.upload", target: v, result: "rejected: \(message)")
+                return HTTPError(status, headers: headers, message: message)
+            }
+            guard let rec = try await OperatorAPI.storeCall({ try await firmware.get(v) }) else {
+                throw await refuse(.notFound, "no firmware \(v)")
+            }
+            if let external = rec.url, !rec.uploaded {
+                throw await refuse(.conflict, "firmware \(v) is served from \(external); it takes no upload")
             }
             let url = publicURL + "/firmware/" + v
             do {
                 try await firmware.upload(rec, body: request.body, url: url)
             } catch let e as FirmwareRepository.UploadError {
-                let message: String = switch e {
-                case .tooLarge(let limit): "the image is larger than the catalogue's size (\(limit) bytes)"
-                case .mismatch(let size, let sha): "the image (\(size) bytes, sha256 \(sha)) does not match the catalogue (\(rec.size) bytes, sha256 \(rec.sha256)); nothing was kept"
+                switch e {
+                case .tooLarge(let limit):
+                    throw await refuse(.badRequest, "the image is larger than the catalogue's size (\(limit) bytes); the served image is unchanged")
+                case .mismatch(let size, let sha):
+                    throw await refuse(.badRequest, "the image (\(size) bytes, sha256 \(sha)) does not match the catalogue (\(rec.size) bytes, sha256 \(rec.sha256)); nothing was kept and the served image is unchanged")
+                case .busy:
+                    throw await refuse(.conflict, "another upload of firmware \(v) is in progress; retry when it ends (an abandoned one gives way after \(Int(FirmwareRepository.claimTimeout)) s)",
+                                       headers: [.retryAfter: String(Int(FirmwareRepository.claimTimeout))])
+                case .notFound:
+                    throw await refuse(.notFound, "no firmware \(v)")
                 }
-                await deps.audit.record(who, action: "firmware.upload", target: v, result: "rejected: \(message)")
-                throw HTTPError(.badRequest, message: message)
             } catch {
-                throw OperatorAPI.storeUnavailable(error, context)
+                context.logger.warning("firmware upload failed", metadata: ["firmware.version": .string(v), "error": .string("\(error)")])
+                throw await refuse(.serviceUnavailable, "the store is unavailable; the upload was not kept and the served image is unchanged; retry shortly",
+                                   headers: [.retryAfter: "5"])
             }
-            await deps.audit.record(who, action: "firmware.upload", target: v, parameters: ["size": String(rec.size)], result: "ok")
-            return try await OperatorAPI.storeCall { try await firmware.get(v) }!
+            await deps.audit.record(who, in: context, action: "firmware.upload", target: v, parameters: ["size": String(rec.size)], result: "ok")
+            guard let fresh = try await OperatorAPI.storeCall({ try await firmware.get(v) }) else {
+                throw HTTPError(.notFound, message: "firmware \(v) was deleted after its upload")
+            }
+            return fresh
         }
 
         router.get("/firmware/{version}") { request, context -> Response in
             let v = try context.parameters.require("version")
             guard let rec = try await OperatorAPI.storeCall({ try await firmware.get(v) }), rec.uploaded else {
                 throw HTTPError(.notFound, message: "no uploaded image for firmware \(v)")
+            }
+            if rec.status == "unavailable" {
+                throw HTTPError(.serviceUnavailable, message: "firmware \(v) is unavailable: \(rec.problem ?? "its stored image is damaged")")
             }
             var range = 0...(rec.size - 1)
             var status = HTTPResponse.Status.ok
@@ -101,22 +123,48 @@ enum FirmwareRoutes {
                 range = r
                 status = .partialContent
             }
+            // Every chunk the range needs is checked before the status line is sent, so a
+            // damaged image is a fast 503 and is marked unavailable, never a short body.
+            let chunk = FirmwareRepository.chunkSize
+            let firstBatch: [(index: Int, data: [UInt8])]
+            do {
+                firstBatch = try await firmware.chunks(rec, covering: range.lowerBound...min(range.upperBound, (range.lowerBound / chunk + 4) * chunk - 1))
+                try await firmware.checkPresent(rec, covering: range)
+            } catch let d as DamagedImage {
+                context.logger.error("firmware image damaged", metadata: ["firmware.version": .string(v), "problem": .string(d.problem)])
+                try? await firmware.markDamaged(rec, problem: d.problem)
+                throw HTTPError(.serviceUnavailable, message: "firmware \(v) is unavailable: \(d.problem); upload the image again")
+            } catch { throw OperatorAPI.storeUnavailable(error, context) }
             var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: "bytes",
                                        .contentLength: String(range.count), .eTag: "\"\(rec.sha256)\""]
             if status == .partialContent { headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(rec.size)" }
             let wanted = range
+            let logger = context.logger
             return Response(status: status, headers: headers, body: ResponseBody { writer in
-                // A few chunks at a time, so a large image is never whole in memory.
-                var next = wanted.lowerBound / FirmwareRepository.chunkSize
-                let last = wanted.upperBound / FirmwareRepository.chunkSize
+                // A few chunks at a time, so a large image is never whole in memory. A chunk
+                // that goes missing mid-way (a new upload replaced this generation) ends the
+                // response with an error: the connection is closed at once, never left waiting
+                // for bytes, and the box resumes by Range.
+                var batch = firstBatch
+                var next = wanted.lowerBound / chunk
+                let last = wanted.upperBound / chunk
                 while next <= last {
                     let upTo = min(last, next + 3)
-                    let lo = next * FirmwareRepository.chunkSize, hi = min(wanted.upperBound, (upTo + 1) * FirmwareRepository.chunkSize - 1)
-                    for (i, data) in try await firmware.chunks(v, covering: max(lo, wanted.lowerBound)...hi) {
-                        let base = i * FirmwareRepository.chunkSize
+                    if batch.isEmpty {
+                        do {
+                            batch = try await firmware.chunks(rec, covering: max(next * chunk, wanted.lowerBound)...min(wanted.upperBound, (upTo + 1) * chunk - 1))
+                        } catch let d as DamagedImage {
+                            logger.error("firmware image damaged mid-download", metadata: ["firmware.version": .string(v), "problem": .string(d.problem)])
+                            try? await firmware.markDamaged(rec, problem: d.problem)
+                            throw d
+                        }
+                    }
+                    for (i, data) in batch {
+                        let base = i * chunk
                         let from = max(wanted.lowerBound, base) - base, to = min(wanted.upperBound, base + data.count - 1) - base
                         if from <= to { try await writer.write(ByteBuffer(bytes: data[from...to])) }
                     }
+                    batch = []
                     next = upTo + 1
                 }
                 try await writer.finish(nil)

@@ -210,7 +210,7 @@ final class RolloutService: Service, Sendable {
     }
 
     private func createJob(_ r: Rollout, _ b: RolloutBatch, now: Int64) async throws {
-        guard let fw = try await firmware.get(r.firmware), let url = fw.url else {
+        guard let fw = try await firmware.get(r.firmware), fw.unservableReason == nil, let url = fw.url else {
             _ = try await update(r.id) { r, now in try? r.machine.pause(now: now, reason: "firmware \(r.firmware) is no longer available") }
             return
         }

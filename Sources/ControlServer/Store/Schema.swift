@@ -14,7 +14,10 @@ enum Schema {
     static let jobs = "jobs"
     static let executions = "executions"
     static let firmware = "firmware"
+    /// Images uploaded before generations (read only, removed by the next upload).
     static let firmwareChunks = "firmware_chunks"
+    /// Image chunks, one set per upload generation; the catalogue names the verified one.
+    static let firmwareImageChunks = "firmware_image_chunks"
     static let rollouts = "rollouts"
 
     /// Creates every index the hub's queries use. Idempotent.
@@ -74,6 +77,9 @@ enum Schema {
         ])
         try await store.collection(firmwareChunks).createIndexes([
             IndexModel(name: "fw_n", keys: ["fw": 1, "n": 1], unique: true),
+        ])
+        try await store.collection(firmwareImageChunks).createIndexes([
+            IndexModel(name: "fw_gen_n", keys: ["fw": 1, "gen": 1, "n": 1], unique: true),
         ])
         try await store.collection(tokens).createIndexes([
             IndexModel(name: "tokenId", keys: ["tokenId": 1], unique: true),
