@@ -23,7 +23,7 @@ public enum FrameCodec {
                 }
                 return .success(.hello(Hello(
                     envelope: env, protocolVersion: Int(version),
-                    model: try identifier(value, "model"), firmware: try identifier(value, "firmware"),
+                    model: try catalogueName(value, "model"), firmware: try catalogueName(value, "firmware"),
                     bootId: try identifier(value, "bootId"))))
             case "ping":
                 return .success(.ping(Ping(envelope: env)))
@@ -169,6 +169,23 @@ public enum FrameCodec {
         }
         guard s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
             throw ProtocolError(.invalidField, "\(field) must not contain control characters", field: field)
+        }
+        return s
+    }
+
+    /// Characters allowed in a name the operator API also takes (`model`, `firmware`, ids,
+    /// tags): letters, digits and `._:-`. A box cannot report a model or firmware the API
+    /// would refuse to register or target.
+    public static func isCatalogueName(_ s: some StringProtocol, max: Int = maxIdentifierLength) -> Bool {
+        !s.isEmpty && s.utf8.count <= max && s.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x3A || b == 0x2D
+        }
+    }
+
+    static func catalogueName(_ v: JSONValue, _ field: String) throws -> String {
+        let s = try identifier(v, field)
+        guard isCatalogueName(s) else {
+            throw ProtocolError(.invalidField, "\(field) must be 1 to \(maxIdentifierLength) characters of letters, digits and ._:-", field: field)
         }
         return s
     }

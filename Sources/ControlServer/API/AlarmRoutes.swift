@@ -25,14 +25,14 @@ extension OperatorAPI {
             let outcome = try await storeCall { try await repo.acknowledge(id: id, by: who.name, now: Date()) }
             switch outcome {
             case .acknowledged(let r):
-                await deps.audit.record(who, action: "alarm.acknowledge", target: id, parameters: ["key": r.key], result: "ok")
+                await deps.audit.record(who, in: context, action: "alarm.acknowledge", target: id, parameters: ["key": r.key], result: "ok")
                 deps.live?.publishFleet(#"{"type":"alarm","state":"acknowledged","id":"\#(r.id)","key":"\#(r.key)"}"#)
                 return r
             case .alreadyAcknowledged(let r):
-                await deps.audit.record(who, action: "alarm.acknowledge", target: id, result: "already_acknowledged")
+                await deps.audit.record(who, in: context, action: "alarm.acknowledge", target: id, result: "already_acknowledged")
                 return r
             case .alreadyCleared:
-                await deps.audit.record(who, action: "alarm.acknowledge", target: id, result: "cleared")
+                await deps.audit.record(who, in: context, action: "alarm.acknowledge", target: id, result: "cleared")
                 throw HTTPError(.conflict, message: "alarm \(id) is already cleared")
             case .notFound:
                 throw HTTPError(.notFound, message: "no alarm \(id)")

@@ -24,10 +24,10 @@ enum CommandRoutes {
                 let created: Job
                 do { created = try await commands.create(job) } catch { throw OperatorAPI.storeUnavailable(error, context) }
                 auditParams["count"] = String(created.devices.count)
-                await deps.audit.record(who, action: "command.create", target: job.id, parameters: auditParams, result: "ok")
+                await deps.audit.record(who, in: context, action: "command.create", target: job.id, parameters: auditParams, result: "ok")
                 return json(.created, jobView(created.document, counts: nil, includeDevices: false))
             } catch let r as Refusal {
-                await deps.audit.record(who, action: "command.create", target: nil, parameters: auditParams, result: "rejected: \(r.message)")
+                await deps.audit.record(who, in: context, action: "command.create", target: nil, parameters: auditParams, result: "rejected: \(r.message)")
                 throw r.http
             }
         }
@@ -92,7 +92,7 @@ enum CommandRoutes {
             guard let result = d["result"] else {
                 throw HTTPError(.notFound, message: "execution \(id) on \(device) has no result (state \(d["state"]?.stringValue ?? "?"))")
             }
-            await deps.audit.record(who, action: "command.result.download", target: "\(id)|\(device)", result: "ok")
+            await deps.audit.record(who, in: context, action: "command.result.download", target: "\(id)|\(device)", result: "ok")
             let name = d["name"]?.stringValue ?? "result"
             if name == CommandName.logPull.rawValue, let lines = result.documentValue?["lines"]?.arrayValue {
                 let text = lines.compactMap(\.stringValue).joined(separator: "\n") + "\n"
@@ -110,10 +110,10 @@ enum CommandRoutes {
             let id = try context.parameters.require("id")
             let r = try await OperatorAPI.storeCall { try await commands.cancel(job: id, by: who.name) }
             guard r.exists else {
-                await deps.audit.record(who, action: "command.cancel", target: id, result: "not_found")
+                await deps.audit.record(who, in: context, action: "command.cancel", target: id, result: "not_found")
                 throw HTTPError(.notFound, message: "no command job \(id)")
             }
-            await deps.audit.record(who, action: "command.cancel", target: id, parameters: ["executions": String(r.executions)],
+            await deps.audit.record(who, in: context, action: "command.cancel", target: id, parameters: ["executions": String(r.executions)],
                                     result: r.changed ? "ok" : "already_canceled")
             return json(.ok, .object([("id", .string(id)), ("state", .string("canceled")), ("alreadyCanceled", .bool(!r.changed)),
                                       ("executionsCanceled", .int(Int64(r.executions)))]))
@@ -150,7 +150,8 @@ enum CommandRoutes {
             guard let fw = try await OperatorAPI.storeCall({ try await firmware.get(v) }) else {
                 throw Refusal("firmware \(v) is not in the catalogue; give version, url, size and sha256, or add it to /api/v1/firmware")
             }
-            guard fw.status == "available", let url = fw.url else { throw Refusal("firmware \(v) has no image yet (upload it first)") }
+            if let why = fw.unservableReason { throw Refusal(why) }
+            guard let url = fw.url else { throw Refusal("firmware \(v) has no image yet (upload it first)") }
             params = .object([("version", .string(v)), ("url", .string(url)), ("size", .int(Int64(fw.size))), ("sha256", .string(fw.sha256))])
             catalogueEntry = fw
         }
@@ -166,7 +167,7 @@ enum CommandRoutes {
             switch d {
             case .int(let ms): deadline = ms
             case .string(let s):
-                guard let date = ISO8601DateFormatter().date(from: s) else { throw Refusal("deadline must be an ISO 8601 time or ms since the epoch") }
+                guard let date = Validate.isoTime(s) else { throw Refusal("deadline must be an ISO 8601 time or ms since the epoch") }
                 deadline = date.millis
             default: throw Refusal("deadline must be an ISO 8601 time or ms since the epoch")
             }
@@ -310,8 +311,21 @@ enum CommandRoutes {
         return .object(out)
     }
 
+    /// An execution as the API shows it. Stored history entries are `{s, at, ...}` to keep
+    /// documents small; the view names the state `state`.
     static func executionView(_ d: Document) -> JSONValue {
-        .object(d.fields.compactMap { k, v in k == "_id" ? nil : (k, v.json) })
+        .object(d.fields.compactMap { k, v in
+            switch k {
+            case "_id": return nil
+            case "history":
+                let entries = (v.arrayValue ?? []).map { e -> JSONValue in
+                    guard let doc = e.documentValue else { return e.json }
+                    return .object(doc.fields.map { ek, ev in (ek == "s" ? "state" : ek, ev.json) })
+                }
+                return (k, .array(entries))
+            default: return (k, v.json)
+            }
+        })
     }
 
     static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {

@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
 import MongoStore
+import NIOConcurrencyHelpers
+import STBProtocol
 
 /// The request context of the operator API: Hummingbird's core context plus the caller.
 struct HubRequestContext: RequestContext {
@@ -8,8 +10,16 @@ struct HubRequestContext: RequestContext {
     /// Set by ``TokenAuthMiddleware`` for every `/api/` request that reaches a route.
     var principal: Principal?
 
+    /// What the middleware around the routes needs to know after them: the caller, and
+    /// whether a route has audited the request itself. A reference, so what is set inside is
+    /// seen outside.
+    let trail = RequestTrail()
+    /// The peer's address, for logs.
+    let remote: String?
+
     init(source: Source) {
         coreContext = .init(source: source)
+        remote = source.channel.remoteAddress?.ipAddress
     }
 
     /// Operator bodies are small JSON documents.
@@ -47,6 +57,7 @@ struct TokenAuthMiddleware: RouterMiddleware {
         }
         var context = context
         context.principal = principal
+        context.trail.principal = principal
         context.logger[metadataKey: "api.actor"] = .string(principal.name)
         return try await next(request, context)
     }
@@ -54,11 +65,19 @@ struct TokenAuthMiddleware: RouterMiddleware {
 
 /// Validation helpers with specific messages.
 enum Validate {
-    static let idCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
+    /// An ISO 8601 internet time, with or without fractional seconds
+    /// (`2026-01-01T00:00:00Z`, `2026-01-01T00:00:00.123Z` as JavaScript's `toISOString` gives).
+    static func isoTime(_ s: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        if let d = f.date(from: s) { return d }
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: s)
+    }
 
-    /// An identifier: 1 to `max` characters of letters, digits and `._:-`.
+    /// An identifier: 1 to `max` characters of letters, digits and `._:-` (the same rule the
+    /// gateway applies to a box's `hello`).
     static func identifier(_ value: String, field: String, max: Int = 64) throws -> String {
-        guard !value.isEmpty, value.count <= max, value.allSatisfy({ idCharacters.contains($0) }) else {
+        guard FrameCodec.isCatalogueName(value, max: max) else {
             throw HTTPError(.badRequest, message: "\(field) must be 1 to \(max) characters of letters, digits and ._:-")
         }
         return value
@@ -71,6 +90,11 @@ enum Validate {
             buffer = try await request.body.collect(upTo: context.maxUploadSize)
         } catch {
             throw HTTPError(.contentTooLarge, message: "request body larger than \(context.maxUploadSize) bytes")
+        }
+        // The same strict reading as /commands and the device protocol first: duplicate keys,
+        // nesting deeper than 32 and invalid UTF-8 are refused, whatever the route.
+        do { _ = try JSONParser.parse(buffer.readableBytesView) } catch {
+            throw HTTPError(.badRequest, message: "body is not valid JSON: \(error.description)")
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
@@ -105,5 +129,16 @@ enum Validate {
             throw HTTPError(.badRequest, message: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
         }
         return n
+    }
+}
+
+/// See ``HubRequestContext/trail``.
+final class RequestTrail: Sendable {
+    private let state = NIOLockedValueBox<(principal: Principal?, audited: Bool)>((nil, false))
+    func markAudited() { state.withLockedValue { $0.audited = true } }
+    var audited: Bool { state.withLockedValue { $0.audited } }
+    var principal: Principal? {
+        get { state.withLockedValue { $0.principal } }
+        set { state.withLockedValue { $0.principal = newValue } }
     }
 }

@@ -78,6 +78,7 @@ struct Health: ResponseEncodable {
 enum OperatorAPI {
     static func router(_ deps: APIDependencies) -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
+        router.add(middleware: RefusalAuditMiddleware(audit: deps.audit, logger: Logger(label: "argus.api")))
         router.add(middleware: TokenAuthMiddleware(tokens: deps.tokens))
 
         router.get("/healthz") { _, _ -> Response in
@@ -112,7 +113,7 @@ enum OperatorAPI {
             let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)
             var before: Date? = nil
             if let b = request.uri.queryParameters.get("before") {
-                guard let d = ISO8601DateFormatter().date(from: String(b)) else {
+                guard let d = Validate.isoTime(String(b)) else {
                     throw HTTPError(.badRequest, message: "before must be an ISO 8601 time")
                 }
                 before = d
@@ -139,12 +140,12 @@ enum OperatorAPI {
             do {
                 _ = try await deps.devices.register(id: id, model: model, tags: tags, secretHash: Secrets.hash(secret), now: Date())
             } catch let e as MongoStoreError where e.kind == .duplicateKey {
-                await deps.audit.record(who, action: "device.register", target: id, parameters: ["model": model], result: "conflict")
+                await deps.audit.record(who, in: context, action: "device.register", target: id, parameters: ["model": model], result: "conflict")
                 throw HTTPError(.conflict, message: "device \(id) is already registered")
             } catch {
                 throw storeUnavailable(error, context)
             }
-            await deps.audit.record(who, action: "device.register", target: id,
+            await deps.audit.record(who, in: context, action: "device.register", target: id,
                                     parameters: ["model": model, "tags": tags.joined(separator: ",")], result: "ok")
             return EditedResponse(status: .created, response: RegisteredDevice(id: id, model: model, tags: tags, secret: secret))
         }
@@ -175,12 +176,12 @@ enum OperatorAPI {
             let id = try context.parameters.require("id")
             let found = try await storeCall { try await deps.devices.revoke(id, now: Date()) }
             guard found else {
-                await deps.audit.record(who, action: "device.revoke", target: id, result: "not_found")
+                await deps.audit.record(who, in: context, action: "device.revoke", target: id, result: "not_found")
                 throw HTTPError(.notFound, message: "no device \(id)")
             }
             deps.authenticator?.forget(id)
             if let s = deps.registry.session(for: id) { s.eventLoop.execute { s.close(.revoked) } }
-            await deps.audit.record(who, action: "device.revoke", target: id, result: "ok")
+            await deps.audit.record(who, in: context, action: "device.revoke", target: id, result: "ok")
             return Response(status: .noContent)
         }
     }
@@ -194,7 +195,7 @@ enum OperatorAPI {
                 throw HTTPError(.badRequest, message: "role must be one of admin, operator, analyst")
             }
             let created = try await storeCall { try await deps.tokens.create(name: name, role: role, createdBy: who.name, now: Date()) }
-            await deps.audit.record(who, action: "token.create", target: created.record.id,
+            await deps.audit.record(who, in: context, action: "token.create", target: created.record.id,
                                     parameters: ["name": name, "role": role.rawValue], result: "ok")
             return EditedResponse(status: .created, response: CreatedToken(id: created.record.id, name: name, role: role, token: created.token))
         }
@@ -208,7 +209,7 @@ enum OperatorAPI {
             let who = try context.require(.admin)
             let id = try context.parameters.require("id")
             let found = try await storeCall { try await deps.tokens.revoke(id: id, now: Date()) }
-            await deps.audit.record(who, action: "token.revoke", target: id, result: found ? "ok" : "not_found")
+            await deps.audit.record(who, in: context, action: "token.revoke", target: id, result: found ? "ok" : "not_found")
             guard found else { throw HTTPError(.notFound, message: "no token \(id)") }
             return Response(status: .noContent)
         }

@@ -39,7 +39,7 @@ enum RolloutRoutes {
                 guard let fw = try await OperatorAPI.storeCall({ try await rollouts.firmware.get(body.firmware) }) else {
                     throw Refusal("firmware \(body.firmware) is not in the catalogue")
                 }
-                guard fw.status == "available", fw.url != nil else { throw Refusal("firmware \(body.firmware) has no image yet") }
+                if let why = fw.unservableReason { throw Refusal(why) }
                 let policy: RolloutPolicy
                 do {
                     let health = try body.health.map { h throws(CommandError) in
@@ -72,10 +72,10 @@ enum RolloutRoutes {
                 do { try await rollouts.insert(r, now: now) } catch { throw OperatorAPI.storeUnavailable(error, context) }
                 auditParams["count"] = String(boxes.count)
                 auditParams["waves"] = policy.waves.map { "\($0)" }.joined(separator: ",")
-                await deps.audit.record(who, action: "rollout.create", target: r.id, parameters: auditParams, result: "ok")
+                await deps.audit.record(who, in: context, action: "rollout.create", target: r.id, parameters: auditParams, result: "ok")
                 return CommandRoutes.json(.created, view(r))
             } catch let r as Refusal {
-                await deps.audit.record(who, action: "rollout.create", target: nil, parameters: auditParams, result: "rejected: \(r.message)")
+                await deps.audit.record(who, in: context, action: "rollout.create", target: nil, parameters: auditParams, result: "rejected: \(r.message)")
                 throw r.http
             }
         }
@@ -110,13 +110,13 @@ enum RolloutRoutes {
                     default: r = try await rollouts.abort(id, reason: reason)
                     }
                     guard let r else {
-                        await deps.audit.record(who, action: "rollout.\(action)", target: id, result: "not_found")
+                        await deps.audit.record(who, in: context, action: "rollout.\(action)", target: id, result: "not_found")
                         throw HTTPError(.notFound, message: "no rollout \(id)")
                     }
-                    await deps.audit.record(who, action: "rollout.\(action)", target: id, parameters: ["reason": reason], result: "ok")
+                    await deps.audit.record(who, in: context, action: "rollout.\(action)", target: id, parameters: ["reason": reason], result: "ok")
                     return CommandRoutes.json(.ok, view(r))
                 } catch let e as CommandError {
-                    await deps.audit.record(who, action: "rollout.\(action)", target: id, result: "rejected: \(e.message)")
+                    await deps.audit.record(who, in: context, action: "rollout.\(action)", target: id, result: "rejected: \(e.message)")
                     throw HTTPError(.conflict, message: e.message)
                 } catch let e as HTTPError { throw e } catch { throw OperatorAPI.storeUnavailable(error, context) }
             }

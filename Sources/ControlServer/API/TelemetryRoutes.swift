@@ -19,10 +19,7 @@ extension OperatorAPI {
         func parse(_ name: String) throws -> Date? {
             guard let raw = request.uri.queryParameters.get(name).map({ String($0) }) else { return nil }
             if let ms = Int64(raw) { return Date(timeIntervalSince1970: Double(ms) / 1000) }
-            let f = ISO8601DateFormatter()
-            if let d = f.date(from: raw) { return d }
-            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            if let d = f.date(from: raw) { return d }
+            if let d = Validate.isoTime(raw) { return d }
             throw HTTPError(.badRequest, message: "\(name) must be an ISO 8601 time or milliseconds since the epoch")
         }
         let to = try parse("to") ?? Date()

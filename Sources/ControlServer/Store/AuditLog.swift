@@ -28,14 +28,40 @@ struct AuditLog: Sendable {
         self.logger = logger
     }
 
+    /// What one entry may hold: a caller's input can make it no larger than about 24 KB
+    /// (32 parameters of 512 bytes, plus the short fields). Longer strings are cut at a
+    /// character boundary and marked with how much was cut.
+    enum Bounds {
+        static let action = 64, target = 256, parameterKey = 64, parameterValue = 512, parameters = 32, result = 1024
+    }
+
+    /// `s` cut to at most `max` UTF-8 bytes, with a marker saying how many bytes were dropped.
+    static func bounded(_ s: String, _ max: Int) -> String {
+        guard s.utf8.count > max else { return s }
+        var out = ""
+        var bytes = 0
+        for ch in s {
+            let n = ch.utf8.count
+            if bytes + n > max { break }
+            out.append(ch)
+            bytes += n
+        }
+        return out + "…[+\(s.utf8.count - bytes) bytes]"
+    }
+
     /// Records an action. A failure to write the audit entry is logged as an error; the
     /// action itself has already happened by then, so the caller is not failed.
     func record(_ who: Principal, action: String, target: String?, parameters: [String: String] = [:], result: String) async {
+        let params = parameters.sorted { $0.key < $1.key }
+        var fields = params.prefix(Bounds.parameters).map {
+            (Self.bounded($0.key, Bounds.parameterKey), BSON.string(Self.bounded($0.value, Bounds.parameterValue)))
+        }
+        if params.count > Bounds.parameters { fields.append(("_omitted", .string("\(params.count - Bounds.parameters) more parameters"))) }
         let entry: Document = [
             "at": .date(Date()), "actor": .string(who.name), "tokenId": .string(who.tokenId), "role": .string(who.role.rawValue),
-            "action": .string(action), "target": target.map { .string($0) } ?? .null,
-            "parameters": .document(Document(parameters.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
-            "result": .string(result), "node": .string(node),
+            "action": .string(Self.bounded(action, Bounds.action)), "target": target.map { .string(Self.bounded($0, Bounds.target)) } ?? .null,
+            "parameters": .document(Document(fields)),
+            "result": .string(Self.bounded(result, Bounds.result)), "node": .string(node),
         ]
         do { try await collection.insertOne(entry) }
         catch { logger.error("audit write failed", metadata: ["audit.action": .string(action), "error": .string("\(error)")]) }
