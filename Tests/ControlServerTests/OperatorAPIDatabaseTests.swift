@@ -66,10 +66,25 @@ struct OperatorAPIDatabaseTests {
                     #expect(items.map { $0["id"] as? String } == ["stb-1"])
                     #expect(items.first?["secretHash"] == nil)
                 }
+                try await client.execute(uri: "/api/v1/devices/stb-1", method: .get, headers: auth) { r in
+                    #expect(r.status == .ok)
+                    let d = try json(r.body)
+                    #expect(d["id"] as? String == "stb-1" && d["model"] as? String == "m1" && d["tags"] as? [String] == ["a"])
+                    #expect(d["online"] as? Bool == false && d["revoked"] as? Bool == false)
+                    #expect(d["secretHash"] == nil)
+                }
+                try await client.execute(uri: "/api/v1/devices/ghost", method: .get, headers: auth) { r in
+                    #expect(r.status == .notFound)
+                }
                 try await client.execute(uri: "/api/v1/devices/stb-1/revoke", method: .post, headers: auth) { r in
                     #expect(r.status == .noContent)
                 }
                 #expect(try await f.deps.devices.credentials("stb-1") == nil)
+                try await client.execute(uri: "/api/v1/devices/stb-1", method: .get, headers: auth) { r in
+                    #expect(r.status == .ok)
+                    let d = try json(r.body)
+                    #expect(d["revoked"] as? Bool == true)
+                }
                 try await client.execute(uri: "/api/v1/devices/ghost/revoke", method: .post, headers: auth) { r in
                     #expect(r.status == .notFound)
                 }

@@ -37,19 +37,35 @@ struct RolloutStoreTests {
         return r.id
     }
 
-    /// Marks every execution of the rollout's jobs as finished, `failEvery`-th one failed.
-    func finishAll(_ store: MongoStore, _ service: RolloutService, _ id: String, failEvery: Int = 0, at: Date) async throws {
+    /// Marks every execution of the rollout's jobs as finished, `failEvery`-th one failed,
+    /// except the first `leaveOpen` that would have succeeded: those stay open (as created).
+    /// Returns the boxes left open.
+    @discardableResult
+    func finishAll(_ store: MongoStore, _ service: RolloutService, _ id: String, failEvery: Int = 0, leaveOpen: Int = 0,
+                   at: Date) async throws -> [String] {
         let (r, _) = try #require(try await service.load(id))
         var k = 0
+        var open: [String] = []
         for b in r.batches {
             for d in b.devices {
                 k += 1
                 let failed = failEvery > 0 && k % failEvery == 0
+                if !failed && open.count < leaveOpen { open.append(d); continue }
                 _ = try await store.collection(Schema.executions).updateOne(["_id": .string(CommandRepository.executionID(b.job, d))], [
                     "$set": ["state": .string(failed ? "FAILED" : "SUCCEEDED"), "finishedAt": .date(at)],
                 ])
             }
         }
+        return open
+    }
+
+    /// The state of each execution of `job`, by box.
+    func executionStates(_ store: MongoStore, job: String) async throws -> [String: String] {
+        var states: [String: String] = [:]
+        for e in try await store.collection(Schema.executions).find(["job": .string(job)]) {
+            if let d = e["device"]?.stringValue { states[d] = e["state"]?.stringValue ?? "" }
+        }
+        return states
     }
 
     @Test func wavesAdvanceOnSuccessAndTheRateLimitHolds() async throws {
@@ -71,6 +87,18 @@ struct RolloutStoreTests {
             (r, _) = try #require(try await service.load(id))
             #expect(r.machine.succeeded == 2 && r.machine.currentWave == 1 && r.batches.count == 2 && r.batches[1].devices.count == 8)
             #expect(r.remaining.count == 10)
+            // A rate that binds: 3 a minute for 20 eligible boxes in one wave. The bucket starts
+            // with a minute's worth (3); the next token comes 20 s later, far more than the two
+            // drives below take.
+            let slow = try RolloutPolicy(waves: [100], ratePerMinute: 3, successThreshold: 0.9, failureThreshold: 0.5, minFailureCount: 3)
+            let limited = try await rollout(service, boxes: 20, policy: slow, now: Date().millis)
+            try await service.drive(limited)
+            (r, _) = try #require(try await service.load(limited))
+            #expect(r.batches.count == 1 && r.batches.first?.devices.count == 3, "\(r.batches.map(\.devices))")
+            #expect(r.remaining.count == 17)
+            try await service.drive(limited)  // the bucket is empty: nothing more starts
+            (r, _) = try #require(try await service.load(limited))
+            #expect(r.batches.count == 1 && r.remaining.count == 17, "\(r.batches.map(\.devices))")
         }
     }
 
@@ -79,15 +107,24 @@ struct RolloutStoreTests {
             let policy = try RolloutPolicy(waves: [50, 100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.3, minFailureCount: 3)
             let id = try await rollout(service, boxes: 20, policy: policy, now: Date().millis)
             try await service.drive(id)
-            try await finishAll(store, service, id, failEvery: 2, at: Date())
+            // 5 of the 10 fail, 3 succeed and 2 are still open (QUEUED: no box is connected).
+            let open = try await finishAll(store, service, id, failEvery: 2, leaveOpen: 2, at: Date())
+            #expect(open.count == 2)
             try await service.drive(id)
             var (r, _) = try #require(try await service.load(id))
             #expect(r.machine.state.name == "paused" && r.machine.state.reason?.hasPrefix("failure threshold") == true)
             #expect(r.machine.failed == 5 && r.batches.count == 1)
-            // Abort: open executions of its jobs are canceled.
+            let before = try await executionStates(store, job: r.batches[0].job)
+            #expect(open.allSatisfy { before[$0] == "QUEUED" }, "\(before)")
+            // Abort: open executions of its jobs are canceled; finished ones keep their state.
             r = try #require(try await service.abort(id, reason: "stop"))
             #expect(r.machine.state == .aborted(reason: "stop"))
             #expect(try await service.commands.repository.job(r.batches[0].job)?["state"]?.stringValue == "canceled")
+            let after = try await executionStates(store, job: r.batches[0].job)
+            #expect(after.count == 10)
+            #expect(open.allSatisfy { after[$0] == "CANCELED" }, "\(after)")
+            #expect(after.filter { !open.contains($0.key) } == before.filter { !open.contains($0.key) }, "\(after)")
+            #expect(after.values.filter { $0 == "FAILED" }.count == 5 && after.values.filter { $0 == "SUCCEEDED" }.count == 3)
             await #expect(throws: CommandError.self) { _ = try await service.resume(id) }
         }
     }
@@ -128,12 +165,21 @@ struct RolloutStoreTests {
         try await withService { store, service in
             let now = Date()
             let minute = MaintenanceWindow.localMinute(nowMillis: now.millis, utcOffsetMinutes: 0)
-            // A window that closed an hour ago: nothing starts.
-            let closed = try MaintenanceWindow(startMinute: (minute + 1380) % 1440, endMinute: (minute + 1439) % 1440, requireStandby: true)
+            // The hours alone (no standby or idle rule, so every box qualifies but for the time).
+            // A window that opened an hour ago and closed a minute ago: nothing starts.
+            let closed = try MaintenanceWindow(startMinute: (minute + 1380) % 1440, endMinute: (minute + 1439) % 1440)
             let p1 = try RolloutPolicy(waves: [100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5, minFailureCount: 3, window: closed)
             let shut = try await rollout(service, boxes: 4, policy: p1, now: now.millis)
             try await service.drive(shut)
             #expect(try #require(try await service.load(shut)).0.batches.isEmpty)
+            // The same rule, open now (from 10 minutes ago to 10 minutes ahead): all four start.
+            let hours = try MaintenanceWindow(startMinute: (minute + 1430) % 1440, endMinute: (minute + 10) % 1440)
+            let p0 = try RolloutPolicy(waves: [100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5, minFailureCount: 3, window: hours)
+            let inside = try await rollout(service, boxes: 4, policy: p0, now: now.millis)
+            try await service.drive(inside)
+            let (ri, _) = try #require(try await service.load(inside))
+            #expect(ri.batches.count == 1 && Set(ri.batches.first?.devices ?? []) == ["b000", "b001", "b002", "b003"])
+            #expect(ri.remaining.isEmpty)
             // An open window needing standby or 30 idle minutes: b000 is in standby, b001 watched
             // an hour ago, b002 is watching now, b003 has no events (idle).
             let open = try MaintenanceWindow(startMinute: (minute + 1430) % 1440, endMinute: (minute + 10) % 1440, requireStandby: true, idleMinutes: 30)

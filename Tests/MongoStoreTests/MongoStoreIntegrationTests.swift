@@ -130,19 +130,48 @@ struct MongoStoreDatabaseTests {
         }
     }
 
+    /// The next event of `stream`, or nil if none comes within `limit`: the stream is stopped
+    /// then, so a slow or silent stream fails the test instead of hanging it.
+    func nextEvent(_ it: inout ChangeStream.Iterator, of stream: ChangeStream, within limit: Duration = .seconds(10)) async throws -> Document? {
+        let timer = Task { try await Task.sleep(for: limit); stream.stop() }
+        defer { timer.cancel() }
+        return try await it.next()
+    }
+
+    /// The next event that is not about a probe document (see below).
+    func nextReal(_ it: inout ChangeStream.Iterator, of stream: ChangeStream) async throws -> Document? {
+        while let e = try await nextEvent(&it, of: stream) {
+            if e["documentKey"]?.documentValue?["_id"]?.stringValue?.hasPrefix("probe-") != true { return e }
+        }
+        return nil
+    }
+
     @Test func changeStreamDeliversInsertsAndUpdates() async throws {
         try await withTestStore { store in
             let c = store.collection("watched")
             try await c.insertOne(["_id": "seed"])  // the collection must exist on some servers
             let stream = c.watch([["$match": ["operationType": ["$in": ["insert", "update"]]]]])
             var it = stream.makeAsyncIterator()
-            try await Task.sleep(for: .milliseconds(300))  // let the stream open before writing
+            // The stream opens on its own thread: write probes until it sees one, so the writes
+            // below come after it is open (instead of sleeping and hoping it is).
+            let prober = Task {
+                var k = 0
+                while !Task.isCancelled {
+                    try await c.insertOne(["_id": .string("probe-\(k)")])
+                    k += 1
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            let probe = try await nextEvent(&it, of: stream)
+            prober.cancel()
+            _ = await prober.result
+            try #require(probe != nil, "the change stream delivered nothing within 10 s")
             try await c.insertOne(["_id": "x", "v": 1])
             _ = try await c.updateOne(["_id": "x"], ["$set": ["v": 2]])
-            let first = try #require(try await it.next())
+            let first = try #require(try await nextReal(&it, of: stream), "no insert event within 10 s")
             #expect(first["operationType"] == "insert")
             #expect(first["fullDocument"]?.documentValue?["_id"] == "x")
-            let second = try #require(try await it.next())
+            let second = try #require(try await nextReal(&it, of: stream), "no update event within 10 s")
             #expect(second["operationType"] == "update")
             #expect(second["fullDocument"]?.documentValue?["v"]?.intValue == 2)
             stream.stop()

@@ -43,7 +43,7 @@ def issue(hub, name, target, params=None, expect=201, token=None, **extra):
 
 
 def history(e):
-    return [h["s"] for h in e["history"]]
+    return [h["state"] for h in e["history"]]
 
 
 def test_online_box_runs_a_command_and_the_audit_log_records_it(hub, tmpdir_path):
@@ -217,7 +217,7 @@ def test_firmware_catalogue_upload_range_download_update_and_a_bad_checksum(hub,
         assert "sha256" in e["reason"] or "checksum" in e["reason"], e
         good = issue(hub, "firmware_update", {"device": "fw-1"}, {"version": "2.0.0"})   # filled from the catalogue
         e = wait_state(hub, good["id"], "fw-1", "SUCCEEDED", timeout=90)
-        progress = [h.get("progress") for h in e["history"] if h["s"] == "IN_PROGRESS"]
+        progress = [h.get("progress") for h in e["history"] if h["state"] == "IN_PROGRESS"]
         assert "downloading" in progress, e["history"]
         hub.wait_device("fw-1", lambda d: d["firmware"] == "2.0.0", timeout=30)
     finally:
@@ -391,25 +391,47 @@ def test_a_log_tail_streams_to_the_operators_live_view_for_its_duration(hub, tmp
         async def main():
             url = f"ws://127.0.0.1:{hub.api_port}/api/v1/live?device=tail-1&token={hub.token}"
             async with websockets.connect(url) as view:
+                tailed = []
+
+                async def until(pred, what, timeout=20):
+                    """Reads the view up to a message matching `pred`, keeping the tailed lines."""
+                    deadline = time.time() + timeout
+                    while True:
+                        try:
+                            m = json.loads(await asyncio.wait_for(view.recv(), max(0.01, deadline - time.time())))
+                        except asyncio.TimeoutError:
+                            raise AssertionError(f"no {what} in the live view within {timeout} s (tailed: {tailed})")
+                        f = m.get("frame", {})
+                        found = None
+                        for x in (f.get("messages") or [f]):
+                            if x.get("type") == "log" and x.get("tail") == job["id"]:
+                                tailed.append(x)
+                            if found is None and pred(x):
+                                found = x
+                        if found is not None:
+                            return found
+
+                def status(ref, state):  # the box's report, as it passes through the live view
+                    return lambda x: x.get("type") == "command_status" and x.get("ref") == ref and x.get("state") == state
+
                 job = await asyncio.to_thread(issue, hub, "log_tail", {"device": "tail-1"}, {"durationSec": 3})
-                tailed, started = [], time.time()
-                await asyncio.sleep(0.5)
+                await until(status(job["id"], "in_progress"), "log_tail in progress")
                 # Another command makes the box log a line ("command ID message received").
                 other = await asyncio.to_thread(issue, hub, "message", {"device": "tail-1"}, {"text": "tail me"})
-                while time.time() - started < 8:
-                    try:
-                        m = json.loads(await asyncio.wait_for(view.recv(), 1))
-                    except asyncio.TimeoutError:
-                        continue
-                    f = m.get("frame", {})
-                    for x in (f.get("messages") or [f]):
-                        if x.get("type") == "log" and x.get("tail") == job["id"]:
-                            tailed.append((time.time() - started, x))
-                return job, other, tailed
+                # The tail ends by itself after durationSec ...
+                ended = await until(status(job["id"], "succeeded"), "end of the log_tail")
+                # ... and a line the box logs after that is not tailed. The box sends a tailed line
+                # before the statuses of the command that logged it, so once the view has that
+                # command's "succeeded", any tailed line about it would have come through.
+                after = await asyncio.to_thread(issue, hub, "message", {"device": "tail-1"}, {"text": "after the tail"})
+                await until(status(after["id"], "succeeded"), "the later command's success")
+                return job, other, ended, after, tailed
 
-        job, other, tailed = asyncio.run(main())
-        assert any(other["id"] in x["text"] for _, x in tailed), tailed
-        assert max(t for t, _ in tailed) < 6  # the box stops after durationSec
+        job, other, ended, after, tailed = asyncio.run(main())
+        assert any(other["id"] in x["text"] for x in tailed), tailed
+        # the box stops after durationSec: by itself (not stopped), and tails nothing after
+        assert "stoppedBy" not in (ended.get("result") or {}), ended
+        assert not any(after["id"] in x["text"] for x in tailed), tailed
         e = wait_state(hub, job["id"], "tail-1", "SUCCEEDED", timeout=20)
         assert e["result"]["lines"] >= 1
         wait_for(lambda: db_of(hub).logs.count_documents({"d": "tail-1", "tail": job["id"]}) >= 1, what="tailed lines stored")

@@ -12,11 +12,24 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import ROOT, Hub, basic, bin_dir, free_port, hello
+from conftest import ROOT, Hub, basic, bin_dir, free_port, hello, wait_for
 
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, timeout=60))
+
+
+def metric(hub, name):
+    """The value of an unlabelled metric on the hub's /metrics, or None if it is not there."""
+    import re
+    _, text, _ = hub.call("GET", "/metrics", token=False, expect=200)
+    m = re.search(rf"^{name} ([0-9.e+-]+)$", text if isinstance(text, str) else "", re.M)
+    return float(m.group(1)) if m else None
+
+
+def wait_sockets(hub, n, timeout=10):
+    """Waits until the hub counts `n` open device sockets (the gauge follows its sweeper)."""
+    wait_for(lambda: metric(hub, "argus_gateway_sockets") == n, timeout=timeout, what=f"{n} open device sockets")
 
 
 async def connect(hub, device_id, secret, **kw):
@@ -72,6 +85,7 @@ def test_right_secret_gets_welcome_and_box_shows_online_then_offline_with_last_s
 
 def test_duplicate_connection_replaces_the_first_with_4000(hub):
     secret = hub.register("box-dup")
+    witness_secret = hub.register("box-dup-witness")
 
     async def main():
         first = await connect(hub, "box-dup", secret)
@@ -82,10 +96,17 @@ def test_duplicate_connection_replaces_the_first_with_4000(hub):
             await asyncio.wait_for(first.recv(), 5)
         assert e.value.rcvd.code == 4000
         assert e.value.rcvd.reason == "replaced by a newer connection"
-        # The replaced session's disconnect must not mark the box offline.
-        await asyncio.sleep(0.5)
+        # The replaced session's disconnect must not mark the box offline. Rather than sleep,
+        # wait until the hub has let go of the first socket (its disconnect is handled), then
+        # for a later presence change of another box to reach the store: presence changes are
+        # written in order, so by then anything the disconnect submitted is written too.
+        await asyncio.to_thread(wait_sockets, hub, 1)
+        witness = await connect(hub, "box-dup-witness", witness_secret)
+        await say_hello(witness)
+        await asyncio.to_thread(hub.wait_device, "box-dup-witness", lambda x: x["online"])
         d = hub.device("box-dup")
         assert d["online"] and d["session"] == w2["session"] and d["bootId"] == "two"
+        await witness.close()
         await second.close()
 
     run(main())
@@ -140,6 +161,22 @@ def test_message_before_hello_closes_with_4003(hub):
         with pytest.raises(ConnectionClosed) as e:
             await asyncio.wait_for(ws.recv(), 5)
         assert e.value.rcvd.code == 4003
+
+    run(main())
+
+
+def test_a_box_that_never_says_hello_is_closed_within_the_documented_10_s(make_hub):
+    # A long heartbeat makes the sweeper slow (every 20 s): the hello deadline must not wait for it.
+    hub = make_hub(extra_args=["--heartbeat", "60"]).start()
+    secret = hub.register("box-mute")
+
+    async def main():
+        ws = await connect(hub, "box-mute", secret)
+        opened = time.monotonic()
+        with pytest.raises(ConnectionClosed) as e:
+            await asyncio.wait_for(ws.recv(), 14)  # 10 s plus slack; the sweeper alone took 20-40 s
+        assert e.value.rcvd.code == 4003
+        assert time.monotonic() - opened >= 9.5  # not before the deadline either
 
     run(main())
 
@@ -238,6 +275,8 @@ def test_operator_api_requires_a_token_and_checks_roles(hub):
     hub.call("POST", "/api/v1/devices", {"id": "x1", "model": "m"}, token=op["token"], expect=201)
     assert hub.call("POST", "/api/v1/tokens", {"name": "n", "role": "admin"}, token=op["token"])[0] == 403
     assert hub.call("GET", "/api/v1/audit", token=op["token"])[0] == 403
+    # A registration the route refuses (the box exists): 409.
+    assert hub.call("POST", "/api/v1/devices", {"id": "x1", "model": "m"}, token=op["token"])[0] == 409
     # A revoked token stops working at once.
     hub.call("DELETE", f"/api/v1/tokens/{op['id']}", expect=204)
     assert hub.call("GET", "/api/v1/devices", token=op["token"])[0] == 401
@@ -245,6 +284,7 @@ def test_operator_api_requires_a_token_and_checks_roles(hub):
     _, audit, _ = hub.call("GET", "/api/v1/audit?limit=50", expect=200)
     actions = [(a["action"], a["actor"], a["result"]) for a in audit["items"]]
     assert ("device.register", "opa", "ok") in actions
+    assert ("device.register", "opa", "conflict") in actions, actions
     assert ("token.create", "bootstrap", "ok") in actions
     assert ("token.revoke", "bootstrap", "ok") in actions
     # No route edits or deletes the audit log.
@@ -312,7 +352,7 @@ def test_over_capacity_gets_503_with_retry_after_and_the_hub_stays_up(make_hub):
         assert e.value.response.status_code == 503
         assert int(e.value.response.headers["Retry-After"]) > 0
         await a.close()
-        await asyncio.sleep(0.3)
+        await asyncio.to_thread(wait_sockets, hub, 1)  # the hub has released a's slot
         c = await connect(hub, "cap-2", secrets[2])  # a freed slot is usable again
         assert (await say_hello(c))["type"] == "welcome"
         await b.close()

@@ -18,6 +18,17 @@ def live_url(hub, query):
     return f"ws://127.0.0.1:{hub.api_port}/api/v1/live?{query}"
 
 
+def counters(hub, names=("argus_telemetry_messages_acked_total", "argus_telemetry_read_pauses_total")):
+    """Unlabelled counters from the hub's /metrics (absent: 0, as a counter never incremented)."""
+    import re
+    _, text, _ = hub.call("GET", "/metrics", token=False, expect=200)
+    out = {}
+    for n in names:
+        m = re.search(rf"^{n} ([0-9.e+-]+)$", text if isinstance(text, str) else "", re.M)
+        out[n] = float(m.group(1)) if m else 0
+    return out
+
+
 def test_live_view_streams_one_boxs_telemetry_and_fleet_counters(hub):
     secret = hub.register("live-1")
     _, analyst, _ = hub.call("POST", "/api/v1/tokens", {"name": "viewer", "role": "analyst"}, expect=201)
@@ -62,7 +73,6 @@ def test_a_slow_live_subscriber_is_dropped_and_never_slows_ingest(make_hub):
         await box.recv()
         text = "x" * 500
         seq = 0
-        t0 = time.time()
         for b in range(500):
             msgs = []
             for _ in range(100):
@@ -73,8 +83,11 @@ def test_a_slow_live_subscriber_is_dropped_and_never_slows_ingest(make_hub):
                 m = json.loads(await asyncio.wait_for(box.recv(), 5))
                 if m["type"] == "ack" and m["upTo"] >= seq:
                     break
-        elapsed = time.time() - t0
-        assert elapsed < 60, f"ingest slowed to {elapsed:.1f}s"
+        # Ingest went on while the viewer was stuck: every message was acknowledged (above, one
+        # frame at a time), the hub counts all of them acked and never stopped reading the box.
+        ingest = await asyncio.to_thread(counters, hub)
+        assert ingest["argus_telemetry_messages_acked_total"] == seq == 50_000, ingest
+        assert ingest["argus_telemetry_read_pauses_total"] == 0, ingest
         codes = []
         try:
             while True:
