@@ -38,9 +38,10 @@ final class GatewayContext: Sendable {
 
 /// One box's WebSocket session, after an authenticated upgrade.
 ///
-/// A `final class` with no task, timer or buffer of its own: the per-connection cost is this
+/// A `final class` with no long-lived task, timer or buffer of its own: the per-connection cost is this
 /// object and the channel. Liveness is checked by the gateway's sweeper calling ``sweep(now:)``
-/// on the channel's event loop. All methods run on that event loop.
+/// on the channel's event loop, plus one check when the hello deadline passes. All methods run
+/// on that event loop.
 final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
@@ -83,6 +84,11 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         shared.registry.opened(self)
+        // The hello deadline is exact, not the sweeper's period: one check when it passes. The
+        // task holds the handler weakly and is gone after it runs, so an idle session keeps none.
+        context.eventLoop.scheduleTask(in: shared.timing.helloTimeout) { [weak self] in
+            self?.sweep(now: .now())
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
