@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "Argus",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "argus-hub", targets: ["ControlServer"]),
         .executable(name: "stb-agent", targets: ["STBAgent"]),

@@ -1,5 +1,9 @@
 import Logging
 import STBProtocol
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Moves sealed spool segments into the store, oldest first, and deletes them once stored.
 ///
@@ -141,15 +145,17 @@ public final class TelemetryApplier: Sendable {
 }
 
 /// The node's alarm evaluator behind a lock, with the changes not yet written.
-public final class AlarmState: @unchecked Sendable {
-    private let lock = NSLockLike()
-    private var evaluator: AlarmEvaluator
-    private var pending: [AlarmChange] = []
+public final class AlarmState: Sendable {
+    private struct Guarded: ~Copyable {
+        var evaluator: AlarmEvaluator
+        var pending: [AlarmChange] = []
+    }
+    private let state: Mutex<Guarded>
     /// Called with every change once it is stored (for live views).
     public let onStored: (@Sendable ([AlarmChange]) -> Void)?
 
     public init(_ evaluator: AlarmEvaluator = AlarmEvaluator(), onStored: (@Sendable ([AlarmChange]) -> Void)? = nil) {
-        self.evaluator = evaluator
+        self.state = Mutex(Guarded(evaluator: evaluator))
         self.onStored = onStored
     }
 
@@ -157,19 +163,19 @@ public final class AlarmState: @unchecked Sendable {
     /// oldest changes are dropped past 100,000, which a store outage long enough to need that
     /// would have made stale anyway).
     public func observe(_ messages: [(String, TelemetryMessage)]) {
-        lock.lock()
-        defer { lock.unlock() }
-        for (device, m) in messages {
-            switch m.body {
-            case .metrics(let s): pending += evaluator.metrics(device, s, at: m.ts)
-            case .event(let e): pending += evaluator.event(device, e, at: m.ts)
-            case .log, .commandStatus: break
+        state.withLock { g in
+            for (device, m) in messages {
+                switch m.body {
+                case .metrics(let s): g.pending += g.evaluator.metrics(device, s, at: m.ts)
+                case .event(let e): g.pending += g.evaluator.event(device, e, at: m.ts)
+                case .log, .commandStatus: break
+                }
             }
+            if g.pending.count > 100_000 { g.pending.removeFirst(g.pending.count - 100_000) }
         }
-        if pending.count > 100_000 { pending.removeFirst(pending.count - 100_000) }
     }
 
-    public func add(_ changes: [AlarmChange]) { lock.lock(); pending += changes; lock.unlock() }
+    public func add(_ changes: [AlarmChange]) { state.withLock { $0.pending += changes } }
 
     /// Writes queued changes; on failure they stay queued.
     public func flush(to store: any TelemetryStore) async throws {
@@ -184,8 +190,8 @@ public final class AlarmState: @unchecked Sendable {
         onStored?(batch)
     }
 
-    private func take() -> [AlarmChange] { lock.lock(); defer { lock.unlock() }; let b = pending; pending = []; return b }
-    private func putBack(_ b: [AlarmChange]) { lock.lock(); pending = b + pending; lock.unlock() }
+    private func take() -> [AlarmChange] { state.withLock { g in let b = g.pending; g.pending = []; return b } }
+    private func putBack(_ b: [AlarmChange]) { state.withLock { $0.pending = b + $0.pending } }
 }
 
 func currentMillis() -> Int64 {
@@ -195,28 +201,12 @@ func currentMillis() -> Int64 {
 }
 
 /// The node's audience aggregator behind a lock, shared by the applier and the minute flusher.
-public final class AudienceState: @unchecked Sendable {
-    private let lock = NSLockLike()
-    private var aggregator: AudienceAggregator
+public final class AudienceState: Sendable {
+    private let aggregator: Mutex<AudienceAggregator>
 
-    public init(_ aggregator: AudienceAggregator = AudienceAggregator()) { self.aggregator = aggregator }
+    public init(_ aggregator: AudienceAggregator = AudienceAggregator()) { self.aggregator = Mutex(aggregator) }
 
     public func update<T>(_ body: (inout AudienceAggregator) -> T) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&aggregator)
+        aggregator.withLock { body(&$0) }
     }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// A pthread mutex, to keep Foundation out of this module's hot paths.
-final class NSLockLike: @unchecked Sendable {
-    private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
-    deinit { pthread_mutex_destroy(&m) }
-    func lock() { pthread_mutex_lock(&m) }
-    func unlock() { pthread_mutex_unlock(&m) }
 }

@@ -17,7 +17,12 @@ enum Env {
     static let values = ProcessInfo.processInfo.environment
     static func string(_ name: String, _ def: String) -> String { values[name] ?? def }
     static func int(_ name: String, _ def: Int) -> Int { values[name].flatMap(Int.init) ?? def }
-    static func optionalInt(_ name: String) -> Int? { values[name].flatMap(Int.init) }
+    /// The variable as an integer, nil when unset; set but not an integer is an error.
+    static func strictInt(_ name: String) throws -> Int? {
+        guard let v = values[name] else { return nil }
+        guard let i = Int(v) else { throw ValidationError("\(name) must be an integer, got \"\(v)\"") }
+        return i
+    }
 }
 
 /// The entry point. Bad flags exit with status 2 (not ArgumentParser's 64), as operators'
@@ -60,7 +65,7 @@ struct Serve: AsyncParsableCommand {
     var mongodbURI = Env.string("MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true&serverSelectionTimeoutMS=5000")
 
     @Option(help: "Database name (env ARGUS_DATABASE); default: the URI's, else argus.")
-    var database: String? = Env.values["ARGUS_DATABASE"]
+    var database: String?
 
     @Option(help: "Device gateway address (env ARGUS_DEVICE_HOST).")
     var deviceHost = Env.string("ARGUS_DEVICE_HOST", "127.0.0.1")
@@ -84,7 +89,7 @@ struct Serve: AsyncParsableCommand {
     var apiIdleTimeout = Env.int("ARGUS_API_IDLE_TIMEOUT", 60)
 
     @Option(help: "This node's name in presence records (env ARGUS_NODE); default host:devicePort.")
-    var node: String? = Env.values["ARGUS_NODE"]
+    var node: String?
 
     @Option(help: "Where the bootstrap admin token is written on a fresh database (env ARGUS_TOKEN_FILE).")
     var tokenFile = Env.string("ARGUS_TOKEN_FILE", ".data/admin-token")
@@ -93,10 +98,10 @@ struct Serve: AsyncParsableCommand {
     var heartbeat = Env.int("ARGUS_HEARTBEAT", 30)
 
     @Option(help: "Close a silent box after this many seconds; default 2.5 heartbeats (env ARGUS_IDLE_TIMEOUT).")
-    var idleTimeout: Int? = Env.optionalInt("ARGUS_IDLE_TIMEOUT")
+    var idleTimeout: Int?
 
     @Option(help: "Cap on live box sessions; default derived from the descriptor limit (env ARGUS_MAX_CONNECTIONS).")
-    var maxConnections: Int? = Env.optionalInt("ARGUS_MAX_CONNECTIONS")
+    var maxConnections: Int?
 
     @Option(help: "Largest accepted text frame, bytes (env ARGUS_MAX_FRAME_BYTES).")
     var maxFrameBytes = Env.int("ARGUS_MAX_FRAME_BYTES", STBProtocol.defaultMaxFrameBytes)
@@ -108,7 +113,7 @@ struct Serve: AsyncParsableCommand {
     var storeThreads = Env.int("ARGUS_STORE_THREADS", 8)
 
     @Option(help: "Telemetry spool directory (env ARGUS_SPOOL_DIR); default .data/spool-<device port>.")
-    var spoolDir: String? = Env.values["ARGUS_SPOOL_DIR"]
+    var spoolDir: String?
 
     @Option(help: "Most telemetry kept in the spool while the store lags or is down, MiB (env ARGUS_SPOOL_MAX_MB).")
     var spoolMaxMB = Env.int("ARGUS_SPOOL_MAX_MB", 1024)
@@ -160,12 +165,20 @@ struct Serve: AsyncParsableCommand {
     var rolloutHealthSeconds = Env.int("ARGUS_ROLLOUT_HEALTH_SECONDS", 30)
 
     @Option(help: "Base URL boxes use to download uploaded firmware (env ARGUS_PUBLIC_URL); default http://<api host>:<api port>.")
-    var publicURL: String? = Env.values["ARGUS_PUBLIC_URL"]
+    var publicURL: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel = Env.string("LOG_LEVEL", "info")
 
-    func validate() throws {
+    mutating func validate() throws {
+        // Optional flags take their environment variable here: ArgumentParser deprecates an
+        // optional @Option with a default value.
+        database = database ?? Env.values["ARGUS_DATABASE"]
+        node = node ?? Env.values["ARGUS_NODE"]
+        idleTimeout = try idleTimeout ?? Env.strictInt("ARGUS_IDLE_TIMEOUT")
+        maxConnections = try maxConnections ?? Env.strictInt("ARGUS_MAX_CONNECTIONS")
+        spoolDir = spoolDir ?? Env.values["ARGUS_SPOOL_DIR"]
+        publicURL = publicURL ?? Env.values["ARGUS_PUBLIC_URL"]
         for (name, port) in [("--device-port", devicePort), ("--api-port", apiPort)] where !(0...65535).contains(port) {
             throw ValidationError("\(name) must be from 0 to 65535, got \(port)")
         }
