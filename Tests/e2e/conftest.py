@@ -3,6 +3,7 @@
 Each test gets its own hub on free ports and its own database, and the hub is always stopped.
 """
 import base64
+import http.client
 import json
 import os
 import signal
@@ -85,12 +86,17 @@ class Hub:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"hub exited with {self.proc.returncode}:\n{self.log_text()}")
+            # http.client closed in `finally`: a probe that times out must not leave its socket
+            # open on the hub (it would count against --api-max-connections until GC).
+            conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=1)
             try:
-                with urllib.request.urlopen(self.api + "/healthz", timeout=1) as r:
-                    if r.status == 200 and self.token_file.exists() and self.device_port_open():
-                        return
-            except (urllib.error.URLError, ConnectionError, OSError):
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200 and self.token_file.exists() and self.device_port_open():
+                    return
+            except (http.client.HTTPException, ConnectionError, OSError):
                 pass
+            finally:
+                conn.close()
             time.sleep(0.1)
         raise AssertionError(f"hub not ready in {timeout}s:\n{self.log_text()}")
 

@@ -1,5 +1,6 @@
 import Atomics
 import Foundation
+import Metrics
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 import STBProtocol
@@ -11,7 +12,20 @@ import STBProtocol
 /// is a dictionary lookup and a non-blocking enqueue, and nothing at all when nobody watches.
 final class LiveHub: Sendable {
     typealias Stream = AsyncStream<String>
-    private struct Subscriber { var continuation: Stream.Continuation }
+    private struct Subscriber {
+        var continuation: Stream.Continuation
+        /// Set when the subscriber is dropped; its socket task then skips the backlog and
+        /// sends the 1008 close next, so the close is not queued behind stale frames.
+        var dropped: ManagedAtomic<Bool>
+    }
+    /// One live-view subscription.
+    struct Subscription: Sendable {
+        let id: UInt64
+        let stream: Stream
+        fileprivate let droppedFlag: ManagedAtomic<Bool>
+        /// True once the hub dropped this subscriber for being too slow.
+        var isDropped: Bool { droppedFlag.load(ordering: .relaxed) }
+    }
     private struct State {
         var byDevice: [String: [UInt64: Subscriber]] = [:]
         var fleet: [UInt64: Subscriber] = [:]
@@ -21,28 +35,29 @@ final class LiveHub: Sendable {
     private let deviceSubscribers = ManagedAtomic<Int>(0)
     let queueLimit: Int
     let dropped = ManagedAtomic<Int>(0)
+    private let droppedCounter = Counter(label: "argus_live_subscribers_dropped_total")
 
     init(queueLimit: Int = 256) { self.queueLimit = queueLimit }
 
     enum Topic: Equatable { case device(String), fleet }
 
     /// A new subscription; finish the returned stream's consumer to unsubscribe.
-    func subscribe(_ topic: Topic) -> (id: UInt64, stream: Stream) {
-        var cont: Stream.Continuation!
-        let stream = Stream(bufferingPolicy: .bufferingOldest(queueLimit)) { cont = $0 }
+    func subscribe(_ topic: Topic) -> Subscription {
+        let (stream, cont) = Stream.makeStream(bufferingPolicy: .bufferingOldest(queueLimit))
+        let flag = ManagedAtomic(false)
+        let sub = Subscriber(continuation: cont, dropped: flag)
         let id = state.withLockedValue { s -> UInt64 in
             let id = s.nextID
             s.nextID += 1
             switch topic {
-            case .device(let d): s.byDevice[d, default: [:]][id] = Subscriber(continuation: cont)
-            case .fleet: s.fleet[id] = Subscriber(continuation: cont)
+            case .device(let d): s.byDevice[d, default: [:]][id] = sub
+            case .fleet: s.fleet[id] = sub
             }
             return id
         }
         if case .device = topic { deviceSubscribers.wrappingIncrement(ordering: .relaxed) }
-        let c = cont!
-        c.onTermination = { [weak self] _ in self?.unsubscribe(id, topic) }
-        return (id, stream)
+        cont.onTermination = { [weak self] _ in self?.unsubscribe(id, topic) }
+        return Subscription(id: id, stream: stream, droppedFlag: flag)
     }
 
     private func unsubscribe(_ id: UInt64, _ topic: Topic) {
@@ -87,7 +102,10 @@ final class LiveHub: Sendable {
         for s in subs {
             if case .dropped = s.continuation.yield(text) {
                 // Too slow: end its stream; the socket task closes it with 1008.
-                dropped.wrappingIncrement(ordering: .relaxed)
+                if s.dropped.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                    dropped.wrappingIncrement(ordering: .relaxed)
+                    droppedCounter.increment()
+                }
                 s.continuation.finish()
             }
         }

@@ -39,13 +39,16 @@ enum LiveRoute {
         let targetName: String = if case .device(let d) = topic { d } else { "fleet" }
         await deps.audit.record(who, action: "live.subscribe", target: targetName, result: "ok")
         return .upgrade([:]) { inbound, outbound, _ in
-            let (_, stream) = live.subscribe(topic)
+            let subscription = live.subscribe(topic)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await _ in inbound {}  // the operator closed, or went away
                 }
                 group.addTask {
-                    for await text in stream { try await outbound.write(.text(text)) }
+                    for await text in subscription.stream {
+                        if subscription.isDropped { break }  // skip the backlog: the close goes next
+                        try await outbound.write(.text(text))
+                    }
                     if !Task.isCancelled { try await outbound.close(.policyViolation, reason: "subscriber too slow; dropped") }
                 }
                 _ = try await group.next()
