@@ -33,23 +33,31 @@ let package = Package(
         .target(
             name: "MongoStore",
             dependencies: [
-                "CMongoC",
+                "CMongoC", "ArgusSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         // The STB wire protocol v1 (docs/protocol.md): envelope, frames, close and error codes.
         .target(name: "STBProtocol"),
+        // Small parts every module shares: PendingBatch/PendingWrites (the one bounded batch of
+        // writes waiting for the store), Wakeup, RateLimitedLog, Timer.record(Duration).
+        // Imports only the standard library and swift-metrics' API.
+        .target(name: "ArgusSupport", dependencies: [.product(name: "Metrics", package: "swift-metrics")]),
         // Telemetry domain (pure, no Hummingbird, no Mongo).
-        .target(name: "Telemetry", dependencies: ["STBProtocol", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Telemetry", dependencies: [
+            "STBProtocol", "ArgusSupport", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         // Commands domain (pure, no Hummingbird, no Mongo).
         .target(name: "Commands", dependencies: ["STBProtocol"]),
         // The hub executable: composition root.
         .executableTarget(
             name: "ControlServer",
             dependencies: [
-                "MongoStore", "STBProtocol", "Telemetry", "Commands",
+                "MongoStore", "STBProtocol", "Telemetry", "Commands", "ArgusSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -96,6 +104,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "STBProtocolTests", dependencies: ["STBProtocol"]),
+        .testTarget(name: "ArgusSupportTests", dependencies: ["ArgusSupport"]),
         .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol"]),

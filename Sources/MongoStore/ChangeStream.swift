@@ -99,6 +99,8 @@ public struct ChangeStream: AsyncSequence, Sendable {
     }
 
     /// A bounded hand-off between the reading thread and one consumer.
+    // @unchecked: every field is under `cond`, an NSCondition because the producer is a
+    // dedicated blocking thread (mongoc_change_stream_next) that must sleep while it is full.
     final class State: @unchecked Sendable {
         private let cond = NSCondition()
         private var buffer: [Document] = []

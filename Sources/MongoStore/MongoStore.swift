@@ -1,5 +1,8 @@
 import CMongoC
+import ArgusSupport
 import Logging
+import Synchronization
+import Metrics
 import NIOCore
 import NIOPosix
 import Foundation
@@ -109,6 +112,12 @@ public final class MongoStore: Sendable {
     func withClient<T: Sendable>(operation: String, collection: String?, priority: Bool = false,
                                  _ body: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
         let pool = self.pool
+        let started = ContinuousClock.now
+        defer {
+            // Time a caller waits for a store call, queueing on the thread pool included.
+            Metrics.Timer(label: "argus_store_call_seconds", dimensions: [("operation", operation), ("collection", collection ?? "-")])
+                .record(ContinuousClock.now - started)
+        }
         do {
             return try await (priority ? priorityPool : threadPool).runIfActive {
                 guard let p = pool.pointer, let client = mongoc_client_pool_pop(p) else {
@@ -164,49 +173,57 @@ public final class MongoStore: Sendable {
 }
 
 /// The change streams of a store and how many clients their threads hold.
-final class WatchRegistry: @unchecked Sendable {
-    private let lock = NSLock()
-    private var streams: [ObjectIdentifier: ChangeStream.State] = [:]
-    private var out = 0
-    private var closed = false
+final class WatchRegistry: Sendable {
+    private struct State {
+        var streams: [ObjectIdentifier: ChangeStream.State] = [:]
+        var out = 0
+        var closed = false
+    }
+    private let state = Mutex(State())
 
     /// Registers a stream; false once the store is shutting down.
     func add(_ s: ChangeStream.State) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        guard !closed else { return false }
-        streams[ObjectIdentifier(s)] = s
-        return true
+        state.withLock { st in
+            guard !st.closed else { return false }
+            st.streams[ObjectIdentifier(s)] = s
+            return true
+        }
     }
 
-    func remove(_ s: ChangeStream.State) { lock.lock(); streams[ObjectIdentifier(s)] = nil; lock.unlock() }
+    func remove(_ s: ChangeStream.State) { state.withLock { $0.streams[ObjectIdentifier(s)] = nil } }
 
     func checkOut() -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        guard !closed else { return false }
-        out += 1
-        return true
+        state.withLock { st in
+            guard !st.closed else { return false }
+            st.out += 1
+            return true
+        }
     }
 
-    func checkIn() { lock.lock(); out -= 1; lock.unlock() }
+    func checkIn() { state.withLock { $0.out -= 1 } }
 
-    var clientsOut: Int { lock.lock(); defer { lock.unlock() }; return out }
+    var clientsOut: Int { state.withLock { $0.out } }
 
     /// Refuses new streams and clients; returns the running streams, to stop them.
     func close() -> [ChangeStream.State] {
-        lock.lock(); defer { lock.unlock() }
-        closed = true
-        return Array(streams.values)
+        state.withLock { st in
+            st.closed = true
+            return Array(st.streams.values)
+        }
     }
 }
 
 /// The client pool pointer, destroyed once.
-final class PoolBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var raw: OpaquePointer?
-    init(_ p: OpaquePointer) { raw = p }
-    var pointer: OpaquePointer? { lock.lock(); defer { lock.unlock() }; return raw }
+final class PoolBox: Sendable {
+    /// The address as an integer: a raw pointer is not Sendable, the integer is.
+    private let raw: Mutex<UInt?>
+    init(_ p: OpaquePointer) { raw = Mutex(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(p)))) }
+    var pointer: OpaquePointer? { raw.withLock { $0 }.flatMap { OpaquePointer(bitPattern: $0) } }
     func destroy() {
-        lock.lock(); let p = raw; raw = nil; lock.unlock()
-        if let p { mongoc_client_pool_destroy(p) }
+        let p = raw.withLock { r -> UInt? in
+            defer { r = nil }
+            return r
+        }
+        if let p, let pool = OpaquePointer(bitPattern: p) { mongoc_client_pool_destroy(pool) }
     }
 }

@@ -1,7 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ArgusSupport
 import Foundation
+import Metrics
 
 /// Why the spool refused or failed.
 public struct SpoolError: Error, Sendable, CustomStringConvertible {
@@ -17,6 +19,8 @@ public struct SpoolError: Error, Sendable, CustomStringConvertible {
 ///
 /// One writer thread does all file I/O with group commit: every record queued while the
 /// previous `fdatasync` ran is written and synced together, so the cost of a sync is shared.
+// @unchecked: every mutable field is read and written under `cond` (an NSCondition, because
+// the writer is a dedicated blocking thread that sleeps in it between group commits).
 public final class Spool: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var directory: String
@@ -57,6 +61,8 @@ public final class Spool: @unchecked Sendable {
     }
 
     public let configuration: Configuration
+    /// Each group commit's write + fdatasync, as a Prometheus histogram in seconds.
+    private let syncTimer = Metrics.Timer(label: "argus_spool_sync_seconds")
     private let cond = NSCondition()
     private var pending: [(SpoolRecord, @Sendable (Bool) -> Void)] = []
     private var pendingBytes = 0
@@ -225,10 +231,13 @@ public final class Spool: @unchecked Sendable {
             ok = fd >= 0
         }
         if ok {
+            let started = ContinuousClock.now
+            defer { syncTimer.record(ContinuousClock.now - started) }
             var off = 0
             ok = buffer.withUnsafeBytes { p -> Bool in
+                guard let base = p.baseAddress else { return true }  // nothing to write
                 while off < p.count {
-                    let n = Glibc.write(fd, p.baseAddress! + off, p.count - off)
+                    let n = Glibc.write(fd, base + off, p.count - off)
                     if n < 0 { if errno == EINTR { continue }; return false }
                     off += n
                 }

@@ -1,4 +1,6 @@
+import ArgusSupport
 import Logging
+import Metrics
 import STBProtocol
 import Synchronization
 #if canImport(Glibc)
@@ -146,52 +148,51 @@ public final class TelemetryApplier: Sendable {
 
 /// The node's alarm evaluator behind a lock, with the changes not yet written.
 public final class AlarmState: Sendable {
-    private struct Guarded: ~Copyable {
-        var evaluator: AlarmEvaluator
-        var pending: [AlarmChange] = []
-    }
-    private let state: Mutex<Guarded>
+    /// Most alarm changes kept while the store is down; past it the oldest are dropped (a
+    /// store outage long enough to need that would have made them stale anyway).
+    public static let pendingLimit = 100_000
+    private let evaluator: Mutex<AlarmEvaluator>
+    private let pending: PendingWrites<AlarmChange>
     /// Called with every change once it is stored (for live views).
     public let onStored: (@Sendable ([AlarmChange]) -> Void)?
 
     public init(_ evaluator: AlarmEvaluator = AlarmEvaluator(), onStored: (@Sendable ([AlarmChange]) -> Void)? = nil) {
-        self.state = Mutex(Guarded(evaluator: evaluator))
+        self.evaluator = Mutex(evaluator)
+        let dropped = Counter(label: "argus_alarm_changes_dropped_total")
+        self.pending = PendingWrites(limit: Self.pendingLimit, onDrop: { n in dropped.increment(by: Int64(n)) })
         self.onStored = onStored
     }
 
-    /// Feeds messages in order; changes queue until ``flush(to:)``. The queue is bounded (the
-    /// oldest changes are dropped past 100,000, which a store outage long enough to need that
-    /// would have made stale anyway).
+    /// Feeds messages in order; changes queue until ``flush(to:)``.
     public func observe(_ messages: [(String, TelemetryMessage)]) {
-        state.withLock { g in
+        let changes = evaluator.withLock { e -> [AlarmChange] in
+            var out: [AlarmChange] = []
             for (device, m) in messages {
                 switch m.body {
-                case .metrics(let s): g.pending += g.evaluator.metrics(device, s, at: m.ts)
-                case .event(let e): g.pending += g.evaluator.event(device, e, at: m.ts)
+                case .metrics(let s): out += e.metrics(device, s, at: m.ts)
+                case .event(let ev): out += e.event(device, ev, at: m.ts)
                 case .log, .commandStatus: break
                 }
             }
-            if g.pending.count > 100_000 { g.pending.removeFirst(g.pending.count - 100_000) }
+            return out
         }
+        pending.submit(contentsOf: changes)
     }
 
-    public func add(_ changes: [AlarmChange]) { state.withLock { $0.pending += changes } }
+    public func add(_ changes: [AlarmChange]) { pending.submit(contentsOf: changes) }
 
     /// Writes queued changes; on failure they stay queued.
     public func flush(to store: any TelemetryStore) async throws {
-        let batch = take()
+        let batch = pending.take()
         guard !batch.isEmpty else { return }
         do {
             try await store.applyAlarms(batch, now: currentMillis())
         } catch {
-            putBack(batch)
+            pending.putBack(batch)
             throw error
         }
         onStored?(batch)
     }
-
-    private func take() -> [AlarmChange] { state.withLock { g in let b = g.pending; g.pending = []; return b } }
-    private func putBack(_ b: [AlarmChange]) { state.withLock { $0.pending = b + $0.pending } }
 }
 
 func currentMillis() -> Int64 {

@@ -361,10 +361,11 @@ def test_cancelling_a_log_tail_stops_the_c_agents_tail(hub, tmpdir_path):
         hub.call("POST", f"/api/v1/commands/{job['id']}/cancel", expect=200)
         # The agent runs log_tail_stop (id JOB-stop, params.ref JOB) and ends the tail early,
         # reporting the tail finished and stopped by that command.
-        text = wait_for(lambda: (lambda t: t if f"command {job['id']}: succeeded" in t else None)(log.read_text(errors="replace")),
-                        timeout=20, what="the agent to end the tail")
-        assert f"command {job['id']}-stop: received" in text, text[-3000:]
-        assert f"command {job['id']}-stop: succeeded" in text, text[-3000:]
+        # The agent logs the tail's end and the stop command's success a moment apart: wait for both.
+        lines = (f"command {job['id']}: succeeded", f"command {job['id']}-stop: received", f"command {job['id']}-stop: succeeded")
+        text = wait_for(lambda: (lambda t: t if all(x in t for x in lines) else None)(log.read_text(errors="replace")),
+                        timeout=20, what="the agent to end the tail and report the stop")
+        assert text.index(lines[1]) < text.index(lines[0]), text[-3000:]  # the tail ended because of the stop
         assert execution(hub, job["id"], "tail-c")["state"] == "CANCELED"
     finally:
         stop_agent(p)

@@ -112,6 +112,8 @@ def broadcast(api, token, uri, n, metrics_urls, agent_logs):
     logs = agent_logs.split(",")
     enc0 = [metric(u, "argus_command_frames_encoded_total") for u in urls]
     sent0 = [metric(u, "argus_commands_delivered_total") for u in urls]
+    delay0 = [metric(u, "argus_command_fanout_delay_seconds_sum") for u in urls]
+    dur0 = [metric(u, "argus_command_fanout_duration_seconds_sum") for u in urls]
     offsets = [os.path.getsize(p) for p in logs]
     # Peer, in the same moment: the store alone, under the fleet's telemetry load.
     probe = pymongo.MongoClient(uri).get_default_database().bench_probe
@@ -152,8 +154,9 @@ def broadcast(api, token, uri, n, metrics_urls, agent_logs):
     enc = [metric(u, "argus_command_frames_encoded_total") - e for u, e in zip(urls, enc0)]
     per_node = [metric(u, "argus_commands_delivered_total") - s for u, s in zip(urls, sent0)]
     print(f"frames encoded per node: {enc}; frames delivered per node: {per_node}")
-    delay = [metric(u, "argus_command_last_fanout_delay_ms") for u in urls]
-    dur = [metric(u, "argus_command_last_fanout_duration_ms") for u in urls]
+    # One broadcast per run: the histograms' sums grew by this fan-out's figures.
+    delay = [round((metric(u, "argus_command_fanout_delay_seconds_sum") - d) * 1000) for u, d in zip(urls, delay0)]
+    dur = [(metric(u, "argus_command_fanout_duration_seconds_sum") - d) * 1000 for u, d in zip(urls, dur0)]
     print(f"per node, job created -> fan-out starts: {delay} ms; fan-out writes every frame in: {[round(d, 1) for d in dur]} ms")
 
 

@@ -1,3 +1,4 @@
+import ArgusSupport
 import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket

@@ -1,3 +1,4 @@
+import ArgusSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -11,26 +12,6 @@ enum SafeHeaders {
     static let fields: [(HTTPField.Name, String)] = [(.xContentTypeOptions, "nosniff"), (.cacheControl, "no-store")]
     static func apply(_ headers: inout HTTPFields) {
         for (name, value) in fields where headers[name] == nil { headers[name] = value }
-    }
-}
-
-/// A log line at most once per `interval`, saying how many were folded into it; for events a
-/// caller can cause at will (bad tokens, refused sockets), so they cannot flood the log.
-final class RateLimitedLog: Sendable {
-    private let state = NIOLockedValueBox<(last: ContinuousClock.Instant?, folded: Int)>((nil, 0))
-    let interval: Duration
-    init(every interval: Duration = .seconds(10)) { self.interval = interval }
-
-    /// Calls `emit` with the number of events folded since the last line, or not at all.
-    func event(_ emit: (Int) -> Void) {
-        let now = ContinuousClock.now
-        let folded: Int? = state.withLockedValue { s in
-            if let last = s.last, now - last < interval { s.folded += 1; return nil }
-            let f = s.folded
-            s = (now, 0)
-            return f
-        }
-        if let folded { emit(folded) }
     }
 }
 

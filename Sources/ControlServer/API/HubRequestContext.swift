@@ -3,6 +3,7 @@ import Hummingbird
 import MongoStore
 import NIOConcurrencyHelpers
 import STBProtocol
+import Synchronization
 
 /// The request context of the operator API: Hummingbird's core context plus the caller.
 struct HubRequestContext: RequestContext {
@@ -134,11 +135,11 @@ enum Validate {
 
 /// See ``HubRequestContext/trail``.
 final class RequestTrail: Sendable {
-    private let state = NIOLockedValueBox<(principal: Principal?, audited: Bool)>((nil, false))
-    func markAudited() { state.withLockedValue { $0.audited = true } }
-    var audited: Bool { state.withLockedValue { $0.audited } }
+    private let state = Mutex<(principal: Principal?, audited: Bool)>((nil, false))
+    func markAudited() { state.withLock { $0.audited = true } }
+    var audited: Bool { state.withLock { $0.audited } }
     var principal: Principal? {
-        get { state.withLockedValue { $0.principal } }
-        set { state.withLockedValue { $0.principal = newValue } }
+        get { state.withLock { $0.principal } }
+        set { state.withLock { $0.principal = newValue } }
     }
 }

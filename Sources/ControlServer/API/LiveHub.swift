@@ -4,6 +4,7 @@ import Metrics
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 import STBProtocol
+import Synchronization
 
 /// Fans telemetry out to operators' live views (`/api/v1/live`).
 ///
@@ -31,7 +32,7 @@ final class LiveHub: Sendable {
         var fleet: [UInt64: Subscriber] = [:]
         var nextID: UInt64 = 1
     }
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
     private let deviceSubscribers = ManagedAtomic<Int>(0)
     let queueLimit: Int
     let dropped = ManagedAtomic<Int>(0)
@@ -46,7 +47,7 @@ final class LiveHub: Sendable {
         let (stream, cont) = Stream.makeStream(bufferingPolicy: .bufferingOldest(queueLimit))
         let flag = ManagedAtomic(false)
         let sub = Subscriber(continuation: cont, dropped: flag)
-        let id = state.withLockedValue { s -> UInt64 in
+        let id = state.withLock { s -> UInt64 in
             let id = s.nextID
             s.nextID += 1
             switch topic {
@@ -61,7 +62,7 @@ final class LiveHub: Sendable {
     }
 
     private func unsubscribe(_ id: UInt64, _ topic: Topic) {
-        let removed = state.withLockedValue { s -> Bool in
+        let removed = state.withLock { s -> Bool in
             switch topic {
             case .device(let d):
                 guard s.byDevice[d]?.removeValue(forKey: id) != nil else { return false }
@@ -80,7 +81,7 @@ final class LiveHub: Sendable {
     /// Publishes one accepted telemetry frame of a box.
     func publishTelemetry(device: String, bootId: String, frame: [UInt8]) {
         guard anyDeviceSubscribers else { return }
-        let subs = state.withLockedValue { $0.byDevice[device].map { Array($0.values) } } ?? []
+        let subs = state.withLock { $0.byDevice[device].map { Array($0.values) } } ?? []
         guard !subs.isEmpty else { return }
         var out = Array("{\"type\":\"telemetry\",\"device\":".utf8)
         JSONWriter.appendString(device, to: &out)
@@ -94,7 +95,7 @@ final class LiveHub: Sendable {
 
     /// Publishes a message to every fleet subscriber.
     func publishFleet(_ text: String) {
-        let subs = state.withLockedValue { Array($0.fleet.values) }
+        let subs = state.withLock { Array($0.fleet.values) }
         deliver(text, to: subs)
     }
 

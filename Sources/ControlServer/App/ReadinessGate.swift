@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// Opens once, when the store is reachable and set up; services that need the store wait on it.
 final class ReadinessGate: Sendable {
@@ -7,9 +8,9 @@ final class ReadinessGate: Sendable {
         var closed = false
         var waiters: [CheckedContinuation<Bool, Never>] = []
     }
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
 
-    var isOpen: Bool { state.withLockedValue { $0.open } }
+    var isOpen: Bool { state.withLock { $0.open } }
 
     /// Lets every waiter through.
     func open() { settle(true) }
@@ -18,7 +19,7 @@ final class ReadinessGate: Sendable {
     func abandon() { settle(false) }
 
     private func settle(_ value: Bool) {
-        let waiters = state.withLockedValue { s -> [CheckedContinuation<Bool, Never>] in
+        let waiters = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
             guard !s.open && !s.closed else { return [] }
             if value { s.open = true } else { s.closed = true }
             defer { s.waiters = [] }
@@ -30,7 +31,7 @@ final class ReadinessGate: Sendable {
     /// True once open; false if abandoned.
     func wait() async -> Bool {
         await withCheckedContinuation { c in
-            let now = state.withLockedValue { s -> Bool? in
+            let now = state.withLock { s -> Bool? in
                 if s.open { return true }
                 if s.closed { return false }
                 s.waiters.append(c)

@@ -1,3 +1,4 @@
+import ArgusSupport
 import Foundation
 import Logging
 import Metrics
@@ -24,7 +25,11 @@ final class TelemetryService: Service, Sendable {
     let offlineAfter: Duration?
     let alarms: AlarmState
     let alarmRepository: AlarmRepository?
-    private let pendingAudience = NIOLockedCounts()
+    /// Audience counts waiting to be written; bounded (the oldest dropped, counted and logged)
+    /// so an endless store outage cannot grow it without limit. The raw events stay in the
+    /// store, so lost counters can be recomputed.
+    private let pendingAudience: PendingWrites<AudienceCount>
+    static let audienceLimit = 500_000
     private let applied = Counter(label: "argus_telemetry_messages_applied_total")
     private let documents = Counter(label: "argus_telemetry_store_documents_total")
     private let spoolBytes = Gauge(label: "argus_telemetry_spool_bytes")
@@ -42,6 +47,14 @@ final class TelemetryService: Service, Sendable {
         self.gate = gate
         self.audienceGrace = audienceGrace
         self.logger = logger
+        let dropped = Counter(label: "argus_audience_counts_dropped_total")
+        let log = RateLimitedLog()
+        pendingAudience = PendingWrites(limit: Self.audienceLimit, onDrop: { n in
+            dropped.increment(by: Int64(n))
+            log.event { folded in
+                logger.warning("audience counts dropped: the store is behind", metadata: ["dropped": .stringConvertible(n), "drops.folded": .stringConvertible(folded)])
+            }
+        })
     }
 
     func run() async throws {
@@ -97,7 +110,7 @@ final class TelemetryService: Service, Sendable {
     func flushAudience(now: Date = Date()) async throws {
         let cutoff = Int64((now.timeIntervalSince1970 - Double(audienceGrace.components.seconds)) * 1000)
         let closed = audience.update { $0.close(before: cutoff) }
-        pendingAudience.append(closed)
+        pendingAudience.submit(contentsOf: closed)
         let batch = pendingAudience.take()
         guard !batch.isEmpty else { return }
         do {
@@ -107,21 +120,4 @@ final class TelemetryService: Service, Sendable {
             throw error
         }
     }
-}
-
-/// Audience counts waiting to be written; bounded (oldest dropped, and logged) so an endless
-/// store outage cannot grow it without limit. The raw events stay in the store, so lost
-/// counters can be recomputed.
-final class NIOLockedCounts: @unchecked Sendable {
-    private let lock = NSLock()
-    private var counts: [AudienceCount] = []
-    static let limit = 500_000
-
-    func append(_ c: [AudienceCount]) {
-        lock.lock(); defer { lock.unlock() }
-        counts.append(contentsOf: c)
-        if counts.count > Self.limit { counts.removeFirst(counts.count - Self.limit) }
-    }
-    func take() -> [AudienceCount] { lock.lock(); defer { lock.unlock() }; let c = counts; counts = []; return c }
-    func putBack(_ c: [AudienceCount]) { lock.lock(); defer { lock.unlock() }; counts = c + counts }
 }

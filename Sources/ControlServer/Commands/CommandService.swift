@@ -1,3 +1,5 @@
+import ArgusSupport
+import Atomics
 import Commands
 import Foundation
 import Logging
@@ -7,6 +9,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import STBProtocol
+import Synchronization
 
 /// How nodes learn about jobs created on other nodes.
 enum JobNotification: String, Sendable, CaseIterable {
@@ -98,18 +101,21 @@ final class CommandService: Service, Sendable {
     let configuration: CommandSettings
     let node: String
     let logger: Logger
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
     let delivered = Counter(label: "argus_commands_delivered_total")
     /// One per job per node (plus one per job in each batch of hellos), however many boxes.
     static let framesEncoded = Counter(label: "argus_command_frames_encoded_total")
     let reports = Counter(label: "argus_command_reports_total")
     let finished = Counter(label: "argus_command_executions_finished_total")
     let trackedGauge = Gauge(label: "argus_command_executions_tracked")
-    /// Of the last fan-out to 100 or more boxes on this node: ms from the job's creation to its
-    /// start here (includes the store insert, and the change stream on other nodes), and ms to
-    /// hand every frame to its socket.
-    let fanoutDelay = Gauge(label: "argus_command_last_fanout_delay_ms")
-    let fanoutDuration = Gauge(label: "argus_command_last_fanout_duration_ms")
+    /// Of each fan-out to 100 or more boxes on this node (Prometheus histograms, seconds): from
+    /// the job's creation to its start here (includes the store insert, and the change stream
+    /// on other nodes), and the time to hand every frame to its socket.
+    /// From this node sending a command to a box to the box's `received` report reaching it
+    /// (through the telemetry spool, so durable), as a Prometheus histogram in seconds.
+    let roundTrip = Metrics.Timer(label: "argus_command_round_trip_seconds")
+    let fanoutDelay = Metrics.Timer(label: "argus_command_fanout_delay_seconds")
+    let fanoutDuration = Metrics.Timer(label: "argus_command_fanout_duration_seconds")
 
     let gate: ReadinessGate?
 
@@ -138,7 +144,7 @@ final class CommandService: Service, Sendable {
         let a = Announced(job)
         // Marked seen before the insert, so this node's own change event does not deliver it
         // ahead of its executions.
-        state.withLockedValue { s in
+        state.withLock { s in
             s.seen[job.id] = 1
             Self.remember(a, in: &s)
         }
@@ -165,7 +171,7 @@ final class CommandService: Service, Sendable {
             do {
                 try await stored
                 try await repository.markMaterialized(job.id)
-                _ = state.withLockedValue { $0.unmaterialized.removeValue(forKey: job.id) }
+                _ = state.withLock { $0.unmaterialized.removeValue(forKey: job.id) }
             } catch {
                 logger.warning("job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
             }
@@ -200,7 +206,7 @@ final class CommandService: Service, Sendable {
             }
         }
         try await repository.markMaterialized(job.id)
-        _ = state.withLockedValue { $0.unmaterialized.removeValue(forKey: job.id) }
+        _ = state.withLock { $0.unmaterialized.removeValue(forKey: job.id) }
         logger.debug("executions stored", metadata: ["job": .string(job.id), "count": .stringConvertible(job.devices.count),
                                                       "ms": .stringConvertible((ContinuousClock.now - started).components.seconds * 1000)])
     }
@@ -216,7 +222,7 @@ final class CommandService: Service, Sendable {
     private func cancelLocal(_ job: String) {
         let now = Self.nowMillis()
         var stops: [(STBConnectionHandler, ByteBuffer)] = []
-        state.withLockedValue { s in
+        state.withLock { s in
             s.unmaterialized[job] = nil
             for (key, t) in s.tracked where t.job == job {
                 var m = t.machine
@@ -271,7 +277,7 @@ final class CommandService: Service, Sendable {
         var sends: [ObjectIdentifier: (EventLoop, [STBConnectionHandler])] = [:]
         var sent: [String] = []
         var expired: [String] = []
-        state.withLockedValue { s in
+        state.withLock { s in
             for (device, h) in sessions {
                 let key = CommandRepository.executionID(job.id, device)
                 if let t = s.tracked[key], t.handler === h { continue }
@@ -300,14 +306,13 @@ final class CommandService: Service, Sendable {
         // long writing every frame took (gauges, for the commands benchmark and dashboards).
         let measure = sent.count >= 100
         let started = ContinuousClock.now
-        if measure { fanoutDelay.record(Double(now - job.createdAt)) }
-        let left = NIOLockedValueBox(sends.count)
+        if measure { fanoutDelay.recordMilliseconds(max(0, now - job.createdAt)) }
+        let left = ManagedAtomic(sends.count)
         for (_, (loop, handlers)) in sends {
             loop.execute { [fanoutDuration] in
                 for h in handlers { h.sendCommand(frame) }
-                if measure, left.withLockedValue({ $0 -= 1; return $0 }) == 0 {
-                    let d = ContinuousClock.now - started
-                    fanoutDuration.record(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                if measure, left.wrappingDecrementThenLoad(ordering: .relaxed) == 0 {
+                    fanoutDuration.record(ContinuousClock.now - started)
                 }
             }
         }
@@ -320,14 +325,14 @@ final class CommandService: Service, Sendable {
 
     /// A box said hello: its open executions are looked up (batched) and sent.
     func sessionStarted(_ h: STBConnectionHandler) {
-        state.withLockedValue { $0.hellos.append(h) }
+        state.withLock { $0.hellos.append(h) }
     }
 
     /// A box's session ended: an unconfirmed delivery goes back to QUEUED.
     func sessionEnded(_ h: STBConnectionHandler) {
         let now = Self.nowMillis()
         var requeued: [String] = []
-        state.withLockedValue { s in
+        state.withLock { s in
             guard let keys = s.byDevice[h.deviceID] else { return }
             for key in keys {
                 guard var t = s.tracked[key], t.handler === h else { continue }
@@ -343,7 +348,7 @@ final class CommandService: Service, Sendable {
     func report(_ device: String, _ status: CommandStatus) {
         reports.increment()
         let now = Self.nowMillis()
-        state.withLockedValue { s in
+        state.withLock { s in
             let key = CommandRepository.executionID(status.ref, device)
             guard var t = s.tracked[key] else { return }
             let r: BoxReport = switch status.state {
@@ -352,6 +357,9 @@ final class CommandService: Service, Sendable {
             case .succeeded: .succeeded
             case .failed: .failed
             case .rejected: .rejected
+            }
+            if case .received = r, let sentAt = t.machine.history.last(where: { $0.state == .sent })?.at {
+                roundTrip.recordMilliseconds(max(0, now - sentAt))
             }
             if case .finished = t.machine.report(r, now: now, progress: status.progress, reason: status.reason) {
                 finished.increment()
@@ -376,7 +384,6 @@ final class CommandService: Service, Sendable {
             group.addTask { await self.tickLoop() }
             group.addTask { await self.sweepLoop() }
             try? await gracefulShutdown()
-            self.writer.stop()
             group.cancelAll()
         }
         await writer.flush()
@@ -385,7 +392,7 @@ final class CommandService: Service, Sendable {
     /// Looks up the open executions of boxes that said hello, one query per batch.
     private func helloLoop() async {
         while !Task.isCancelled {
-            let batch = state.withLockedValue { s -> [STBConnectionHandler] in
+            let batch = state.withLock { s -> [STBConnectionHandler] in
                 let b = Array(s.hellos.prefix(CommandRepository.inChunk))
                 s.hellos.removeFirst(b.count)
                 return b
@@ -413,15 +420,17 @@ final class CommandService: Service, Sendable {
         var jobs: [String: (Announced, [String])] = [:]
         for d in docs {
             guard let job = d["job"]?.stringValue, let device = d["device"]?.stringValue, let name = d["name"]?.stringValue else { continue }
-            if jobs[job] == nil {
+            if var entry = jobs[job] {
+                entry.1.append(device)
+                jobs[job] = entry
+            } else {
                 let params: [(String, JSONValue)] = if case .object(let m)? = d["params"]?.json { m } else { [] }
                 let j = Job(id: job, name: name, params: params, target: .null, devices: [], createdAt: d["createdAt"]?.dateValue?.millis ?? 0,
                             deadline: d["deadline"]?.dateValue?.millis ?? Int64.max, createdBy: "", node: "")
-                jobs[job] = (Announced(j), [])
+                jobs[job] = (Announced(j), [device])
             }
-            jobs[job]!.1.append(device)
         }
-        let extra = state.withLockedValue { s in Array(s.unmaterialized.values) }
+        let extra = state.withLock { s in Array(s.unmaterialized.values) }
         for a in extra {
             let mine = if let f = a.filter { devices.filter { registry.matches($0, f) } } else { devices.filter { a.devices.contains($0) } }
             if !mine.isEmpty { jobs[a.id, default: (a, [])].1.append(contentsOf: mine) }
@@ -439,7 +448,7 @@ final class CommandService: Service, Sendable {
             // Unconfirmed deliveries back in the queue for their retry: stored too, so the
             // execution's history shows every transition (and its state is QUEUED while it backs off).
             var requeued: [String] = []
-            state.withLockedValue { s in
+            state.withLock { s in
                 for (key, var t) in s.tracked {
                     let before = t.machine.state
                     switch t.machine.tick(now: now) {
@@ -549,7 +558,7 @@ final class CommandService: Service, Sendable {
 
     private func handle(_ doc: Document) {
         guard let id = doc["_id"]?.stringValue, let v = doc["v"]?.intValue, let job = Job(doc) else { return }
-        let first = state.withLockedValue { s -> Bool? in
+        let first = state.withLock { s -> Bool? in
             if let seen = s.seen[id], seen >= v { return nil }
             let first = s.seen[id] == nil
             s.seen[id] = v
@@ -560,7 +569,7 @@ final class CommandService: Service, Sendable {
         if job.state == "canceled" { cancelLocal(id); return }
         guard job.deadline > Self.nowMillis() else { return }
         let a = Announced(job)
-        state.withLockedValue { s in
+        state.withLock { s in
             if job.materialized { s.unmaterialized[id] = nil } else { Self.remember(a, in: &s) }
         }
         guard first else { return }
@@ -580,39 +589,27 @@ final class ExecutionWriter: Sendable {
     let collection: MongoCollection
     let node: String
     let logger: Logger
-    let limit = 200_000
-    private let ops = NIOLockedValueBox<(ops: [Op], count: Int, stopped: Bool)>(([], 0, false))
-    let dropped = Counter(label: "argus_command_writes_dropped_total")
+    static let limit = 200_000
+    private let ops: PendingWrites<Op>
 
     init(collection: MongoCollection, node: String, logger: Logger) {
         self.collection = collection
         self.node = node
         self.logger = logger
-    }
-
-    private func add(_ op: Op, weight: Int) {
-        let over = ops.withLockedValue { s -> Int in
-            s.ops.append(op)
-            s.count += weight
-            var dropped = 0
-            while s.count > limit, !s.ops.isEmpty {
-                let first = s.ops.removeFirst()
-                let w = if case .sent(_, let d, _) = first { d.count } else { 1 }
-                s.count -= w
-                dropped += w
+        let dropped = Counter(label: "argus_command_writes_dropped_total")
+        let log = RateLimitedLog()
+        ops = PendingWrites(limit: Self.limit, weight: { op in if case .sent(_, let d, _) = op { d.count } else { 1 } }, onDrop: { n in
+            dropped.increment(by: Int64(n))
+            log.event { folded in
+                logger.warning("execution updates dropped: the store is behind",
+                               metadata: ["dropped": .stringConvertible(n), "drops.folded": .stringConvertible(folded)])
             }
-            return dropped
-        }
-        if over > 0 {
-            dropped.increment(by: Int64(over))
-            logger.warning("execution updates dropped: the store is behind", metadata: ["dropped": .stringConvertible(over)])
-        }
+        })
     }
 
-    func sent(job: String, devices: [String], at: Int64) { add(.sent(job: job, devices: devices, at: at), weight: devices.count) }
-    func requeue(_ id: String, at: Int64) { add(.requeue(id: id, at: at), weight: 1) }
-    func finish(_ id: String, _ state: ExecutionState, reason: String?, at: Int64) { add(.finish(id: id, state: state, reason: reason, at: at), weight: 1) }
-    func stop() { ops.withLockedValue { $0.stopped = true } }
+    func sent(job: String, devices: [String], at: Int64) { ops.submit(.sent(job: job, devices: devices, at: at)) }
+    func requeue(_ id: String, at: Int64) { ops.submit(.requeue(id: id, at: at)) }
+    func finish(_ id: String, _ state: ExecutionState, reason: String?, at: Int64) { ops.submit(.finish(id: id, state: state, reason: reason, at: at)) }
 
     func run() async {
         while !Task.isCancelled {
@@ -623,7 +620,7 @@ final class ExecutionWriter: Sendable {
 
     /// Writes what is pending; on failure puts it back for the next round.
     func flush() async {
-        let batch = ops.withLockedValue { s -> [Op] in let b = s.ops; s.ops = []; s.count = 0; return b }
+        let batch = ops.take()
         guard !batch.isEmpty else { return }
         var writes: [WriteModel] = []
         let open = CommandRepository.open
@@ -661,7 +658,7 @@ final class ExecutionWriter: Sendable {
             _ = try await collection.bulkWrite(writes, operation: "executionUpdates")
         } catch {
             logger.warning("execution updates failed; retrying", metadata: ["error": .string("\(error)"), "updates": .stringConvertible(batch.count)])
-            ops.withLockedValue { s in s.ops = batch + s.ops; s.count += batch.count }
+            ops.putBack(batch)
             try? await Task.sleep(for: .seconds(1))
         }
     }

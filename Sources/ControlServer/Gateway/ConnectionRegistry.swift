@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// The live sessions on this node: every upgraded connection, and the one active session per box.
 final class ConnectionRegistry: Sendable {
@@ -17,16 +18,16 @@ final class ConnectionRegistry: Sendable {
         var sessions: [ObjectIdentifier: STBConnectionHandler] = [:]
         var byDevice: [String: Active] = [:]
     }
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
 
     /// A connection finished its upgrade.
     func opened(_ h: STBConnectionHandler) {
-        state.withLockedValue { $0.sessions[ObjectIdentifier(h)] = h }
+        state.withLock { $0.sessions[ObjectIdentifier(h)] = h }
     }
 
     /// A box said hello. Returns the session it replaces, if any.
     func activate(_ h: STBConnectionHandler, deviceID: String, model: String = "", firmware: String = "") -> STBConnectionHandler? {
-        state.withLockedValue { s in
+        state.withLock { s in
             let old = s.byDevice.updateValue(Active(handler: h, model: model, firmware: firmware), forKey: deviceID)?.handler
             return old === h ? nil : old
         }
@@ -35,7 +36,7 @@ final class ConnectionRegistry: Sendable {
     /// A connection closed. Returns true if it was its box's current session (so the box is
     /// now offline on this node), false if a newer session had replaced it.
     func closed(_ h: STBConnectionHandler, deviceID: String) -> Bool {
-        state.withLockedValue { s in
+        state.withLock { s in
             s.sessions[ObjectIdentifier(h)] = nil
             if s.byDevice[deviceID]?.handler === h { s.byDevice[deviceID] = nil; return true }
             return false
@@ -43,34 +44,34 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// The current session of a box on this node.
-    func session(for deviceID: String) -> STBConnectionHandler? { state.withLockedValue { $0.byDevice[deviceID]?.handler } }
+    func session(for deviceID: String) -> STBConnectionHandler? { state.withLock { $0.byDevice[deviceID]?.handler } }
 
     /// The current sessions of those of `devices` connected here, under one lock.
     func sessions(for devices: some Sequence<String>) -> [(String, STBConnectionHandler)] {
-        state.withLockedValue { s in devices.compactMap { d in s.byDevice[d].map { (d, $0.handler) } } }
+        state.withLock { s in devices.compactMap { d in s.byDevice[d].map { (d, $0.handler) } } }
     }
 
     /// The current sessions here of the boxes `filter` matches (none unless
     /// ``DeviceFilter/answerableBySessions``).
     func sessions(matching filter: DeviceFilter) -> [(String, STBConnectionHandler)] {
-        state.withLockedValue { s in s.byDevice.compactMap { d, a in a.matches(filter) ? (d, a.handler) : nil } }
+        state.withLock { s in s.byDevice.compactMap { d, a in a.matches(filter) ? (d, a.handler) : nil } }
     }
 
     /// Whether any box connected here matches `filter`.
     func anySession(matching filter: DeviceFilter) -> Bool {
-        state.withLockedValue { s in s.byDevice.values.contains { $0.matches(filter) } }
+        state.withLock { s in s.byDevice.values.contains { $0.matches(filter) } }
     }
 
     /// Whether the box's current session here matches `filter`.
     func matches(_ deviceID: String, _ filter: DeviceFilter) -> Bool {
-        state.withLockedValue { s in s.byDevice[deviceID]?.matches(filter) ?? false }
+        state.withLock { s in s.byDevice[deviceID]?.matches(filter) ?? false }
     }
 
     /// Every upgraded connection.
-    func snapshot() -> [STBConnectionHandler] { state.withLockedValue { Array($0.sessions.values) } }
+    func snapshot() -> [STBConnectionHandler] { state.withLock { Array($0.sessions.values) } }
 
     /// Boxes with an active session.
-    var activeCount: Int { state.withLockedValue { $0.byDevice.count } }
+    var activeCount: Int { state.withLock { $0.byDevice.count } }
     /// Upgraded connections, active or still awaiting hello.
-    var sessionCount: Int { state.withLockedValue { $0.sessions.count } }
+    var sessionCount: Int { state.withLock { $0.sessions.count } }
 }

@@ -9,6 +9,7 @@ import NIOPosix
 import NIOWebSocket
 import ServiceLifecycle
 import STBProtocol
+import Synchronization
 
 /// Settings of the device gateway.
 struct GatewayConfiguration: Sendable {
@@ -50,7 +51,7 @@ final class DeviceAuthenticator: Sendable {
     let devices: DeviceRepository
     let fallbackTTL: Duration
     let fallbackLimit: Int
-    private let recent = NIOLockedValueBox<[String: (hash: String, at: ContinuousClock.Instant)]>([:])
+    private let recent = Mutex<[String: (hash: String, at: ContinuousClock.Instant)]>([:])
 
     init(devices: DeviceRepository, fallbackTTL: Duration = .seconds(3600), fallbackLimit: Int = 100_000) {
         self.devices = devices
@@ -74,20 +75,20 @@ final class DeviceAuthenticator: Sendable {
             return .accepted
         } catch {
             let now = ContinuousClock.now
-            guard let known = recent.withLockedValue({ $0[id] }), now - known.at < fallbackTTL else { return .storeUnavailable }
+            guard let known = recent.withLock({ $0[id] }), now - known.at < fallbackTTL else { return .storeUnavailable }
             return Secrets.verify(secret, against: known.hash) ? .accepted : .rejected
         }
     }
 
     private func remember(_ id: String, _ hash: String) {
-        recent.withLockedValue { r in
+        recent.withLock { r in
             if r.count >= fallbackLimit, r[id] == nil, let victim = r.keys.first { r[victim] = nil }
             r[id] = (hash, .now)
         }
     }
 
     /// Drops a box from the fallback (revoked or deleted).
-    func forget(_ id: String) { _ = recent.withLockedValue { $0.removeValue(forKey: id) } }
+    func forget(_ id: String) { _ = recent.withLock { $0.removeValue(forKey: id) } }
 }
 
 /// The device-facing WebSocket server on `/v1/stb`.
@@ -252,18 +253,18 @@ final class DeviceGateway: Service, Sendable {
 
 /// A lock-protected Bool.
 final class NIOLockedBool: Sendable {
-    private let box = NIOLockedValueBox(false)
+    private let box = Mutex(false)
     var value: Bool {
-        get { box.withLockedValue { $0 } }
-        set { box.withLockedValue { $0 = newValue } }
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
     }
 }
 
 /// A lock-protected Int.
 final class NIOLockedInt: Sendable {
-    private let box = NIOLockedValueBox(0)
+    private let box = Mutex(0)
     var value: Int {
-        get { box.withLockedValue { $0 } }
-        set { box.withLockedValue { $0 = newValue } }
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
     }
 }

@@ -31,6 +31,8 @@ enum HandshakeRejection: Equatable {
 }
 
 /// Per-connection state shared by the upgrader's callbacks and the fallback responder.
+// @unchecked: used only on its connection's event loop (the upgrader's callbacks and the
+// responder both run there); Sendable only to cross NIO's @Sendable callback signatures.
 final class HandshakeState: @unchecked Sendable {
     var rejection: HandshakeRejection?
     /// The authenticated box, once shouldUpgrade accepted it.

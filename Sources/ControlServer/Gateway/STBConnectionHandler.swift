@@ -42,6 +42,9 @@ final class GatewayContext: Sendable {
 /// object and the channel. Liveness is checked by the gateway's sweeper calling ``sweep(now:)``
 /// on the channel's event loop, plus one check when the hello deadline passes. All methods run
 /// on that event loop.
+// @unchecked: its state is touched only on its channel's event loop; other threads hold a
+// reference only to call methods that hop there first (`sendCommand`, `close`, `sweep`), or
+// to read `let` fields set at the upgrade.
 final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame

@@ -3,6 +3,7 @@ import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import Telemetry
+import Synchronization
 
 /// The gateway's side of telemetry: appends accepted frames to the spool and pauses or
 /// resumes reading from boxes as the spool fills and drains (backpressure instead of memory).
@@ -11,7 +12,7 @@ final class TelemetryIngest: Sendable {
     /// Messages per second per box, and the burst a box may send at once.
     let messagesPerSecond: Int
     let burst: Int
-    private let paused = NIOLockedValueBox<[ObjectIdentifier: STBConnectionHandler]>([:])
+    private let paused = Mutex<[ObjectIdentifier: STBConnectionHandler]>([:])
     let accepted = Counter(label: "argus_telemetry_messages_accepted_total")
     let acked = Counter(label: "argus_telemetry_messages_acked_total")
     let rateLimited = Counter(label: "argus_telemetry_messages_rate_limited_total")
@@ -34,8 +35,9 @@ final class TelemetryIngest: Sendable {
         self.live = live
         self.messagesPerSecond = messagesPerSecond
         self.burst = burst
-        spool.onResume { [paused] in
-            let handlers = paused.withLockedValue { p -> [STBConnectionHandler] in defer { p = [:] }; return Array(p.values) }
+        spool.onResume { [weak self] in
+            guard let self else { return }
+            let handlers = self.paused.withLock { p -> [STBConnectionHandler] in defer { p = [:] }; return Array(p.values) }
             for h in handlers { h.eventLoop.execute { h.resumeReading() } }
         }
     }
@@ -43,8 +45,8 @@ final class TelemetryIngest: Sendable {
     /// A handler stopped reading; it is resumed when the spool drains.
     func pause(_ h: STBConnectionHandler) {
         pauses.increment()
-        paused.withLockedValue { $0[ObjectIdentifier(h)] = h }
+        paused.withLock { $0[ObjectIdentifier(h)] = h }
     }
 
-    func forget(_ h: STBConnectionHandler) { _ = paused.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(h)) } }
+    func forget(_ h: STBConnectionHandler) { _ = paused.withLock { $0.removeValue(forKey: ObjectIdentifier(h)) } }
 }

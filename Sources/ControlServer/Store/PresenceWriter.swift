@@ -1,7 +1,8 @@
 import Foundation
 import Logging
 import MongoStore
-import NIOConcurrencyHelpers
+import ArgusSupport
+import Metrics
 import ServiceLifecycle
 
 /// A change of a box's presence, to be written to `devices`.
@@ -17,11 +18,20 @@ enum PresenceChange: Sendable, Equatable {
 /// entries than there are boxes) and flushed as one unordered bulk write. If the store is
 /// down, the pending changes stay and the flush is retried with capped backoff.
 final class PresenceWriter: Service, Sendable {
+    /// A box's latest change; the batch is keyed by box, so superseded changes are dropped
+    /// before they are written.
+    struct Pending: Sendable {
+        let device: String
+        let change: PresenceChange
+    }
+    /// At most this many boxes pending; past it the oldest changes are dropped (counted in
+    /// `argus_presence_writes_dropped_total`). Far above any node's box count.
+    static let limit = 1_000_000
     private let devices: MongoCollection
     private let node: String
     private let logger: Logger
-    private let pending = NIOLockedValueBox<[String: PresenceChange]>([:])
-    private let wake = AsyncWakeup()
+    private let pending: PendingWrites<Pending>
+    private let wake: Wakeup
     private let flushInterval: Duration
 
     init(store: MongoStore, node: String, flushInterval: Duration = .milliseconds(100), logger: Logger) {
@@ -29,44 +39,47 @@ final class PresenceWriter: Service, Sendable {
         self.node = node
         self.flushInterval = flushInterval
         self.logger = logger
+        let dropped = Counter(label: "argus_presence_writes_dropped_total")
+        pending = PendingWrites(limit: Self.limit, key: { $0.device }, onDrop: { n in dropped.increment(by: Int64(n)) })
+        wake = Wakeup()
     }
 
     /// Queues a change; never blocks.
     func submit(_ deviceID: String, _ change: PresenceChange) {
-        pending.withLockedValue { $0[deviceID] = change }
+        pending.submit(Pending(device: deviceID, change: change))
         wake.signal()
     }
 
-    var pendingCount: Int { pending.withLockedValue { $0.count } }
+    var pendingCount: Int { pending.count }
 
     func run() async throws {
-        var backoff = Duration.milliseconds(200)
-        while true {
-            await cancelWhenGracefulShutdown { await self.wake.wait() }
-            if Task.isCancelled || Task.isShuttingDownGracefully {
-                try? await flush()
-                return
-            }
-            do {
-                try await flush()
-                backoff = .milliseconds(200)
-                try? await Task.sleep(for: flushInterval)
-            } catch {
-                logger.warning("presence write failed; will retry", metadata: ["error": .string("\(error)"), "retry.in": .string("\(backoff)")])
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(10))
-                wake.signal()
+        let signals = wake.signals
+        await cancelWhenGracefulShutdown {
+            var backoff = Duration.milliseconds(200)
+            for await _ in signals {
+                do {
+                    try await self.flush()
+                    backoff = .milliseconds(200)
+                    try? await Task.sleep(for: self.flushInterval)
+                } catch {
+                    self.logger.warning("presence write failed; will retry", metadata: ["error": .string("\(error)"), "retry.in": .string("\(backoff)")])
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(10))
+                    self.wake.signal()
+                }
             }
         }
+        try? await flush()
     }
 
     /// Writes everything pending in one bulk write. On failure the changes go back, unless a
     /// newer change for the same box arrived meanwhile.
     func flush() async throws {
-        let batch = pending.withLockedValue { p -> [String: PresenceChange] in let b = p; p = [:]; return b }
+        let batch = pending.take()
         guard !batch.isEmpty else { return }
-        let writes: [WriteModel] = batch.map { id, change in
-            switch change {
+        let writes: [WriteModel] = batch.map { p in
+            let id = p.device
+            switch p.change {
             case .online(let session, let at, let remote, let model, let firmware, let bootId):
                 return .updateOne(filter: ["_id": .string(id)], update: ["$set": [
                     "online": true, "node": .string(node), "session": .string(session), "connectedAt": .date(at),
@@ -83,7 +96,7 @@ final class PresenceWriter: Service, Sendable {
         do {
             _ = try await devices.bulkWrite(writes, operation: "presence")
         } catch {
-            pending.withLockedValue { p in for (id, c) in batch where p[id] == nil { p[id] = c } }
+            pending.putBack(batch)
             throw error
         }
     }
@@ -92,35 +105,5 @@ final class PresenceWriter: Service, Sendable {
     func markNodeOffline(now: Date = Date()) async throws -> Int {
         try await devices.updateMany(["node": .string(node), "online": true],
                                      ["$set": ["online": false, "lastSeen": .date(now)]]).modifiedCount
-    }
-}
-
-/// A one-slot wake-up signal between synchronous producers and one async consumer.
-final class AsyncWakeup: Sendable {
-    private let state = NIOLockedValueBox<(signalled: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-
-    func signal() {
-        let w = state.withLockedValue { s -> CheckedContinuation<Void, Never>? in
-            if let w = s.waiter { s.waiter = nil; return w }
-            s.signalled = true
-            return nil
-        }
-        w?.resume()
-    }
-
-    /// Returns at once if signalled since the last wait; otherwise waits for a signal or cancellation.
-    func wait() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLockedValue { s -> Bool in
-                    if s.signalled || Task.isCancelled { s.signalled = false; return true }
-                    s.waiter = c
-                    return false
-                }
-                if resumeNow { c.resume() }
-            }
-        } onCancel: {
-            signal()
-        }
     }
 }

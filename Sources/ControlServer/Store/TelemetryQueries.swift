@@ -77,10 +77,9 @@ struct TelemetryQueries: Sendable {
             for (name, v) in values { b.sums[name, default: 0] += v; b.counts[name, default: 0] += 1 }
             buckets[k] = b
         }
-        let points = buckets.keys.sorted().map { k -> MetricPoint in
-            let b = buckets[k]!
+        let points = buckets.sorted { $0.key < $1.key }.map { k, b -> MetricPoint in
             var means: [String: Double] = [:]
-            for (name, sum) in b.sums { means[name] = sum / Double(b.counts[name]!) }
+            for (name, sum) in b.sums { means[name] = sum / Double(max(1, b.counts[name, default: 1])) }
             return MetricPoint(t: Date(timeIntervalSince1970: Double(k) / 1000), samples: b.n, values: means)
         }
         return (points, latest)

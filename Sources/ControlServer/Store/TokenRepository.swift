@@ -1,18 +1,19 @@
 import Foundation
 import MongoStore
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// Recently verified tokens, so an API call does not cost a store round trip. Entries live
 /// `ttl` seconds; a revocation on this node removes them at once, on other nodes within `ttl`.
 final class TokenCache: Sendable {
-    private let entries = NIOLockedValueBox<[String: (principal: Principal, expires: Date)]>([:])
+    private let entries = Mutex<[String: (principal: Principal, expires: Date)]>([:])
     let ttl: TimeInterval
     static let limit = 10_000
 
     init(ttl: TimeInterval = 5) { self.ttl = ttl }
 
     func get(_ hash: String, now: Date = Date()) -> Principal? {
-        entries.withLockedValue { e in
+        entries.withLock { e in
             guard let hit = e[hash] else { return nil }
             if hit.expires <= now { e[hash] = nil; return nil }
             return hit.principal
@@ -20,13 +21,13 @@ final class TokenCache: Sendable {
     }
 
     func put(_ hash: String, _ p: Principal, now: Date = Date()) {
-        entries.withLockedValue { e in
+        entries.withLock { e in
             if e.count >= Self.limit { e.removeAll(keepingCapacity: true) }
             e[hash] = (p, now.addingTimeInterval(ttl))
         }
     }
 
-    func forget(tokenId: String) { entries.withLockedValue { e in e = e.filter { $0.value.principal.tokenId != tokenId } } }
+    func forget(tokenId: String) { entries.withLock { e in e = e.filter { $0.value.principal.tokenId != tokenId } } }
 }
 
 /// An API token as listed to admins (never the token itself).
