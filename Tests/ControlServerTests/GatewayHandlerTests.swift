@@ -136,7 +136,9 @@ struct GatewayHandlerTests {
     @Test func refusalsAreAnsweredBeforeAnyUpgrade() throws {
         let over = HandshakeState(overCapacity: true)
         let (h503, b503) = try respond(over)
-        #expect(h503.status == .serviceUnavailable && h503.headers["Retry-After"] == ["7"])
+        // Retry-After is jittered around the base (7 here): from half of it to one and a half times it.
+        #expect(h503.status == .serviceUnavailable)
+        #expect(h503.headers["Retry-After"].first.flatMap { Int($0) }.map { (3...10).contains($0) } == true)
         #expect(b503.contains("capacity"))
         let unauth = HandshakeState(overCapacity: false)
         unauth.rejection = .unauthorized
@@ -146,5 +148,42 @@ struct GatewayHandlerTests {
         #expect(plain.0.status == .upgradeRequired)
         let other = try respond(HandshakeState(overCapacity: false), uri: "/x")
         #expect(other.0.status == .notFound)
+    }
+
+    @Test func retryAfterIsJitteredWithinItsRangeForEachReason() {
+        var busy = Set<Int>(), other = Set<Int>()
+        for _ in 0..<500 {
+            busy.insert(HandshakeRejection.verifyBusy.retryAfter(base: 30) ?? -1)
+            other.insert(HandshakeRejection.storeUnavailable.retryAfter(base: 30) ?? -1)
+        }
+        #expect(busy.min() == 1 && busy.max() == 10, "a busy verifier frees up within seconds: 1...base/3")
+        #expect(other.min()! >= 15 && other.max()! <= 45 && other.count > 10)
+        #expect(HandshakeRejection.unauthorized.retryAfter(base: 30) == nil)
+        #expect(HandshakeRejection.notFound.retryAfter(base: 30) == nil)
+    }
+}
+
+@Suite("Credential cache")
+struct CredentialCacheTests {
+    @Test func freshEntriesAnswerStaleOnesDoNot() {
+        let c = CredentialCache(ttl: .seconds(10), fallbackTTL: .seconds(100), limit: 10)
+        let t0 = ContinuousClock.now
+        c.remember("a", secret: "s1", now: t0)
+        #expect(c.check("a", secret: "s1", maxAge: c.ttl, now: t0 + .seconds(9)) == .match)
+        #expect(c.check("a", secret: "nope", maxAge: c.ttl, now: t0 + .seconds(9)) == .mismatch)
+        #expect(c.check("a", secret: "s1", maxAge: c.ttl, now: t0 + .seconds(11)) == .unknown)
+        #expect(c.check("a", secret: "s1", maxAge: c.fallbackTTL, now: t0 + .seconds(11)) == .match)
+        c.forget("a")
+        #expect(c.check("a", secret: "s1", maxAge: c.fallbackTTL, now: t0) == .unknown)
+    }
+
+    @Test func boundedOldestEvictedFirst() {
+        let c = CredentialCache(limit: 3)
+        for i in 0..<5 { c.remember("b\(i)", secret: "s") }
+        #expect(c.count == 3)
+        #expect(c.check("b0", secret: "s", maxAge: c.ttl) == .unknown)
+        #expect(c.check("b4", secret: "s", maxAge: c.ttl) == .match)
+        c.remember("b2", secret: "s2")  // replaced: no second slot
+        #expect(c.count == 3)
     }
 }

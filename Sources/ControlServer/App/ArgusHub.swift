@@ -167,6 +167,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Base URL boxes use to download uploaded firmware (env ARGUS_PUBLIC_URL); default http://<api host>:<api port>.")
     var publicURL: String?
 
+    @Option(help: "Seconds from SIGTERM to exit: boxes are told 1001, presence and the spool are flushed within it, and what is left is repaired at the next start (env ARGUS_DRAIN_TIMEOUT).")
+    var drainTimeout = Env.int("ARGUS_DRAIN_TIMEOUT", 15)
+
+    @Option(help: "Credential lookups in the store at once; handshakes past it get 503 + Retry-After at once; default 8 per store thread (env ARGUS_MAX_VERIFICATIONS).")
+    var maxVerifications: Int?
+
+    @Option(help: "Seconds a secret confirmed by the store is trusted from this node's cache before the store is asked again (env ARGUS_CREDENTIAL_CACHE_TTL).")
+    var credentialCacheTTL = Env.int("ARGUS_CREDENTIAL_CACHE_TTL", 600)
+
+    @Option(help: "Connections the device port accepts per wake-up (env ARGUS_ACCEPT_BATCH).")
+    var acceptBatch = Env.int("ARGUS_ACCEPT_BATCH", 64)
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel = Env.string("LOG_LEVEL", "info")
 
@@ -179,6 +191,11 @@ struct Serve: AsyncParsableCommand {
         maxConnections = try maxConnections ?? Env.strictInt("ARGUS_MAX_CONNECTIONS")
         spoolDir = spoolDir ?? Env.values["ARGUS_SPOOL_DIR"]
         publicURL = publicURL ?? Env.values["ARGUS_PUBLIC_URL"]
+        maxVerifications = try maxVerifications ?? Env.strictInt("ARGUS_MAX_VERIFICATIONS")
+        guard (1...600).contains(drainTimeout) else { throw ValidationError("--drain-timeout must be from 1 to 600 seconds") }
+        if let m = maxVerifications, !(1...10_000).contains(m) { throw ValidationError("--max-verifications must be from 1 to 10000") }
+        guard (0...86_400).contains(credentialCacheTTL) else { throw ValidationError("--credential-cache-ttl must be from 0 to 86400 seconds") }
+        guard (1...4096).contains(acceptBatch) else { throw ValidationError("--accept-batch must be from 1 to 4096") }
         for (name, port) in [("--device-port", devicePort), ("--api-port", apiPort)] where !(0...65535).contains(port) {
             throw ValidationError("\(name) must be from 0 to 65535, got \(port)")
         }
@@ -242,6 +259,11 @@ struct Serve: AsyncParsableCommand {
         gw.heartbeatSeconds = heartbeat
         gw.idleTimeout = idleTimeout.map { .seconds(Int64($0)) }
         gw.limits = Limits(maxFrameBytes: maxFrameBytes)
+        gw.maxVerifications = maxVerifications ?? storeThreads * 8
+        gw.acceptBatch = acceptBatch
+        // Boxes get a third of the drain to close; the rest is for flushing presence.
+        gw.drainTimeout = .milliseconds(Int64(drainTimeout) * 1000 / 3)
+        gw.flushTimeout = .milliseconds(Int64(drainTimeout) * 1000 / 3)
         var apiLimits = APILimits()
         apiLimits.maxConnections = apiMaxConnections
         apiLimits.headerTimeout = .seconds(Int64(apiHeaderTimeout))
@@ -316,7 +338,10 @@ struct Serve: AsyncParsableCommand {
         let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, ingest: ingest, commands: commands, heartbeatSeconds: heartbeat,
                                     limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
         let devices = DeviceRepository(store: store)
-        let authenticator = DeviceAuthenticator(devices: devices)
+        let authenticator = DeviceAuthenticator(devices: devices, cache: CredentialCache(ttl: .seconds(credentialCacheTTL)))
+        let revocationFeed = RevocationFeed(devices: devices, authenticator: authenticator, registry: registry,
+                                            useChangeStream: commandConfig.notification == .changeStream, gate: gate,
+                                            logger: Logger(label: "argus.revocations"))
         let gateway = DeviceGateway(configuration: gw, capacity: capacity, shared: shared, group: group,
                                     authenticator: authenticator, ready: gate, logger: Logger(label: "argus.gateway"))
         let deps = APIDependencies(store: store, devices: devices, tokens: TokenRepository(store: store),
@@ -352,11 +377,15 @@ struct Serve: AsyncParsableCommand {
                 .init(service: commands),
                 .init(service: rollouts),
                 .init(service: FleetTicker(live: live, registry: registry, ingest: ingest, node: nodeName)),
+                .init(service: revocationFeed),
                 .init(service: gateway),
+                // Last, so it hears of the shutdown first: bounds the whole drain.
+                .init(service: ShutdownDeadline(seconds: drainTimeout, logger: logger)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
+        // (ShutdownDeadline exits the process at the drain timeout whatever is still running.)
         do {
             try await services.run()
         } catch {

@@ -23,6 +23,9 @@ enum Secrets {
         "sha256:" + SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// The raw SHA-256 of the UTF-8 text (what the credential cache keeps).
+    static func sha256(_ secret: String) -> [UInt8] { Array(SHA256.hash(data: Array(secret.utf8))) }
+
     /// True when `secret` hashes to `storedHash`. Runs in time independent of where they differ.
     static func verify(_ secret: String, against storedHash: String) -> Bool {
         constantTimeEquals(Array(hash(secret).utf8), Array(storedHash.utf8))

@@ -1,3 +1,4 @@
+import ArgusSupport
 import Foundation
 import Logging
 import Metrics
@@ -29,9 +30,21 @@ struct GatewayConfiguration: Sendable {
     var reservedDescriptors = 256
     /// Sockets above the cap that may be answered 503 at once.
     var rejectBudget = 256
+    /// `Retry-After` base, seconds; each answer is jittered around it (see
+    /// ``HandshakeRejection/retryAfter(base:)``).
     var retryAfterSeconds = 30
     /// How long draining waits for boxes to go.
     var drainTimeout: TimeAmount = .seconds(5)
+    /// How long draining may spend writing presence (each store call has this deadline).
+    var flushTimeout: TimeAmount = .seconds(5)
+    /// Credential lookups in the store at once; past it a handshake is refused at once with
+    /// 503 (`verify_busy`). Derived from the store's threads by default.
+    var maxVerifications = 64
+    /// A credential lookup not answered by then is refused with 503 (`verify_timeout`), well
+    /// before the handshake timeout, so a box always gets an answer.
+    var verifyDeadline: TimeAmount = .seconds(4)
+    /// Connections accepted per wake-up of the listening socket.
+    var acceptBatch = 64
 
     var timing: SessionStateMachine.Timing {
         let hb = TimeAmount.seconds(Int64(heartbeatSeconds))
@@ -40,55 +53,61 @@ struct GatewayConfiguration: Sendable {
     }
 }
 
-/// Checks a box's credentials against the `devices` collection.
+/// Checks a box's credentials: against the ``CredentialCache`` first, so a reconnecting
+/// known box costs no store read; otherwise against the `devices` collection.
 ///
-/// The store is always asked first. Only when it cannot answer does the authenticator fall
-/// back to the secret hashes it verified in the last `fallbackTTL`, so that boxes already
-/// known to this node can reconnect through a store outage (their telemetry goes to the
-/// spool). A box revoked here is dropped from the fallback at once; a revocation on another
-/// node during an outage takes effect when the store answers again.
+/// A box whose secret the store confirmed in the last `cache.ttl` is let in from the cache.
+/// Past that, the store is asked; only when it cannot answer are entries up to
+/// `cache.fallbackTTL` old used, so that known boxes reconnect through a store outage (their
+/// telemetry goes to the spool). Revocations remove entries on every node
+/// (``RevocationFeed``).
 final class DeviceAuthenticator: Sendable {
     let devices: DeviceRepository
-    let fallbackTTL: Duration
-    let fallbackLimit: Int
-    private let recent = Mutex<[String: (hash: String, at: ContinuousClock.Instant)]>([:])
+    let cache: CredentialCache
 
-    init(devices: DeviceRepository, fallbackTTL: Duration = .seconds(3600), fallbackLimit: Int = 100_000) {
+    init(devices: DeviceRepository, cache: CredentialCache = CredentialCache()) {
         self.devices = devices
-        self.fallbackTTL = fallbackTTL
-        self.fallbackLimit = fallbackLimit
+        self.cache = cache
     }
 
     enum Outcome: Sendable, Equatable { case accepted, rejected, storeUnavailable }
 
+    /// Answers from the cache alone, or nil when the store must be asked.
+    func verifyCached(id: String, secret: String) -> Outcome? {
+        guard id.utf8.count <= 64 else { return .rejected }
+        switch cache.check(id, secret: secret, maxAge: cache.ttl) {
+        case .match: return .accepted
+        case .mismatch, .unknown: return nil  // a changed or wrong secret: the store decides
+        }
+    }
+
+    /// Asks the store (one read by `_id`).
     func verify(id: String, secret: String) async -> Outcome {
         guard id.utf8.count <= 64 else { return .rejected }
         do {
             guard let hash = try await devices.credentials(id) else {
-                forget(id)
+                cache.forget(id)
                 // Spend the same hashing work for unknown ids as for known ones.
                 _ = Secrets.verify(secret, against: "sha256:")
                 return .rejected
             }
-            guard Secrets.verify(secret, against: hash) else { return .rejected }
-            remember(id, hash)
+            guard Secrets.verify(secret, against: hash) else {
+                cache.forget(id)
+                return .rejected
+            }
+            cache.remember(id, secret: secret)
             return .accepted
         } catch {
-            let now = ContinuousClock.now
-            guard let known = recent.withLock({ $0[id] }), now - known.at < fallbackTTL else { return .storeUnavailable }
-            return Secrets.verify(secret, against: known.hash) ? .accepted : .rejected
+            switch cache.check(id, secret: secret, maxAge: cache.fallbackTTL) {
+            case .match: return .accepted
+            case .mismatch: return .rejected
+            case .unknown: return .storeUnavailable
+            }
         }
     }
 
-    private func remember(_ id: String, _ hash: String) {
-        recent.withLock { r in
-            if r.count >= fallbackLimit, r[id] == nil, let victim = r.keys.first { r[victim] = nil }
-            r[id] = (hash, .now)
-        }
-    }
-
-    /// Drops a box from the fallback (revoked or deleted).
-    func forget(_ id: String) { _ = recent.withLock { $0.removeValue(forKey: id) } }
+    /// Drops a box from the cache (revoked or deleted).
+    func forget(_ id: String) { cache.forget(id) }
 }
 
 /// The device-facing WebSocket server on `/v1/stb`.
@@ -107,7 +126,8 @@ final class DeviceGateway: Service, Sendable {
     private let logger: Logger
     private let boundPort = NIOLockedInt()
     private let upgrades = Counter(label: "argus_gateway_handshakes_total")
-    private let refusals = Counter(label: "argus_gateway_refused_total")
+    private let refusals: GatewayRefusals
+    private let limiter: VerificationLimiter
     private let sessionsGauge = Gauge(label: "argus_gateway_sessions")
     private let socketsGauge = Gauge(label: "argus_gateway_sockets")
 
@@ -120,6 +140,8 @@ final class DeviceGateway: Service, Sendable {
         self.authenticator = authenticator
         self.ready = ready
         self.logger = logger
+        self.refusals = GatewayRefusals(logger: logger)
+        self.limiter = VerificationLimiter(limit: configuration.maxVerifications)
     }
 
     /// The port actually bound (useful with port 0).
@@ -131,6 +153,8 @@ final class DeviceGateway: Service, Sendable {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Connections accepted per wake-up of the listening socket (NIO's default is 4).
+            .serverChannelOption(.maxMessagesPerRead, value: UInt(configuration.acceptBatch))
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536))
             .childChannelOption(.maxMessagesPerRead, value: 1)
@@ -162,12 +186,16 @@ final class DeviceGateway: Service, Sendable {
         while shared.registry.sessionCount > 0 && NIODeadline.now() < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
+        // Store calls here have a deadline: a slow or stopped store must not hold the exit.
+        // Presence not written now is repaired at the next start (markNodeOffline).
+        let presence = shared.presence
+        let limit = Duration.nanoseconds(configuration.flushTimeout.nanoseconds)
         do {
-            try await shared.presence.flush()
-            let n = try await shared.presence.markNodeOffline()
+            try await withDeadline(limit, operation: "presence flush") { try await presence.flush() }
+            let n = try await withDeadline(limit, operation: "marking the node's boxes offline") { try await presence.markNodeOffline() }
             logger.info("device gateway drained", metadata: ["presence.offline": .stringConvertible(n)])
         } catch {
-            logger.error("could not record presence while draining", metadata: ["error": .string("\(error)")])
+            logger.error("could not record presence while draining; it is repaired at the next start", metadata: ["error": .string("\(error)")])
         }
     }
 
@@ -193,7 +221,7 @@ final class DeviceGateway: Service, Sendable {
         let admission = capacity.acquire()
         channel.closeFuture.whenComplete { [capacity] _ in capacity.release() }
         if admission == .drop || draining.value && admission != .admit {
-            refusals.increment()
+            refusals.countDropped()
             return channel.close()
         }
         let state = HandshakeState(overCapacity: admission == .overCapacity)
@@ -215,9 +243,10 @@ final class DeviceGateway: Service, Sendable {
 
     private func shouldUpgrade(_ channel: Channel, _ head: HTTPRequestHead, _ state: HandshakeState) -> EventLoopFuture<HTTPHeaders?> {
         let loop = channel.eventLoop
-        func refuse(_ r: HandshakeRejection) -> EventLoopFuture<HTTPHeaders?> {
+        let refusals = self.refusals
+        @Sendable func refuse(_ r: HandshakeRejection) -> EventLoopFuture<HTTPHeaders?> {
             state.rejection = r
-            refusals.increment()
+            refusals.count(r)
             return loop.makeSucceededFuture(nil)
         }
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
@@ -228,17 +257,51 @@ final class DeviceGateway: Service, Sendable {
             return refuse(.unauthorized)
         }
         let authenticator = self.authenticator
-        return loop.makeFutureWithTask {
+        func accept() -> EventLoopFuture<HTTPHeaders?> {
+            state.deviceID = creds.id
+            return loop.makeSucceededFuture(HTTPHeaders())
+        }
+        // A known box reconnecting: no store read.
+        if let cached = authenticator.verifyCached(id: creds.id, secret: creds.secret) {
+            return cached == .accepted ? accept() : refuse(.unauthorized)
+        }
+        // Otherwise one store read, if the store has room for it now; never a queue.
+        guard limiter.tryAcquire() else { return refuse(.verifyBusy) }
+        let limiter = self.limiter
+        let promise = loop.makePromise(of: HTTPHeaders?.self)
+        let answered = NIOLoopBoundBox(false, eventLoop: loop)
+        state.verifying = true
+        let deadline = loop.scheduleTask(in: configuration.verifyDeadline) {
+            guard !answered.value else { return }
+            answered.value = true
+            state.verifying = false
+            state.rejection = .verifyTimeout
+            refusals.count(.verifyTimeout)
+            promise.succeed(nil)
+        }
+        loop.makeFutureWithTask {
             await authenticator.verify(id: creds.id, secret: creds.secret)
-        }.flatMap { outcome in
-            switch outcome {
-            case .accepted:
+        }.whenComplete { result in
+            limiter.release()  // the store call is over, whether or not the box still waits
+            deadline.cancel()
+            guard !answered.value else { return }
+            answered.value = true
+            state.verifying = false
+            switch result {
+            case .success(.accepted):
                 state.deviceID = creds.id
-                return loop.makeSucceededFuture(HTTPHeaders())
-            case .rejected: return refuse(.unauthorized)
-            case .storeUnavailable: return refuse(.storeUnavailable)
+                promise.succeed(HTTPHeaders())
+            case .success(.rejected):
+                state.rejection = .unauthorized
+                refusals.count(.unauthorized)
+                promise.succeed(nil)
+            case .success(.storeUnavailable), .failure:
+                state.rejection = .storeUnavailable
+                refusals.count(.storeUnavailable)
+                promise.succeed(nil)
             }
         }
+        return promise.futureResult
     }
 
     private func upgraded(_ channel: Channel, _ head: HTTPRequestHead, _ state: HandshakeState) -> EventLoopFuture<Void> {

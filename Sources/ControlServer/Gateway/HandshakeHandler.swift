@@ -3,33 +3,6 @@ import NIOCore
 import NIOHTTP1
 import STBProtocol
 
-/// Why an upgrade was refused; decided before any upgrade happens.
-enum HandshakeRejection: Equatable {
-    case notFound
-    case unauthorized
-    case overCapacity
-    case draining
-    case storeUnavailable
-
-    var status: HTTPResponseStatus {
-        switch self {
-        case .notFound: return .notFound
-        case .unauthorized: return .unauthorized
-        case .overCapacity, .draining, .storeUnavailable: return .serviceUnavailable
-        }
-    }
-
-    var message: String {
-        switch self {
-        case .notFound: return "not found; boxes connect to /v1/stb"
-        case .unauthorized: return "missing or wrong device credentials"
-        case .overCapacity: return "hub at connection capacity; retry later"
-        case .draining: return "hub shutting down; retry later"
-        case .storeUnavailable: return "device registry unavailable; retry later"
-        }
-    }
-}
-
 /// Per-connection state shared by the upgrader's callbacks and the fallback responder.
 // @unchecked: used only on its connection's event loop (the upgrader's callbacks and the
 // responder both run there); Sendable only to cross NIO's @Sendable callback signatures.
@@ -37,6 +10,9 @@ final class HandshakeState: @unchecked Sendable {
     var rejection: HandshakeRejection?
     /// The authenticated box, once shouldUpgrade accepted it.
     var deviceID: String?
+    /// A credential lookup is in flight: the handshake timer leaves the socket alone, since
+    /// the lookup's own deadline answers it.
+    var verifying = false
     /// Set when the socket was over capacity at accept time.
     let overCapacity: Bool
     init(overCapacity: Bool) { self.overCapacity = overCapacity }
@@ -64,7 +40,10 @@ final class HandshakeResponder: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         let channel = context.channel
-        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        let state = self.state
+        // Closes a socket that sent no complete request in time (slowloris); a request whose
+        // credentials are being checked is answered by the check's deadline instead.
+        timer = context.eventLoop.scheduleTask(in: timeout) { if !state.verifying { channel.close(promise: nil) } }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -86,9 +65,13 @@ final class HandshakeResponder: ChannelInboundHandler, RemovableChannelHandler {
         var message: String
         var headers = HTTPHeaders([("Content-Type", "application/json"), ("Connection", "close")])
         if let r = state.rejection ?? (state.overCapacity ? .overCapacity : nil) {
-            status = r.status
+            status = switch r.status {
+            case .notFound: .notFound
+            case .unauthorized: .unauthorized
+            case .serviceUnavailable: .serviceUnavailable
+            }
             message = r.message
-            if status == .serviceUnavailable { headers.add(name: "Retry-After", value: String(retryAfterSeconds)) }
+            if let after = r.retryAfter(base: retryAfterSeconds) { headers.add(name: "Retry-After", value: String(after)) }
             if r == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Basic realm=\"argus-stb\"") }
         } else if path == "/v1/stb" {
             status = .upgradeRequired

@@ -54,7 +54,12 @@ struct DeviceRepository: Sendable {
     /// Never returned to a caller.
     static let hiddenFields: Document = ["secretHash": 0]
 
-    init(store: MongoStore) { collection = store.collection(Schema.devices) }
+    let revocations: MongoCollection
+
+    init(store: MongoStore) {
+        collection = store.collection(Schema.devices)
+        revocations = store.collection(Schema.revocations)
+    }
 
     /// Registers a box. Throws `duplicateKey` if the id exists.
     func register(id: String, model: String, tags: [String], secretHash: String, now: Date) async throws -> DeviceRecord {
@@ -93,7 +98,18 @@ struct DeviceRepository: Sendable {
     func revoke(_ id: String, now: Date) async throws -> Bool {
         let r = try await collection.updateOne(["_id": .string(id)],
                                                ["$set": ["revoked": true, "revokedAt": .date(now)], "$unset": ["secretHash": ""]])
-        return r.matchedCount == 1
+        guard r.matchedCount == 1 else { return false }
+        // Tells every node (their credential caches and live sessions): see RevocationFeed.
+        _ = try await revocations.insertMany([["_id": .string("\(id)|\(now.millis)"), "device": .string(id), "at": .date(now)]])
+        return true
+    }
+
+    /// Revocations recorded since `since`, oldest first: (device, at).
+    func revocations(since: Date, limit: Int = 1000) async throws -> [(device: String, at: Date)] {
+        try await revocations.find(["at": ["$gt": .date(since)]], sort: ["at": 1], limit: limit).compactMap { d in
+            guard let id = d["device"]?.stringValue, let at = d["at"]?.dateValue else { return nil }
+            return (id, at)
+        }
     }
 
     /// The non-revoked boxes matching `filter` (all boxes for an empty filter), as (id, model),

@@ -23,6 +23,8 @@ final class PresenceWriter: Service, Sendable {
     struct Pending: Sendable {
         let device: String
         let change: PresenceChange
+        /// When the change happened on this node (for the lag histogram).
+        var at: ContinuousClock.Instant = .now
     }
     /// At most this many boxes pending; past it the oldest changes are dropped (counted in
     /// `argus_presence_writes_dropped_total`). Far above any node's box count.
@@ -33,6 +35,9 @@ final class PresenceWriter: Service, Sendable {
     private let pending: PendingWrites<Pending>
     private let wake: Wakeup
     private let flushInterval: Duration
+    /// From a connect or disconnect to the store showing it (the bulk write acknowledged), in
+    /// seconds; superseded changes are never written and not counted.
+    private let lag = Metrics.Timer(label: "argus_presence_lag_seconds")
 
     init(store: MongoStore, node: String, flushInterval: Duration = .milliseconds(100), logger: Logger) {
         devices = store.collection(Schema.devices)
@@ -95,6 +100,8 @@ final class PresenceWriter: Service, Sendable {
         }
         do {
             _ = try await devices.bulkWrite(writes, operation: "presence")
+            let now = ContinuousClock.now
+            for p in batch { lag.record(now - p.at) }
         } catch {
             pending.putBack(batch)
             throw error

@@ -19,6 +19,9 @@ enum Schema {
     /// Image chunks, one set per upload generation; the catalogue names the verified one.
     static let firmwareImageChunks = "firmware_image_chunks"
     static let rollouts = "rollouts"
+    /// One document per device revocation, read by every node's ``RevocationFeed``; kept a
+    /// day (far past any credential cache entry).
+    static let revocations = "revocations"
 
     /// Creates every index the hub's queries use. Idempotent.
     static func ensureIndexes(_ store: MongoStore, retention: RetentionConfiguration = .init()) async throws {
@@ -68,6 +71,9 @@ enum Schema {
             IndexModel(name: "job_id", keys: ["job": 1, "_id": 1]),
             IndexModel(name: "state_deadline", keys: ["state": 1, "deadline": 1]),
             IndexModel(name: "state_updatedAt", keys: ["state": 1, "updatedAt": 1]),
+        ])
+        try await store.collection(revocations).createIndexes([
+            IndexModel(name: "ttl_at", keys: ["at": 1], expireAfterSeconds: day),
         ])
         try await store.collection(rollouts).createIndexes([
             IndexModel(name: "state", keys: ["state": 1]),

@@ -1,0 +1,33 @@
+import Dispatch
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Bounds the whole shutdown: once SIGTERM (or SIGINT) starts the graceful shutdown, the
+/// process exits 0 after `seconds` even if a store call is stuck, since systemd and
+/// Kubernetes kill it soon after anyway. Nothing acknowledged is lost by that: telemetry was
+/// fsync'd to the spool before its ack and is applied at the next start, and presence is
+/// repaired at start (the node's boxes are marked offline).
+///
+/// Registered last in the service group, so it hears of the shutdown first and returns at
+/// once, leaving a timer on a Dispatch queue (not the cooperative pool, which a stuck
+/// shutdown may starve).
+struct ShutdownDeadline: Service {
+    let seconds: Int
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await gracefulShutdown()
+        } catch {
+            return  // cancelled: the group is already ending
+        }
+        let logger = self.logger
+        let seconds = self.seconds
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(max(500, seconds * 1000 - 300))) {
+            logger.warning("drain deadline reached; exiting now (what was not written is repaired at the next start)",
+                           metadata: ["drain.timeout.s": .stringConvertible(seconds)])
+            exit(0)
+        }
+    }
+}

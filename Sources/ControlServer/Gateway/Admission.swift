@@ -1,0 +1,191 @@
+import ArgusSupport
+import Atomics
+import Logging
+import Metrics
+import STBProtocol
+import Synchronization
+
+/// Why an upgrade was refused; decided before any upgrade happens. Every refusal is counted
+/// by ``reason`` in `argus_gateway_refused_total{reason}` and logged at a bounded rate.
+enum HandshakeRejection: Equatable, CaseIterable {
+    case notFound
+    case unauthorized
+    case overCapacity
+    case draining
+    case storeUnavailable
+    /// As many credential lookups are in flight as the store can serve: refused at once
+    /// rather than queued into a timeout.
+    case verifyBusy
+    /// The store did not answer a credential lookup within the verification deadline.
+    case verifyTimeout
+
+    var status: HTTPStatusCode {
+        switch self {
+        case .notFound: .notFound
+        case .unauthorized: .unauthorized
+        case .overCapacity, .draining, .storeUnavailable, .verifyBusy, .verifyTimeout: .serviceUnavailable
+        }
+    }
+
+    enum HTTPStatusCode { case notFound, unauthorized, serviceUnavailable }
+
+    var reason: String {
+        switch self {
+        case .notFound: "not_found"
+        case .unauthorized: "unauthorized"
+        case .overCapacity: "over_capacity"
+        case .draining: "draining"
+        case .storeUnavailable: "store_unavailable"
+        case .verifyBusy: "verify_busy"
+        case .verifyTimeout: "verify_timeout"
+        }
+    }
+
+    var message: String {
+        switch self {
+        case .notFound: "not found; boxes connect to /v1/stb"
+        case .unauthorized: "missing or wrong device credentials"
+        case .overCapacity: "hub at connection capacity; retry later"
+        case .draining: "hub shutting down; retry later"
+        case .storeUnavailable: "device registry unavailable; retry later"
+        case .verifyBusy: "hub busy verifying other boxes; retry after the given delay"
+        case .verifyTimeout: "device registry too slow to answer; retry later"
+        }
+    }
+
+    /// Seconds for `Retry-After`, jittered so that refused boxes do not all come back in the
+    /// same second: a busy verifier frees up within seconds, the other causes take longer.
+    func retryAfter(base: Int) -> Int? {
+        switch self {
+        case .notFound, .unauthorized: nil
+        case .verifyBusy: Int.random(in: 1...max(2, base / 3))
+        case .overCapacity, .draining, .storeUnavailable, .verifyTimeout: Int.random(in: max(1, base / 2)...max(2, base * 3 / 2))
+        }
+    }
+}
+
+/// Counts refused handshakes by reason (every reason exported from the start, at 0) and
+/// logs them at most once per 10 s, with how many were folded into the line.
+final class GatewayRefusals: Sendable {
+    private let counters: [String: Counter]
+    private let dropped = Counter(label: "argus_gateway_refused_total", dimensions: [("reason", "dropped")])
+    private let log = RateLimitedLog()
+    private let logger: Logger
+
+    init(logger: Logger) {
+        var c: [String: Counter] = [:]
+        for r in HandshakeRejection.allCases { c[r.reason] = Counter(label: "argus_gateway_refused_total", dimensions: [("reason", r.reason)]) }
+        counters = c
+        self.logger = logger
+    }
+
+    func count(_ r: HandshakeRejection) {
+        counters[r.reason]?.increment()
+        note(r.reason)
+    }
+
+    /// A socket closed without reading, far past the cap (or past it while draining).
+    func countDropped() {
+        dropped.increment()
+        note("dropped")
+    }
+
+    private func note(_ reason: String) {
+        log.event { folded in
+            logger.notice("device handshake refused", metadata: ["reason": .string(reason), "refusals.folded": .stringConvertible(folded)])
+        }
+    }
+}
+
+/// Admits credential lookups at the rate the store can serve them: at most `limit` in
+/// flight; a handshake past that is refused at once (503 + `Retry-After`) instead of waiting
+/// in a queue until its socket times out.
+final class VerificationLimiter: Sendable {
+    let limit: Int
+    private let inFlight = ManagedAtomic<Int>(0)
+    private let gauge = Gauge(label: "argus_gateway_verifications_in_flight")
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    func tryAcquire() -> Bool {
+        let n = inFlight.wrappingIncrementThenLoad(ordering: .relaxed)
+        if n > limit {
+            inFlight.wrappingDecrement(ordering: .relaxed)
+            return false
+        }
+        gauge.record(n)
+        return true
+    }
+
+    func release() { gauge.record(inFlight.wrappingDecrementThenLoad(ordering: .relaxed)) }
+
+    var current: Int { inFlight.load(ordering: .relaxed) }
+}
+
+/// Secret hashes this node verified against the store, so a reconnecting known box costs no
+/// store read.
+///
+/// - An entry is trusted for `ttl` (default 10 min) after the store confirmed it; after that
+///   the store is asked again. While the store cannot answer, entries up to `fallbackTTL`
+///   (default 1 h) old still let known boxes in.
+/// - Revocation removes the entry on every node: the revoking node at once, the others from
+///   the `revocations` change stream or, failing that, by polling (``RevocationFeed``).
+/// - Bounded: at most `limit` entries (default 200,000); past it the oldest are evicted.
+///   An entry is the box id, a 32-byte SHA-256 and a timestamp: about 150 bytes with the
+///   dictionary's overhead for a 16-character id, so 30 MB when full.
+final class CredentialCache: Sendable {
+    struct Entry: Sendable {
+        var hash: [UInt8]
+        var verifiedAt: ContinuousClock.Instant
+    }
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// Insertion order, for eviction; ids whose entry was replaced or removed are skipped.
+        var order: [String] = []
+        var head = 0
+    }
+    let ttl: Duration
+    let fallbackTTL: Duration
+    let limit: Int
+    private let state = Mutex(State())
+    private let hits = Counter(label: "argus_gateway_credential_cache_total", dimensions: [("result", "hit")])
+    private let misses = Counter(label: "argus_gateway_credential_cache_total", dimensions: [("result", "miss")])
+
+    init(ttl: Duration = .seconds(600), fallbackTTL: Duration = .seconds(3600), limit: Int = 200_000) {
+        self.ttl = ttl
+        self.fallbackTTL = fallbackTTL
+        self.limit = max(1, limit)
+    }
+
+    enum Lookup: Equatable { case match, mismatch, unknown }
+
+    /// Checks a secret against a fresh entry (younger than `maxAge`), in constant time.
+    func check(_ id: String, secret: String, maxAge: Duration, now: ContinuousClock.Instant = .now) -> Lookup {
+        guard let e = state.withLock({ $0.entries[id] }), now - e.verifiedAt < maxAge else {
+            if maxAge == ttl { misses.increment() }
+            return .unknown
+        }
+        if maxAge == ttl { hits.increment() }
+        return Secrets.constantTimeEquals(Secrets.sha256(secret), e.hash) ? .match : .mismatch
+    }
+
+    func remember(_ id: String, secret: String, now: ContinuousClock.Instant = .now) {
+        let hash = Secrets.sha256(secret)
+        state.withLock { s in
+            if s.entries.updateValue(Entry(hash: hash, verifiedAt: now), forKey: id) == nil { s.order.append(id) }
+            while s.entries.count > limit, s.head < s.order.count {
+                s.entries[s.order[s.head]] = nil
+                s.head += 1
+            }
+            if s.head > 4096, s.head * 2 > s.order.count {
+                s.order = s.order[s.head...].filter { s.entries[$0] != nil }
+                s.head = 0
+            }
+        }
+    }
+
+    /// Drops a box (revoked, deleted, or its secret did not match the store).
+    func forget(_ id: String) { _ = state.withLock { $0.entries.removeValue(forKey: id) } }
+
+    var count: Int { state.withLock { $0.entries.count } }
+}
