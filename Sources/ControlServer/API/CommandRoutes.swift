@@ -10,6 +10,13 @@ struct Refusal: Error {
     var message: String
     init(_ message: String, _ status: HTTPResponse.Status = .badRequest) { self.message = message; self.status = status }
     var http: HTTPError { HTTPError(status, message: message) }
+
+    /// A job the planner refused: every kind is a bad request.
+    init(_ e: JobPlanError) {
+        switch e.kind {
+        case .invalid, .firmware, .unknownDevice, .noDevices, .tooManyDevices, .wrongModel: self.init(e.message, .badRequest)
+        }
+    }
 }
 
 /// `/api/v1/commands`: jobs, their executions and results. See docs/commands.md.
@@ -133,164 +140,58 @@ enum CommandRoutes {
         return members
     }
 
-    /// Validates the request and resolves its target; nothing is stored here.
+    /// Plans the job (``JobPlanner``) from the body and what the store knows; nothing is
+    /// stored here. The planner's refusals become 400s with its message.
     static func buildJob(_ body: [(String, JSONValue)], who: Principal, deps: APIDependencies, commands: CommandService,
                          firmware: FirmwareRepository, audit: inout [String: String]) async throws -> Job {
-        let allowed = ["name", "params", "target", "deadline", "expiresInSec"]
-        if let unknown = body.first(where: { !allowed.contains($0.0) }) {
-            throw Refusal("unknown field \(unknown.0); allowed: \(allowed.joined(separator: ", "))")
-        }
-        let obj = JSONValue.object(body)
-        guard case .string(let name)? = obj["name"] else { throw Refusal("name is required (a command name)") }
-        audit["name"] = name
-        var params = obj["params"]
-        // A firmware update may name a catalogue version only; the hub fills in the rest.
-        var catalogueEntry: FirmwareRecord? = nil
-        if name == CommandName.firmwareUpdate.rawValue, case .object(let m)? = params, m.count == 1, m[0].0 == "version", case .string(let v) = m[0].1 {
-            guard let fw = try await OperatorAPI.storeCall({ try await firmware.get(v) }) else {
-                throw Refusal("firmware \(v) is not in the catalogue; give version, url, size and sha256, or add it to /api/v1/firmware")
+        do {
+            let request = try JobRequest(body: body)
+            audit["name"] = request.name
+            if let target = request.target {
+                audit["target"] = String(decoding: { var w = JSONWriter(); w.raw(target); return w.bytes }().prefix(200), as: UTF8.self)
             }
-            if let why = fw.unservableReason { throw Refusal(why) }
-            guard let url = fw.url else { throw Refusal("firmware \(v) has no image yet (upload it first)") }
-            params = .object([("version", .string(v)), ("url", .string(url)), ("size", .int(Int64(fw.size))), ("sha256", .string(fw.sha256))])
-            catalogueEntry = fw
-        }
-        let command: Command
-        do { command = try Command.validate(name: name, params: params) } catch {
-            throw Refusal(error.field.map { "\($0): \(error.message)" } ?? error.message)
-        }
-        let now = CommandService.nowMillis()
-        var deadline = now + commands.configuration.defaultTTLMillis
-        switch (obj["deadline"], obj["expiresInSec"]) {
-        case (.some, .some): throw Refusal("give deadline or expiresInSec, not both")
-        case (.some(let d), nil):
-            switch d {
-            case .int(let ms): deadline = ms
-            case .string(let s):
-                guard let date = Validate.isoTime(s) else { throw Refusal("deadline must be an ISO 8601 time or ms since the epoch") }
-                deadline = date.millis
-            default: throw Refusal("deadline must be an ISO 8601 time or ms since the epoch")
+            // A firmware update may name a catalogue version only; the planner fills in the rest.
+            var image: FirmwareImage? = nil
+            if let v = request.catalogueVersion { image = try await OperatorAPI.storeCall({ try await firmware.get(v) })?.image }
+            let planner = JobPlanner(maxTargets: commands.configuration.maxTargets, defaultTTLMillis: commands.configuration.defaultTTLMillis)
+            let plan = try planner.plan(request, firmware: image, now: CommandService.nowMillis())
+            switch plan.scope {
+            case .fleet(let query):
+                // The store is asked only whether any box matches (not even that when a box
+                // connected here matches: it is registered and not revoked); each node
+                // matches its own sessions.
+                let filter = DeviceFilter(query)
+                let matches = if deps.registry.anySession(matching: filter) { true } else {
+                    try await !OperatorAPI.storeCall({ try await deps.devices.resolve(filter, limit: 1) }).isEmpty
+                }
+                try planner.confirmFleet(plan, anyMatch: matches)
+                return Job(plan, devices: [], createdBy: who.name, node: deps.node)
+            case .list:
+                let found = try await lookup(plan.target, devices: deps.devices, limit: planner.maxTargets,
+                                             connected: plan.firmware == nil ? deps.registry : nil)
+                return Job(plan, devices: try planner.devices(plan, found: found), createdBy: who.name, node: deps.node)
             }
-            guard deadline > now else { throw Refusal("deadline has already passed") }
-            guard deadline <= now + 30 * 86_400_000 else { throw Refusal("deadline must be within 30 days") }
-        case (nil, .some(let e)):
-            guard case .int(let sec) = e, (1...2_592_000).contains(sec) else { throw Refusal("expiresInSec must be an integer from 1 to 2592000") }
-            deadline = now + sec * 1000
-        case (nil, nil): break
+        } catch let e as JobPlanError {
+            throw Refusal(e)
         }
-        guard let target = obj["target"] else { throw Refusal("target is required: one of device, devices, tag, query, all") }
-        audit["target"] = String(decoding: { var w = JSONWriter(); w.raw(target); return w.bytes }().prefix(200), as: UTF8.self)
-        let limit = commands.configuration.maxTargets
-        // Fleet targets (every box, or a query the sessions can answer) become fleet jobs: the
-        // store is asked only whether any box matches (not even that when a box connected here
-        // matches: it is registered and not revoked), and each node matches its own sessions.
-        if catalogueEntry?.models.isEmpty ?? true, let filter = try fleetFilter(target) {
-            let matches = if deps.registry.anySession(matching: filter) { true } else {
-                try await !OperatorAPI.storeCall({ try await deps.devices.resolve(filter, limit: 1) }).isEmpty
-            }
-            guard matches else {
-                throw Refusal("the target matches no devices")
-            }
-            return Job(id: Job.newID(now: now), name: command.name.rawValue, params: command.params, target: target,
-                       devices: [], filter: filter, createdAt: now, deadline: deadline, createdBy: who.name, node: deps.node)
-        }
-        let boxes = try await resolve(target, devices: deps.devices, limit: limit,
-                                      connected: catalogueEntry == nil ? deps.registry : nil)
-        guard !boxes.isEmpty else { throw Refusal("the target matches no devices") }
-        guard boxes.count <= limit else { throw Refusal("the target matches more than \(limit) devices; split it") }
-        if let fw = catalogueEntry, !fw.models.isEmpty {
-            let bad = boxes.filter { !fw.models.contains($0.model) }
-            if !bad.isEmpty {
-                throw Refusal("firmware \(fw.version) is for models \(fw.models.joined(separator: ", ")); \(bad.count) target devices are not (e.g. \(bad[0].id), model \(bad[0].model))")
-            }
-        }
-        return Job(id: Job.newID(now: now), name: command.name.rawValue, params: command.params, target: target,
-                   devices: boxes.map(\.id), createdAt: now, deadline: deadline, createdBy: who.name, node: deps.node)
     }
 
+    /// What the store holds of a target's boxes: the named ones it has, or up to `limit` + 1
+    /// that a tag, query or all matches (revoked boxes left out).
+    ///
     /// `connected`: boxes named in the target that hold a session here exist and are not
     /// revoked (revoking closes the session), so they need no store lookup; pass nil when the
     /// caller needs their models.
-    static func resolve(_ target: JSONValue, devices: DeviceRepository, limit: Int,
-                        connected: ConnectionRegistry? = nil) async throws -> [(id: String, model: String)] {
-        guard case .object(let m) = target, m.count == 1 else {
-            throw Refusal("target must be an object with exactly one of device, devices, tag, query, all")
-        }
-        let (kind, value) = m[0]
-        switch kind {
-        case "device", "devices":
-            var ids: [String]
-            if kind == "device" {
-                guard case .string(let id) = value, !id.isEmpty else { throw Refusal("target.device must be a device id") }
-                ids = [id]
-            } else {
-                guard case .array(let items) = value else { throw Refusal("target.devices must be an array of device ids") }
-                ids = try items.map { v in
-                    guard case .string(let s) = v, !s.isEmpty else { throw Refusal("target.devices must hold device ids (strings)") }
-                    return s
-                }
-                guard !ids.isEmpty else { throw Refusal("target.devices is empty") }
-                guard ids.count <= limit else { throw Refusal("target.devices holds more than \(limit) devices; split it") }
-                var seen = Set<String>()
-                ids = ids.filter { seen.insert($0).inserted }
+    static func lookup(_ target: JobTarget, devices: DeviceRepository, limit: Int,
+                       connected: ConnectionRegistry? = nil) async throws -> [TargetBox] {
+        if let ids = target.ids {
+            if let connected, ids.count <= 100, connected.sessions(for: ids).count == ids.count {
+                return ids.map { TargetBox(id: $0, model: "") }
             }
-            if let connected, ids.count <= 100, connected.sessions(for: ids).count == ids.count { return ids.map { ($0, "") } }
-            let found = try await OperatorAPI.storeCall { try await devices.lookup(ids) }
-            let byID = Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            let unknown = ids.filter { byID[$0] == nil }
-            if !unknown.isEmpty {
-                throw Refusal("unknown device\(unknown.count > 1 ? "s" : ""): \(unknown.prefix(10).joined(separator: ", "))\(unknown.count > 10 ? " and \(unknown.count - 10) more" : "")")
-            }
-            if let r = ids.first(where: { byID[$0]!.revoked }) { throw Refusal("device \(r) is revoked") }
-            return ids.map { ($0, byID[$0]!.model) }
-        case "tag":
-            guard case .string(let t) = value, !t.isEmpty else { throw Refusal("target.tag must be a tag") }
-            return try await OperatorAPI.storeCall { try await devices.resolve(DeviceFilter(tag: t), limit: limit + 1) }
-        case "query":
-            let f = try query(value)
-            return try await OperatorAPI.storeCall { try await devices.resolve(f, limit: limit + 1) }
-        case "all":
-            guard case .bool(true) = value else { throw Refusal("target.all must be true") }
-            return try await OperatorAPI.storeCall { try await devices.resolve(DeviceFilter(), limit: limit + 1) }
-        default:
-            throw Refusal("unknown target \(kind); use one of device, devices, tag, query, all")
+            return try await OperatorAPI.storeCall { try await devices.lookup(ids) }.map { TargetBox(id: $0.id, model: $0.model, revoked: $0.revoked) }
         }
-    }
-
-    static func query(_ value: JSONValue) throws -> DeviceFilter {
-        guard case .object(let q) = value, !q.isEmpty else {
-            throw Refusal("target.query must be an object with model, firmware, online and/or tag (use {\"all\": true} for every device)")
-        }
-        var f = DeviceFilter()
-        for (k, v) in q {
-            switch (k, v) {
-            case ("model", .string(let s)): f.model = s
-            case ("firmware", .string(let s)): f.firmware = s
-            case ("tag", .string(let s)): f.tag = s
-            case ("online", .bool(let b)): f.online = b
-            case ("model", _), ("firmware", _), ("tag", _): throw Refusal("target.query.\(k) must be a string")
-            case ("online", _): throw Refusal("target.query.online must be true or false")
-            default: throw Refusal("unknown field target.query.\(k); allowed: model, firmware, online, tag")
-            }
-        }
-        return f
-    }
-
-    /// The filter of a fleet target: `{"all": true}`, or a query on model, firmware and
-    /// `online: true` (what a node knows of its sessions from their hello). Nil for the others,
-    /// which are resolved to a list first.
-    static func fleetFilter(_ target: JSONValue) throws -> DeviceFilter? {
-        guard case .object(let m) = target, m.count == 1 else { return nil }
-        switch m[0].0 {
-        case "all":
-            guard case .bool(true) = m[0].1 else { throw Refusal("target.all must be true") }
-            return DeviceFilter()
-        case "query":
-            let f = try query(m[0].1)
-            return f.answerableBySessions ? f : nil
-        default:
-            return nil
-        }
+        let filter = DeviceFilter(target.storeQuery ?? TargetQuery())
+        return try await OperatorAPI.storeCall { try await devices.resolve(filter, limit: limit + 1) }.map { TargetBox(id: $0.id, model: $0.model) }
     }
 
     // MARK: - Views

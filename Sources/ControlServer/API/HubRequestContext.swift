@@ -1,3 +1,4 @@
+import Commands
 import Foundation
 import Hummingbird
 import MongoStore
@@ -66,14 +67,9 @@ struct TokenAuthMiddleware: RouterMiddleware {
 
 /// Validation helpers with specific messages.
 enum Validate {
-    /// An ISO 8601 internet time, with or without fractional seconds
-    /// (`2026-01-01T00:00:00Z`, `2026-01-01T00:00:00.123Z` as JavaScript's `toISOString` gives).
-    static func isoTime(_ s: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        if let d = f.date(from: s) { return d }
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.date(from: s)
-    }
+    /// An ISO 8601 internet time, with or without fractional seconds (``ISOTime``, which
+    /// job deadlines use too).
+    static func isoTime(_ s: String) -> Date? { ISOTime.date(s) }
 
     /// An identifier: 1 to `max` characters of letters, digits and `._:-` (the same rule the
     /// gateway applies to a box's `hello`).

@@ -58,7 +58,12 @@ enum RolloutRoutes {
                 } catch let e as CommandError { throw Refusal(e.field.map { "\($0): \(e.message)" } ?? e.message) }
                 let offset = body.utcOffsetMinutes ?? 0
                 guard (-720...840).contains(offset) else { throw Refusal("utcOffsetMinutes must be from -720 to 840") }
-                let boxes = try await CommandRoutes.resolve(target, devices: deps.devices, limit: rollouts.commands.configuration.maxTargets)
+                let limit = rollouts.commands.configuration.maxTargets
+                let boxes: [TargetBox]
+                do {
+                    let t = try JobTarget.parse(target, maxDevices: limit)
+                    boxes = try t.boxes(found: try await CommandRoutes.lookup(t, devices: deps.devices, limit: limit))
+                } catch let e as JobPlanError { throw Refusal(e) }
                 guard !boxes.isEmpty else { throw Refusal("the target matches no devices") }
                 if !fw.models.isEmpty, let bad = boxes.first(where: { !fw.models.contains($0.model) }) {
                     throw Refusal("firmware \(fw.version) is for models \(fw.models.joined(separator: ", ")); target device \(bad.id) is model \(bad.model)")

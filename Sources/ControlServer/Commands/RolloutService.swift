@@ -210,13 +210,12 @@ final class RolloutService: Service, Sendable {
     }
 
     private func createJob(_ r: Rollout, _ b: RolloutBatch, now: Int64) async throws {
-        guard let fw = try await firmware.get(r.firmware), fw.unservableReason == nil, let url = fw.url else {
+        // The same catalogue-to-command rule as an operator's firmware update (JobPlanner).
+        guard let fw = try await firmware.get(r.firmware), let command = try? fw.image.updateCommand() else {
             _ = try await update(r.id) { r, now in try? r.machine.pause(now: now, reason: "firmware \(r.firmware) is no longer available") }
             return
         }
-        let params: [(String, JSONValue)] = [("version", .string(fw.version)), ("url", .string(url)), ("size", .int(Int64(fw.size))),
-                                             ("sha256", .string(fw.sha256))]
-        let job = Job(id: b.job, name: CommandName.firmwareUpdate.rawValue, params: params, target: .object([("rollout", .string(r.id))]),
+        let job = Job(id: b.job, name: command.name.rawValue, params: command.params, target: .object([("rollout", .string(r.id))]),
                       devices: b.devices, createdAt: now, deadline: now + 86_400_000, createdBy: r.createdBy, node: node, rollout: r.id)
         do { try await commands.create(job) } catch let e as MongoStoreError where e.kind == .duplicateKey {}
     }

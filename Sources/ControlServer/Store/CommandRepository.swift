@@ -67,6 +67,14 @@ struct Job: Sendable {
                   rollout: d["rollout"]?.stringValue)
     }
 
+    /// The job a ``JobPlan`` describes: `devices` for a list plan (a fleet plan's are
+    /// resolved when it is created), created by `createdBy` on `node`.
+    init(_ plan: JobPlan, devices: [String], createdBy: String, node: String) {
+        let filter: DeviceFilter? = if case .fleet(let q) = plan.scope { DeviceFilter(q) } else { nil }
+        self.init(id: Job.newID(now: plan.createdAt), name: plan.command.name.rawValue, params: plan.command.params, target: plan.targetJSON,
+                  devices: devices, filter: filter, createdAt: plan.createdAt, deadline: plan.deadline, createdBy: createdBy, node: node)
+    }
+
     static func newID(now: Int64) -> String {
         // Time-ordered: 11 hex digits of ms, then 6 random bytes.
         let t = String(now, radix: 16)
@@ -87,6 +95,9 @@ extension DeviceFilter {
     init(spec f: Document) {
         self.init(online: f["online"]?.boolValue, model: f["model"]?.stringValue, firmware: f["firmware"]?.stringValue)
     }
+
+    /// The store filter of a planned target's query.
+    init(_ q: TargetQuery) { self.init(online: q.online, model: q.model, firmware: q.firmware, tag: q.tag) }
 }
 
 /// The `jobs` and `executions` collections. An execution's `_id` is `job|device`; every state

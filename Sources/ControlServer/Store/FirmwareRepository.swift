@@ -1,3 +1,4 @@
+import Commands
 import Crypto
 import Foundation
 import MongoStore
@@ -43,14 +44,18 @@ struct FirmwareRecord: Sendable, Codable, Equatable {
 }
 
 extension FirmwareRecord {
-    /// Why boxes cannot be sent this image now, or nil if they can.
-    var unservableReason: String? {
-        switch status {
-        case "available" where url != nil: nil
-        case "unavailable": "firmware \(version) is unavailable: \(problem ?? "its stored image is damaged"); upload the image again"
-        default: "firmware \(version) has no image yet (upload it first)"
+    /// What the job planner needs of it.
+    var image: FirmwareImage {
+        let s: FirmwareImage.Status = switch status {
+        case "available": .available
+        case "unavailable": .unavailable(problem: problem)
+        default: .awaitingUpload
         }
+        return FirmwareImage(version: version, models: models, size: Int64(size), sha256: sha256, url: url, status: s)
     }
+
+    /// Why boxes cannot be sent this image now, or nil if they can.
+    var unservableReason: String? { image.unservableReason }
 }
 
 /// The `firmware` catalogue and uploaded images in `firmware_image_chunks` (255 KiB each, so
