@@ -1,7 +1,7 @@
 import Logging
 import Metrics
 import MongoStore
-import NIOConcurrencyHelpers
+import Synchronization
 
 /// Reports stored documents that do not decode (``BSONDecodingError``): every failed read is
 /// counted in `argus_store_decode_errors_total{collection}`, and logged as an error naming
@@ -11,10 +11,10 @@ final class DecodeFailures: Sendable {
     let collection: String
     private let counter: Counter
     private let logger: Logger
-    private let lastLogged = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
-    private let total = NIOLockedValueBox(0)
+    private let lastLogged = Mutex<[String: ContinuousClock.Instant]>([:])
+    private let total = Mutex(0)
     /// Failed reads reported so far (what the counter counts, for tests).
-    var reported: Int { total.withLockedValue { $0 } }
+    var reported: Int { total.withLock { $0 } }
     static let logInterval: Duration = .seconds(60)
 
     init(collection: String, logger: Logger) {
@@ -25,10 +25,10 @@ final class DecodeFailures: Sendable {
 
     func report(_ error: BSONDecodingError) {
         counter.increment()
-        total.withLockedValue { $0 += 1 }
+        total.withLock { $0 += 1 }
         let key = error.id.map { "\($0)" } ?? ""
         let now = ContinuousClock.now
-        let log = lastLogged.withLockedValue { last -> Bool in
+        let log = lastLogged.withLock { last -> Bool in
             if let at = last[key], now - at < Self.logInterval { return false }
             if last.count >= 1000 { last.removeAll() }
             last[key] = now
