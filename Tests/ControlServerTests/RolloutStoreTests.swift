@@ -198,4 +198,83 @@ struct RolloutStoreTests {
             #expect(r.remaining == ["b002"])
         }
     }
+
+    @Test func rolloutsAreStoredAsBSONSubDocumentsAndRoundTrip() async throws {
+        try await withService { store, service in
+            let health = try HealthGate(windowMinutes: 60, minExposureHours: 2, maxRelativeIncrease: 0.5, confidence: 2.33)
+            let window = try MaintenanceWindow(startMinute: 1380, endMinute: 240, requireStandby: true, idleMinutes: 30)
+            let policy = try RolloutPolicy(waves: [1, 10, 50, 100], ratePerMinute: 60, successThreshold: 0.95, failureThreshold: 0.1,
+                                           minFailureCount: 5, onFailure: .abort, health: health, window: window)
+            let now = Date().millis
+            let id = try await rollout(service, boxes: 3, policy: policy, now: now)
+            _ = try #require(try await service.pause(id, reason: "checking"))
+            let raw = try #require(try await store.collection(Schema.rollouts).findOne(["_id": .string(id)]))
+            let doc = try #require(raw["doc"]?.documentValue, "doc is a sub-document, not JSON text")
+            let machine = try #require(doc["machine"]?.documentValue)
+            #expect(machine["state"] == ["state": "paused", "reason": "checking"])
+            #expect(machine["policy"]?.documentValue?["onFailure"] == "abort")
+            #expect(machine["history"]?.arrayValue?.count == 2)
+            #expect(doc["remaining"] == ["b000", "b001", "b002"])
+            #expect(raw["state"] == "paused" && raw["v"]?.intValue == 2 && raw["createdAt"]?.dateValue != nil)
+            let (r, v) = try #require(try await service.load(id))
+            #expect(v == 2 && r.id == id && r.remaining == ["b000", "b001", "b002"] && r.utcOffsetMinutes == 0)
+            #expect(r.machine.policy == policy && r.machine.state == .paused(reason: "checking"))
+            var expected = try RolloutMachine(policy: policy, targetCount: 3, createdAt: now)
+            try expected.pause(now: r.machine.history[1].at, reason: "checking")
+            #expect(r.machine == expected)
+        }
+    }
+
+    @Test func aCorruptRolloutIsATypedErrorAndTheOthersStillLoadAndRun() async throws {
+        try await withService { store, service in
+            let policy = try RolloutPolicy(waves: [100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5, minFailureCount: 3)
+            let rollouts = store.collection(Schema.rollouts)
+            // Hand-written corrupt rollouts, with ids that sort before and after the good one:
+            // a history state stored as a number, a policy with an unknown onFailure, and the old
+            // shape (the rollout as JSON text).
+            let template = try await rollout(service, boxes: 2, policy: policy, now: Date().millis)
+            var base = try #require(try await rollouts.findOne(["_id": .string(template)]))
+            _ = try await rollouts.deleteOne(["_id": .string(template)])
+            var doc = try #require(base["doc"]?.documentValue)
+            var machine = try #require(doc["machine"]?.documentValue)
+            var badState = machine
+            badState["history"] = [["state": .int32(3), "at": .int64(1)]]
+            doc["machine"] = .document(badState)
+            base["_id"] = "r-0-bad-state"
+            base["doc"] = .document(doc)
+            try await rollouts.insertOne(base)
+            var policyDoc = try #require(machine["policy"]?.documentValue)
+            policyDoc["onFailure"] = "explode"
+            machine["policy"] = .document(policyDoc)
+            doc["machine"] = .document(machine)
+            base["_id"] = "r-z-bad-enum"
+            base["doc"] = .document(doc)
+            try await rollouts.insertOne(base)
+            base["_id"] = "r-1-json-text"
+            base["doc"] = .string(#"{"id":"r-1-json-text","firmware":"9.0"}"#)
+            try await rollouts.insertOne(base)
+
+            let good = try await rollout(service, boxes: 2, policy: policy, now: Date().millis)
+
+            let e1 = await #expect(throws: BSONDecodingError.self) { try await service.load("r-0-bad-state") }
+            #expect(e1?.kind == .typeMismatch)
+            #expect(e1?.description == "rollouts/_id=r-0-bad-state: field \"doc.machine.history[0].state\": expected String, found int32")
+            let e2 = await #expect(throws: BSONDecodingError.self) { try await service.load("r-z-bad-enum") }
+            #expect(e2?.kind == .invalidValue && e2?.path == "doc.machine.policy.onFailure" && e2?.reason.contains("explode") == true)
+            let e3 = await #expect(throws: BSONDecodingError.self) { try await service.load("r-1-json-text") }
+            #expect(e3?.description == "rollouts/_id=r-1-json-text: field \"doc\": expected document, found string")
+            // Not "not found": that stays nil.
+            #expect(try await service.load("r-none") == nil)
+            // Operator actions on a corrupt rollout throw the same error.
+            await #expect(throws: BSONDecodingError.self) { _ = try await service.pause("r-0-bad-state", reason: "x") }
+
+            // The list skips the corrupt ones; the tick drives the good one past them.
+            #expect(try await service.list(limit: 100).map(\.id) == [good])
+            #expect(service.decodeFailures.reported == 7)  // 3 loads, the pause, 3 in the list
+            try await service.driveAll()
+            #expect(service.decodeFailures.reported == 10)  // and the 3 the tick skipped
+            let (r, _) = try #require(try await service.load(good))
+            #expect(r.batches.count == 1 && r.batches[0].created && r.remaining.isEmpty)
+        }
+    }
 }

@@ -219,10 +219,17 @@ enum OperatorAPI {
     static func storeCall<T>(_ body: () async throws -> T) async throws -> T {
         do { return try await body() }
         catch let e as HTTPError { throw e }
+        catch let e as BSONDecodingError { throw unreadable(e) }
         catch { throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "the store is unavailable; retry shortly") }
     }
 
+    /// A stored document this hub cannot decode: a 500 naming it (retrying will not help).
+    static func unreadable(_ e: BSONDecodingError) -> HTTPError {
+        HTTPError(.internalServerError, message: "a stored document cannot be read: \(e)")
+    }
+
     static func storeUnavailable(_ error: Error, _ context: HubRequestContext) -> HTTPError {
+        if let e = error as? BSONDecodingError { return unreadable(e) }
         context.logger.warning("store call failed", metadata: ["error": .string("\(error)")])
         return HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "the store is unavailable; retry shortly")
     }

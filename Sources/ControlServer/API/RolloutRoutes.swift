@@ -94,11 +94,8 @@ enum RolloutRoutes {
 
         api.get("rollouts") { _, context -> Response in
             _ = try context.require(.analyst)
-            let docs = try await OperatorAPI.storeCall { try await rollouts.collection.find([:], sort: ["_id": -1], limit: 100, projection: ["_id": 1]) }
-            var items: [JSONValue] = []
-            for d in docs {
-                if let id = d["_id"]?.stringValue, let (r, _) = try await OperatorAPI.storeCall({ try await rollouts.load(id) }) { items.append(view(r)) }
-            }
+            // A rollout that does not decode is left out (counted and logged), not the whole list.
+            let items = try await OperatorAPI.storeCall { try await rollouts.list(limit: 100) }.map(view)
             return CommandRoutes.json(.ok, .object([("items", .array(items))]))
         }
 

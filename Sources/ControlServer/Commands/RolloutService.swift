@@ -32,6 +32,25 @@ struct Rollout: Codable, Sendable {
     var canceledJobs: Bool = false
 }
 
+/// A document of `rollouts`: the rollout as a sub-document (`doc`, written by `BSONEncoder`),
+/// and the fields that queries, leases and the compare-and-set use. See docs/storage.md.
+struct RolloutRecord: Codable, Sendable {
+    var id: String
+    var doc: Rollout
+    /// `doc.machine.state.name`, for the `{state}` index.
+    var state: String
+    var firmware: String
+    /// The version the compare-and-set guards on.
+    var v: Int
+    var createdAt: Date
+    var updatedAt: Date
+    /// The driving node's lease (written by `driveAll` with a plain update).
+    var lease: Date?
+    var leaseNode: String?
+
+    enum CodingKeys: String, CodingKey { case id = "_id", doc, state, firmware, v, createdAt, updatedAt, lease, leaseNode }
+}
+
 /// Drives rollouts: one node at a time holds a rollout's lease and, every tick, counts its
 /// finished installs, runs the health gate, and starts the next boxes the machine allows
 /// (wave cap, rate, maintenance window). Operator actions go through the same
@@ -47,6 +66,7 @@ final class RolloutService: Service, Sendable {
     let healthEvery: Int64
     let logger: Logger
     let gate: ReadinessGate?
+    let decodeFailures: DecodeFailures
 
     init(store: MongoStore, commands: CommandService, node: String, tick: Duration = .seconds(1), healthEvery: Duration = .seconds(30),
          gate: ReadinessGate? = nil, logger: Logger) {
@@ -60,30 +80,43 @@ final class RolloutService: Service, Sendable {
         self.healthEvery = Int64(healthEvery.components.seconds * 1000)
         self.gate = gate
         self.logger = logger
+        decodeFailures = DecodeFailures(collection: Schema.rollouts, logger: logger)
     }
 
     enum Conflict: Error { case version }
 
     // MARK: - Storage
 
+    /// The rollout and its version; nil only when there is no such rollout. A stored rollout
+    /// that does not decode throws ``BSONDecodingError`` (counted and logged).
     func load(_ id: String) async throws -> (Rollout, Int)? {
-        guard let d = try await collection.findOne(["_id": .string(id)]), let json = d["doc"]?.stringValue,
-              let r = try? JSONDecoder().decode(Rollout.self, from: Data(json.utf8)) else { return nil }
-        return (r, d["v"]?.intValue ?? 0)
+        guard let d = try await collection.findOne(["_id": .string(id)]) else { return nil }
+        let record = try decode(d)
+        return (record.doc, record.v)
+    }
+
+    /// The newest rollouts, newest first. Rollouts that do not decode are skipped (counted
+    /// and logged), so one corrupt document never hides the others.
+    func list(limit: Int) async throws -> [Rollout] {
+        try await collection.find([:], sort: ["_id": -1], limit: limit).compactMap { d in try? decode(d).doc }
+    }
+
+    private func decode(_ d: Document) throws(BSONDecodingError) -> RolloutRecord {
+        do { return try collection.decode(d, as: RolloutRecord.self) } catch {
+            decodeFailures.report(error)
+            throw error
+        }
     }
 
     private func fields(_ r: Rollout, now: Int64) throws -> Document {
-        let json = String(decoding: try JSONEncoder().encode(r), as: UTF8.self)
-        return ["doc": .string(json), "state": .string(r.machine.state.name), "firmware": .string(r.firmware),
-                "updatedAt": .date(Date(millis: now))]
+        ["doc": try BSONEncoder().encodeValue(r), "state": .string(r.machine.state.name), "firmware": .string(r.firmware),
+         "updatedAt": .date(Date(millis: now))]
     }
 
     func insert(_ r: Rollout, now: Int64) async throws {
-        var d = try fields(r, now: now)
-        d["_id"] = .string(r.id)
-        d["v"] = .int(1)
-        d["createdAt"] = .date(Date(millis: now))
-        try await collection.insertOne(d)
+        let at = Date(millis: now)
+        let record = RolloutRecord(id: r.id, doc: r, state: r.machine.state.name, firmware: r.firmware, v: 1, createdAt: at, updatedAt: at)
+        try await collection.insertOne(try BSONEncoder().encode(record))
     }
 
     /// Saves if nobody else saved since `v`.
@@ -145,7 +178,8 @@ final class RolloutService: Service, Sendable {
                 ["_id": .string(id), "$or": [["lease": ["$exists": false]], ["lease": ["$lt": .date(now)]], ["leaseNode": .string(node)]]],
                 ["$set": ["lease": .date(now.addingTimeInterval(10)), "leaseNode": .string(node)]])
             guard leased != nil else { continue }
-            do { try await drive(id) } catch Conflict.version { continue }
+            // A rollout that does not decode (reported by `load`) must not hold up the others.
+            do { try await drive(id) } catch Conflict.version { continue } catch is BSONDecodingError { continue }
         }
     }
 
