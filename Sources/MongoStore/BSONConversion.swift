@@ -126,7 +126,8 @@ extension Document {
         case .decimal128:
             var buf = [CChar](repeating: 0, count: 64)
             argus_iter_decimal128_string(iter, &buf)
-            return .decimal128(String(cString: buf))
+            let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+            return .decimal128(String(decoding: bytes, as: UTF8.self))
         case nil: return .unsupported(code)
         }
     }

@@ -104,8 +104,8 @@ public final class Spool: @unchecked Sendable {
                 }
             } else if name.hasSuffix(".seg") {
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-                sealed.append(Segment(sequence: seq, path: path, bytes: size ?? 0))
-                diskBytes += size ?? 0
+                sealed.append(Segment(sequence: seq, path: path, bytes: size))
+                diskBytes += size
             }
             nextSequence = max(nextSequence, seq + 1)
         }

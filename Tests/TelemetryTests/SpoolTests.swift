@@ -59,7 +59,7 @@ struct SpoolTests {
         var bytes: [UInt8] = []
         for i in 0..<4 { record(i).encode(into: &bytes) }
         bytes.removeLast(3)
-        FileManager.default.createFile(atPath: dir + "/0000000000000007.open", contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: dir + "/0000000000000007.open", contents: Data(bytes)))
         let spool = try Spool(configuration: .init(directory: dir))
         let segs = spool.sealedSegments()
         #expect(segs.map(\.sequence) == [7])

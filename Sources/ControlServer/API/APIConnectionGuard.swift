@@ -254,7 +254,9 @@ final class APIConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
         buffer.writeString(head)
         buffer.writeBytes(body)
-        context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer))).whenComplete { _ in context.close(promise: nil) }
+        // The write completes on the channel's event loop, where the context may be used.
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer))).whenComplete { _ in loopBound.value.close(promise: nil) }
     }
 }
 

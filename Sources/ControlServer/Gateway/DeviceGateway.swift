@@ -231,13 +231,14 @@ final class DeviceGateway: Service, Sendable {
             shouldUpgrade: { [self] channel, head in self.shouldUpgrade(channel, head, state) },
             upgradePipelineHandler: { [self] channel, head in self.upgraded(channel, head, state) }
         )
-        let responder = HandshakeResponder(state: state, retryAfterSeconds: configuration.retryAfterSeconds,
-                                           timeout: configuration.handshakeTimeout)
+        let (retryAfter, timeout) = (configuration.retryAfterSeconds, configuration.handshakeTimeout)
         return channel.pipeline.configureHTTPServerPipeline(
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
             withErrorHandling: true
-        ).flatMap {
-            channel.pipeline.addHandler(responder, name: HandshakeResponder.name)
+        ).flatMapThrowing {
+            // Runs on the channel's event loop: the handler is added synchronously.
+            let responder = HandshakeResponder(state: state, retryAfterSeconds: retryAfter, timeout: timeout)
+            try channel.pipeline.syncOperations.addHandler(responder, name: HandshakeResponder.name)
         }
     }
 

@@ -138,8 +138,9 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             let code = payload.readInteger(as: UInt16.self) ?? CloseCode.normal.rawValue
             var buf = context.channel.allocator.buffer(capacity: 2)
             buf.writeInteger(code)
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: buf)))
-                .whenComplete { _ in context.close(promise: nil) }
+                .whenComplete { _ in loopBound.value.close(promise: nil) }
         default:
             perform(machine.rejected(ProtocolError(.invalidJSON, "unsupported frame opcode")), context)
         }
