@@ -223,3 +223,22 @@ def test_an_analyst_token_gets_403_and_nothing_is_stored(hub):
     _, op, _ = hub.call("POST", "/api/v1/tokens", {"name": "opa", "role": "operator"}, expect=201)
     status, body = post_json(hub, [{"id": "an-1", "model": "acme-4k"}], token=op["token"])
     assert status == 200 and body["created"] == 1 and exists(hub, "an-1")
+
+
+def test_register_fleet_uses_the_batch_route(hub, tmpdir_path):
+    import os
+    import subprocess
+    from conftest import ROOT
+    out, other = tmpdir_path / "fleet.secrets", tmpdir_path / "other.secrets"
+    env = dict(os.environ, ARGUS_API=hub.api, ARGUS_TOKEN=hub.token)
+    script = [str(ROOT / "scripts" / "register-fleet")]
+    r = subprocess.run(script + ["7", "rf-", str(out), "--batch-size", "3"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "7 registered" in r.stderr and "batches of 3" in r.stderr, r.stderr
+    lines = dict(line.split() for line in out.read_text().splitlines())
+    assert sorted(lines) == [f"rf-{i:06d}" for i in range(1, 8)]
+    assert says_welcome(hub, "rf-000007", lines["rf-000007"])
+    batches = audits(hub, "device.register_batch")
+    assert sorted(e["parameters"]["created"] for e in batches) == ["1", "3", "3"] and audits(hub, "device.register") == []
+    # Registered before and not in the file: reported, exit 1.
+    r = subprocess.run(script + ["2", "rf-", str(other)], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "2 already registered elsewhere" in r.stderr, r.stderr
