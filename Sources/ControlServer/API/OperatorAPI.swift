@@ -98,6 +98,7 @@ enum OperatorAPI {
 
         let api = router.group("api/v1")
         addDeviceRoutes(api, deps)
+        DeviceBatch.add(api, deps)
         addTokenRoutes(api, deps)
         addTelemetryRoutes(api, deps)
         LiveRoute.addFallbackRoute(api)

@@ -36,6 +36,14 @@ struct DeviceRecord: Sendable, Codable, Equatable {
     }
 }
 
+/// A box to register, its secret already hashed.
+struct NewDevice: Sendable, Equatable {
+    var id: String
+    var model: String
+    var tags: [String]
+    var secretHash: String
+}
+
 /// Filters for listing devices. Every combination is served by an index on its first field.
 struct DeviceFilter: Sendable, Equatable {
     var online: Bool?
@@ -61,13 +69,23 @@ struct DeviceRepository: Sendable {
         revocations = store.collection(Schema.revocations)
     }
 
+    /// The stored document of a newly registered box.
+    static func document(_ d: NewDevice, now: Date) -> Document {
+        ["_id": .string(d.id), "model": .string(d.model), "tags": .array(d.tags.map { .string($0) }),
+         "secretHash": .string(d.secretHash), "online": false, "revoked": false, "createdAt": .date(now)]
+    }
+
     /// Registers a box. Throws `duplicateKey` if the id exists.
     func register(id: String, model: String, tags: [String], secretHash: String, now: Date) async throws -> DeviceRecord {
-        try await collection.insertOne([
-            "_id": .string(id), "model": .string(model), "tags": .array(tags.map { .string($0) }),
-            "secretHash": .string(secretHash), "online": false, "revoked": false, "createdAt": .date(now),
-        ])
+        try await collection.insertOne(Self.document(NewDevice(id: id, model: model, tags: tags, secretHash: secretHash), now: now))
         return DeviceRecord(id: id, model: model, tags: tags, createdAt: now)
+    }
+
+    /// Registers `boxes` (distinct ids) with one unordered insertMany. Returns the positions
+    /// in `boxes` of those whose id was already registered (not stored); every other box is
+    /// stored. A store failure throws, and then some of the boxes may have been stored.
+    func registerMany(_ boxes: [NewDevice], now: Date) async throws -> [Int] {
+        try await collection.insertMany(boxes.map { Self.document($0, now: now) }).duplicateIndexes
     }
 
     func get(_ id: String) async throws -> DeviceRecord? {
