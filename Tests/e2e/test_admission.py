@@ -175,7 +175,7 @@ def test_sigterm_exits_within_the_drain_timeout_with_a_hung_store_and_a_restart_
     assert code == 0, (code, hub.log_text())
     assert elapsed <= 4 + 1.5, elapsed
     assert codes == [1001, 1001, 1001]
-    # The store never heard that the boxes left; the next start repairs it.
-    assert db.devices.count_documents({"online": True}) == 3
+    # The store may not have heard that the boxes left (a write sent to the frozen store may
+    # still land once it resumes); the next start repairs whatever it missed.
     hub.start()
     wait_for(lambda: db.devices.count_documents({"online": True}) == 0, timeout=30, what="presence repaired at start")
