@@ -47,10 +47,12 @@ let package = Package(
         // Imports only the standard library and swift-metrics' API.
         .target(name: "ArgusSupport", dependencies: [.product(name: "Metrics", package: "swift-metrics")]),
         // Telemetry domain (pure, no Hummingbird, no Mongo).
-        .target(name: "Telemetry", dependencies: [
-            "STBProtocol", "ArgusSupport", .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-        ]),
+        .target(
+            name: "Telemetry",
+            dependencies: [
+                "STBProtocol", "ArgusSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]),
         // Commands domain (pure, no Hummingbird, no Mongo).
         .target(name: "Commands", dependencies: ["STBProtocol"]),
         // The hub executable: composition root.

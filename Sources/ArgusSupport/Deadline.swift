@@ -11,8 +11,10 @@ public struct DeadlineExceeded: Error, CustomStringConvertible {
 /// if `body` is stuck in a call that ignores cancellation (a blocking store call on a thread
 /// pool): `body` is cancelled and left to finish on its own. For shutdown paths, which must
 /// end in bounded time whatever the store does.
-public func withDeadline<T: Sendable>(_ deadline: Duration, operation: String,
-                                      _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+public func withDeadline<T: Sendable>(
+    _ deadline: Duration, operation: String,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
     let slot = ContinuationSlot<T>()
     return try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
         slot.set(c)
@@ -33,5 +35,9 @@ public func withDeadline<T: Sendable>(_ deadline: Duration, operation: String,
 private final class ContinuationSlot<T: Sendable>: Sendable {
     private let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
     func set(_ c: CheckedContinuation<T, any Error>) { slot.withLock { $0 = c } }
-    func take() -> CheckedContinuation<T, any Error>? { slot.withLock { s in defer { s = nil }; return s } }
+    func take() -> CheckedContinuation<T, any Error>? {
+        slot.withLock { s in
+            defer { s = nil }; return s
+        }
+    }
 }

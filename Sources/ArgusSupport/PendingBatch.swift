@@ -118,8 +118,10 @@ public final class PendingWrites<Element: Sendable>: Sendable {
     private let state: Mutex<PendingBatch<Element>>
     private let onDrop: @Sendable (Int) -> Void
 
-    public init(limit: Int, weight: @escaping @Sendable (Element) -> Int = { _ in 1 }, key: (@Sendable (Element) -> String)? = nil,
-                onDrop: @escaping @Sendable (Int) -> Void = { _ in }) {
+    public init(
+        limit: Int, weight: @escaping @Sendable (Element) -> Int = { _ in 1 }, key: (@Sendable (Element) -> String)? = nil,
+        onDrop: @escaping @Sendable (Int) -> Void = { _ in }
+    ) {
         state = Mutex(PendingBatch(limit: limit, weight: weight, key: key))
         self.onDrop = onDrop
     }

@@ -34,8 +34,12 @@ public struct Command: Sendable, Equatable {
 
     /// The `set_config` keys a box accepts, with their checks.
     public static let configKeys: [String: @Sendable (JSONValue) -> Bool] = [
-        "logLevel": { if case .string(let s) = $0 { return ["debug", "info", "warn", "error"].contains(s) }; return false },
-        "metricsIntervalSec": { if case .int(let n) = $0 { return (5...3600).contains(n) }; return false },
+        "logLevel": {
+            if case .string(let s) = $0 { return ["debug", "info", "warn", "error"].contains(s) }; return false
+        },
+        "metricsIntervalSec": {
+            if case .int(let n) = $0 { return (5...3600).contains(n) }; return false
+        },
     ]
 
     /// Validates `name` and `params` (a JSON object, or nil for none). Unknown commands and

@@ -39,8 +39,10 @@ public struct ExecutionStateMachine: Sendable, Equatable {
         public var retryBaseMillis: Int64
         public var retryCapMillis: Int64
 
-        public init(ackMillis: Int64 = 30_000, runMillis: Int64 = 600_000, maxAttempts: Int = 5,
-                    retryBaseMillis: Int64 = 5_000, retryCapMillis: Int64 = 300_000) {
+        public init(
+            ackMillis: Int64 = 30_000, runMillis: Int64 = 600_000, maxAttempts: Int = 5,
+            retryBaseMillis: Int64 = 5_000, retryCapMillis: Int64 = 300_000
+        ) {
             self.ackMillis = ackMillis
             self.runMillis = runMillis
             self.maxAttempts = maxAttempts

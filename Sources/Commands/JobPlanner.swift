@@ -69,7 +69,8 @@ public struct JobRequest: Sendable, Equatable {
     /// reads and passes to the planner. Nil when the request names no catalogue entry.
     public var catalogueVersion: String? {
         guard name == CommandName.firmwareUpdate.rawValue, case .object(let m)? = params, m.count == 1, m[0].0 == "version",
-              case .string(let v) = m[0].1 else { return nil }
+            case .string(let v) = m[0].1
+        else { return nil }
         return v
     }
 }
@@ -207,8 +208,9 @@ public enum JobTarget: Sendable, Equatable {
 
     static func parseQuery(_ value: JSONValue) throws(JobPlanError) -> TargetQuery {
         guard case .object(let q) = value, !q.isEmpty else {
-            throw JobPlanError(.invalid, "target.query must be an object with model, firmware, online and/or tag (use {\"all\": true} for every device)",
-                               field: "target.query")
+            throw JobPlanError(
+                .invalid, "target.query must be an object with model, firmware, online and/or tag (use {\"all\": true} for every device)",
+                field: "target.query")
         }
         var f = TargetQuery()
         for (k, v) in q {
@@ -253,8 +255,9 @@ public enum JobTarget: Sendable, Equatable {
         let unknown = ids.filter { byID[$0] == nil }
         if !unknown.isEmpty {
             let more = unknown.count > 10 ? " and \(unknown.count - 10) more" : ""
-            throw JobPlanError(.unknownDevice, "unknown device\(unknown.count > 1 ? "s" : ""): \(unknown.prefix(10).joined(separator: ", "))\(more)",
-                               field: "target")
+            throw JobPlanError(
+                .unknownDevice, "unknown device\(unknown.count > 1 ? "s" : ""): \(unknown.prefix(10).joined(separator: ", "))\(more)",
+                field: "target")
         }
         if let r = ids.first(where: { byID[$0]!.revoked }) { throw JobPlanError(.unknownDevice, "device \(r) is revoked", field: "target") }
         return ids.map { byID[$0]! }
@@ -306,8 +309,9 @@ public struct JobPlanner: Sendable {
         let command: Command
         if let version = request.catalogueVersion {
             guard let firmware else {
-                throw JobPlanError(.firmware, "firmware \(version) is not in the catalogue; give version, url, size and sha256, or add it to /api/v1/firmware",
-                                   field: "params.version")
+                throw JobPlanError(
+                    .firmware, "firmware \(version) is not in the catalogue; give version, url, size and sha256, or add it to /api/v1/firmware",
+                    field: "params.version")
             }
             command = try firmware.updateCommand()
             catalogue = firmware
@@ -329,8 +333,9 @@ public struct JobPlanner: Sendable {
             default: break
             }
         }
-        return JobPlan(command: command, targetJSON: targetJSON, target: target, scope: scope, firmware: catalogue,
-                       createdAt: now, deadline: deadline)
+        return JobPlan(
+            command: command, targetJSON: targetJSON, target: target, scope: scope, firmware: catalogue,
+            createdAt: now, deadline: deadline)
     }
 
     /// `deadline` (ms since the epoch or ISO 8601, after `now`, at most 30 days on) or
@@ -386,8 +391,10 @@ public struct JobPlanner: Sendable {
         if let fw = plan.firmware, !fw.models.isEmpty {
             let bad = boxes.filter { !fw.models.contains($0.model) }
             if !bad.isEmpty {
-                throw JobPlanError(.wrongModel, "firmware \(fw.version) is for models \(fw.models.joined(separator: ", ")); \(bad.count) target devices are not (e.g. \(bad[0].id), model \(bad[0].model))",
-                                   field: "target")
+                throw JobPlanError(
+                    .wrongModel,
+                    "firmware \(fw.version) is for models \(fw.models.joined(separator: ", ")); \(bad.count) target devices are not (e.g. \(bad[0].id), model \(bad[0].model))",
+                    field: "target")
             }
         }
         return boxes.map(\.id)

@@ -47,11 +47,14 @@ public struct RolloutPolicy: Sendable, Equatable, Codable {
     /// When (box local time) and in which box state an install may start.
     public let window: MaintenanceWindow?
 
-    public init(waves: [Double], ratePerMinute: Int, successThreshold: Double, failureThreshold: Double,
-                minFailureCount: Int, onFailure: OnFailure = .pause, health: HealthGate? = nil,
-                window: MaintenanceWindow? = nil) throws(CommandError) {
-        try Self.validate(waves: waves, ratePerMinute: ratePerMinute, successThreshold: successThreshold,
-                          failureThreshold: failureThreshold, minFailureCount: minFailureCount)
+    public init(
+        waves: [Double], ratePerMinute: Int, successThreshold: Double, failureThreshold: Double,
+        minFailureCount: Int, onFailure: OnFailure = .pause, health: HealthGate? = nil,
+        window: MaintenanceWindow? = nil
+    ) throws(CommandError) {
+        try Self.validate(
+            waves: waves, ratePerMinute: ratePerMinute, successThreshold: successThreshold,
+            failureThreshold: failureThreshold, minFailureCount: minFailureCount)
         self.waves = waves
         self.ratePerMinute = ratePerMinute
         self.successThreshold = successThreshold
@@ -63,8 +66,10 @@ public struct RolloutPolicy: Sendable, Equatable, Codable {
     }
 
     /// The checks of `init`, for callers that want them without building a policy.
-    public static func validate(waves: [Double], ratePerMinute: Int, successThreshold: Double,
-                                failureThreshold: Double, minFailureCount: Int) throws(CommandError) {
+    public static func validate(
+        waves: [Double], ratePerMinute: Int, successThreshold: Double,
+        failureThreshold: Double, minFailureCount: Int
+    ) throws(CommandError) {
         guard !waves.isEmpty else { throw CommandError("waves must list at least one percentage (the last being 100)", field: "waves") }
         guard waves.count <= 100 else { throw CommandError("waves may list at most 100 percentages", field: "waves") }
         var previous = 0.0
@@ -157,10 +162,11 @@ public struct MaintenanceWindow: Sendable, Equatable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        try self.init(startMinute: c.decode(Int.self, forKey: .startMinute),
-                      endMinute: c.decode(Int.self, forKey: .endMinute),
-                      requireStandby: c.decodeIfPresent(Bool.self, forKey: .requireStandby) ?? false,
-                      idleMinutes: c.decodeIfPresent(Int.self, forKey: .idleMinutes))
+        try self.init(
+            startMinute: c.decode(Int.self, forKey: .startMinute),
+            endMinute: c.decode(Int.self, forKey: .endMinute),
+            requireStandby: c.decodeIfPresent(Bool.self, forKey: .requireStandby) ?? false,
+            idleMinutes: c.decodeIfPresent(Int.self, forKey: .idleMinutes))
     }
 
     /// Minutes after local midnight (0..<1440) at `nowMillis` (Unix epoch) for a box whose
@@ -272,10 +278,11 @@ public struct HealthGate: Sendable, Equatable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        try self.init(windowMinutes: c.decode(Int.self, forKey: .windowMinutes),
-                      minExposureHours: c.decode(Double.self, forKey: .minExposureHours),
-                      maxRelativeIncrease: c.decode(Double.self, forKey: .maxRelativeIncrease),
-                      confidence: c.decode(Double.self, forKey: .confidence))
+        try self.init(
+            windowMinutes: c.decode(Int.self, forKey: .windowMinutes),
+            minExposureHours: c.decode(Double.self, forKey: .minExposureHours),
+            maxRelativeIncrease: c.decode(Double.self, forKey: .maxRelativeIncrease),
+            confidence: c.decode(Double.self, forKey: .confidence))
     }
 
     public func evaluate(updated: CohortStats, control: CohortStats) -> HealthVerdict {
@@ -286,8 +293,9 @@ public struct HealthGate: Sendable, Equatable, Codable {
             let updatedRate = Double(u.events) / updated.boxHours
             let controlRate = Double(c.events) / control.boxHours
             guard updatedRate > controlRate * (1 + maxRelativeIncrease) else { continue }
-            let z = Self.poissonZ(updatedEvents: u.events, updatedExposure: updated.boxHours,
-                                  controlEvents: c.events, controlExposure: control.boxHours)
+            let z = Self.poissonZ(
+                updatedEvents: u.events, updatedExposure: updated.boxHours,
+                controlEvents: c.events, controlExposure: control.boxHours)
             if z >= confidence, z > worstZ {
                 worstZ = z
                 worst = .regression(metric: u.name, updatedRate: updatedRate, controlRate: controlRate, z: z)
@@ -349,12 +357,18 @@ func upperTailZ(logTail: Double) -> Double {
 
 /// Φ⁻¹(p) for 0 < p < 1 (Acklam's rational approximation, refined by one Halley step).
 func inverseNormalCDF(_ p: Double) -> Double {
-    let a = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
-             1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00]
-    let b = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
-             6.680131188771972e+01, -1.328068155288572e+01]
-    let c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
-             -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00]
+    let a = [
+        -3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+        1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00,
+    ]
+    let b = [
+        -5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+        6.680131188771972e+01, -1.328068155288572e+01,
+    ]
+    let c = [
+        -7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+        -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00,
+    ]
     let d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00]
     let low = 0.02425
     var x: Double
@@ -665,8 +679,10 @@ public struct RolloutMachine: Sendable, Equatable, Codable {
     private mutating func checkFailureRule(_ now: Int64) {
         let failed = self.failed, finished = self.finished
         guard failed >= policy.minFailureCount, finished > 0,
-              Double(failed) / Double(finished) >= policy.failureThreshold else { return }
-        let reason = "failure threshold: \(failed) of \(finished) finished installs failed (\(fmt(100 * Double(failed) / Double(finished))) %, threshold \(fmt(100 * policy.failureThreshold)) %, at least \(policy.minFailureCount))"
+            Double(failed) / Double(finished) >= policy.failureThreshold
+        else { return }
+        let reason =
+            "failure threshold: \(failed) of \(finished) finished installs failed (\(fmt(100 * Double(failed) / Double(finished))) %, threshold \(fmt(100 * policy.failureThreshold)) %, at least \(policy.minFailureCount))"
         switch (state, policy.onFailure) {
         case (.running, .pause): move(.paused(reason: reason), now)
         case (.running, .abort), (.paused, .abort): move(.aborted(reason: reason), now)
@@ -697,7 +713,11 @@ public struct RolloutMachine: Sendable, Equatable, Codable {
                 continue
             }
             if exhausted {
-                move(.paused(reason: "wave \(currentWave + 1) of \(waves.count) finished below the success threshold: \(succeeded) of \(wave.target) succeeded, \(fmt(100 * policy.successThreshold)) % needed"), now)
+                move(
+                    .paused(
+                        reason:
+                            "wave \(currentWave + 1) of \(waves.count) finished below the success threshold: \(succeeded) of \(wave.target) succeeded, \(fmt(100 * policy.successThreshold)) % needed"
+                    ), now)
             }
             return
         }

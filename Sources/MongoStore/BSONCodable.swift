@@ -116,13 +116,21 @@ extension BSON: Codable {
     public init(from decoder: any Decoder) throws {
         if let d = decoder as? BSONDecoderImpl { self = d.value; return }
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int64.self) { self = .int64(i) }
-        else if let d = try? c.decode(Double.self) { self = .double(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([BSON].self) { self = .array(a) }
-        else { self = .document(try c.decode(Document.self)) }
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int64.self) {
+            self = .int64(i)
+        } else if let d = try? c.decode(Double.self) {
+            self = .double(d)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([BSON].self) {
+            self = .array(a)
+        } else {
+            self = .document(try c.decode(Document.self))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {

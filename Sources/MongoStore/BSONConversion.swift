@@ -49,8 +49,11 @@ extension Document {
             s.withUTF8 { buf in
                 buf.withMemoryRebound(to: CChar.self) { p in
                     let empty: CChar = 0
-                    if let base = p.baseAddress { _ = bson_append_utf8(b, key, -1, base, Int32(buf.count)) }
-                    else { withUnsafePointer(to: empty) { _ = bson_append_utf8(b, key, -1, $0, 0) } }
+                    if let base = p.baseAddress {
+                        _ = bson_append_utf8(b, key, -1, base, Int32(buf.count))
+                    } else {
+                        withUnsafePointer(to: empty) { _ = bson_append_utf8(b, key, -1, $0, 0) }
+                    }
                 }
             }
         case .document(let d):
@@ -75,8 +78,7 @@ extension Document {
         case .timestamp(let t, let i): bson_append_timestamp(b, key, -1, t, i)
         case .decimal128(let text):
             var dec = bson_decimal128_t()
-            if bson_decimal128_from_string(text, &dec) { bson_append_decimal128(b, key, -1, &dec) }
-            else { bson_append_null(b, key, -1) }
+            if bson_decimal128_from_string(text, &dec) { bson_append_decimal128(b, key, -1, &dec) } else { bson_append_null(b, key, -1) }
         case .unsupported: bson_append_null(b, key, -1)
         }
     }

@@ -129,7 +129,8 @@ struct BSONDecoderImpl: Decoder {
         case .int64(let i): fits = I(exactly: i)
         case .double(let d) where d.isFinite && d == d.rounded(): fits = I(exactly: d)
         case .double:
-            throw DecodingError.typeMismatch(type, .init(codingPath: path, debugDescription: "expected \(I.self), found double \(v.doubleValue ?? 0) (not a whole number)"))
+            throw DecodingError.typeMismatch(
+                type, .init(codingPath: path, debugDescription: "expected \(I.self), found double \(v.doubleValue ?? 0) (not a whole number)"))
         default: throw mismatch(type, "\(I.self)", v, path)
         }
         guard let fits else {

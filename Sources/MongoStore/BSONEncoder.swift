@@ -25,8 +25,12 @@ public struct BSONEncoder: Sendable {
     public func encode<T: Encodable>(_ value: T) throws -> Document {
         let encoded = try encodeValue(value)
         guard case .document(let d) = encoded else {
-            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription:
-                "\(T.self) encodes as a BSON \(encoded.typeName), not as a document"))
+            throw EncodingError.invalidValue(
+                value,
+                .init(
+                    codingPath: [],
+                    debugDescription:
+                        "\(T.self) encodes as a BSON \(encoded.typeName), not as a document"))
         }
         return d
     }

@@ -87,7 +87,9 @@ public struct ChangeStream: AsyncSequence, Sendable {
         public mutating func next() async throws -> Document? {
             try await withTaskCancellationHandler {
                 try await state.next()
-            } onCancel: { [state] in state.stop() }
+            } onCancel: { [state] in
+                state.stop()
+            }
         }
     }
 

@@ -113,12 +113,22 @@ public struct MongoCollection: Sendable {
                     ok = d.withBSON { mongoc_bulk_operation_insert_with_opts(bulk, $0, nil, err) }
                 case .updateOne(let f, let u, let upsert):
                     let o: Document = ["upsert": .bool(upsert)]
-                    ok = f.withBSON { fb in u.withBSON { ub in o.withBSON { ob in
-                        mongoc_bulk_operation_update_one_with_opts(bulk, fb, ub, ob, err) } } }
+                    ok = f.withBSON { fb in
+                        u.withBSON { ub in
+                            o.withBSON { ob in
+                                mongoc_bulk_operation_update_one_with_opts(bulk, fb, ub, ob, err)
+                            }
+                        }
+                    }
                 case .updateMany(let f, let u, let upsert):
                     let o: Document = ["upsert": .bool(upsert)]
-                    ok = f.withBSON { fb in u.withBSON { ub in o.withBSON { ob in
-                        mongoc_bulk_operation_update_many_with_opts(bulk, fb, ub, ob, err) } } }
+                    ok = f.withBSON { fb in
+                        u.withBSON { ub in
+                            o.withBSON { ob in
+                                mongoc_bulk_operation_update_many_with_opts(bulk, fb, ub, ob, err)
+                            }
+                        }
+                    }
                 case .deleteOne(let f):
                     ok = f.withBSON { mongoc_bulk_operation_remove_one_with_opts(bulk, $0, nil, err) }
                 }
@@ -145,8 +155,10 @@ public struct MongoCollection: Sendable {
     }
 
     /// Finds documents matching `filter`.
-    public func find(_ filter: Document = [:], sort: Document? = nil, limit: Int? = nil, skip: Int? = nil,
-                     projection: Document? = nil) async throws -> [Document] {
+    public func find(
+        _ filter: Document = [:], sort: Document? = nil, limit: Int? = nil, skip: Int? = nil,
+        projection: Document? = nil
+    ) async throws -> [Document] {
         var opts = Document()
         if let sort { opts["sort"] = .document(sort) }
         if let limit { opts["limit"] = .int(limit) }
@@ -175,7 +187,9 @@ public struct MongoCollection: Sendable {
         }
     }
 
-    private static func drain(_ cursor: OpaquePointer, _ err: UnsafeMutablePointer<bson_error_t>, _ fail: (UnsafeMutablePointer<bson_error_t>) -> MongoStoreError) throws -> [Document] {
+    private static func drain(
+        _ cursor: OpaquePointer, _ err: UnsafeMutablePointer<bson_error_t>, _ fail: (UnsafeMutablePointer<bson_error_t>) -> MongoStoreError
+    ) throws -> [Document] {
         var out: [Document] = []
         var doc: OpaquePointer? = nil
         while mongoc_cursor_next(cursor, &doc) {
@@ -201,22 +215,33 @@ public struct MongoCollection: Sendable {
         return try await run(op) { coll, err in
             let reply = bson_new()!
             defer { bson_destroy(reply) }
-            let ok = filter.withBSON { f in update.withBSON { u in opts.withBSON { o in
-                many ? mongoc_collection_update_many(coll, f, u, o, reply, err)
-                     : mongoc_collection_update_one(coll, f, u, o, reply, err) } } }
+            let ok = filter.withBSON { f in
+                update.withBSON { u in
+                    opts.withBSON { o in
+                        many
+                            ? mongoc_collection_update_many(coll, f, u, o, reply, err)
+                            : mongoc_collection_update_one(coll, f, u, o, reply, err)
+                    }
+                }
+            }
             if !ok { throw self.fail(err, op) }
             let r = Document(copying: reply)
-            return UpdateResult(matchedCount: r["matchedCount"]?.intValue ?? 0,
-                                modifiedCount: r["modifiedCount"]?.intValue ?? 0,
-                                upsertedCount: r["upsertedCount"]?.intValue ?? (r["upsertedId"] == nil ? 0 : 1))
+            return UpdateResult(
+                matchedCount: r["matchedCount"]?.intValue ?? 0,
+                modifiedCount: r["modifiedCount"]?.intValue ?? 0,
+                upsertedCount: r["upsertedCount"]?.intValue ?? (r["upsertedId"] == nil ? 0 : 1))
         }
     }
 
     /// Atomically updates one document and returns it, after the update when `returnNew`.
-    public func findOneAndUpdate(_ filter: Document, _ update: Document, sort: Document? = nil, upsert: Bool = false,
-                                 returnNew: Bool = true, projection: Document? = nil) async throws -> Document? {
-        var cmd: Document = ["findAndModify": .string(name), "query": .document(filter), "update": .document(update),
-                             "new": .bool(returnNew), "upsert": .bool(upsert)]
+    public func findOneAndUpdate(
+        _ filter: Document, _ update: Document, sort: Document? = nil, upsert: Bool = false,
+        returnNew: Bool = true, projection: Document? = nil
+    ) async throws -> Document? {
+        var cmd: Document = [
+            "findAndModify": .string(name), "query": .document(filter), "update": .document(update),
+            "new": .bool(returnNew), "upsert": .bool(upsert),
+        ]
         if let sort { cmd["sort"] = .document(sort) }
         if let projection { cmd["fields"] = .document(projection) }
         let reply = try await store.runCommand(cmd, operation: "findOneAndUpdate", collection: name)
@@ -271,8 +296,9 @@ public struct MongoCollection: Sendable {
         } catch let e as MongoStoreError where Self.indexConflictCodes.contains(e.code) && indexes.contains(where: { $0.expireAfterSeconds != nil }) {
             for ix in indexes {
                 guard let seconds = ix.expireAfterSeconds else { continue }
-                _ = try await store.runCommand(["collMod": .string(name), "index": ["name": .string(ix.name), "expireAfterSeconds": .int(seconds)]],
-                                               operation: "collMod", collection: name)
+                _ = try await store.runCommand(
+                    ["collMod": .string(name), "index": ["name": .string(ix.name), "expireAfterSeconds": .int(seconds)]],
+                    operation: "collMod", collection: name)
             }
             _ = try await store.runCommand(command, operation: "createIndexes", collection: name)
         }
@@ -284,7 +310,8 @@ public struct MongoCollection: Sendable {
 
     /// Drops the collection; a missing collection is not an error.
     public func drop() async throws {
-        do { _ = try await store.runCommand(["drop": .string(name)], operation: "drop", collection: name) }
-        catch let e as MongoStoreError where e.code == 26 || e.message.contains("ns not found") {}
+        do { _ = try await store.runCommand(["drop": .string(name)], operation: "drop", collection: name) } catch let e as MongoStoreError
+            where e.code == 26 || e.message.contains("ns not found")
+        {}
     }
 }

@@ -1,11 +1,11 @@
-import CMongoC
 import ArgusSupport
+import CMongoC
+import Foundation
 import Logging
-import Synchronization
 import Metrics
 import NIOCore
 import NIOPosix
-import Foundation
+import Synchronization
 
 private let driverLogger = Logger(label: "argus.mongoc")
 
@@ -37,11 +37,12 @@ public final class MongoStore: Sendable {
     private static let initOnce: Void = {
         mongoc_init()
         // libmongoc logs to stderr by default; route warnings and worse into swift-log and drop the chatter.
-        mongoc_log_set_handler({ level, domain, message, _ in
-            guard level.rawValue <= MONGOC_LOG_LEVEL_WARNING.rawValue, let message else { return }
-            let d = domain.map { String(cString: $0) } ?? "mongoc"
-            driverLogger.warning("libmongoc", metadata: ["mongoc.domain": .string(d), "mongoc.message": .string(String(cString: message))])
-        }, nil)
+        mongoc_log_set_handler(
+            { level, domain, message, _ in
+                guard level.rawValue <= MONGOC_LOG_LEVEL_WARNING.rawValue, let message else { return }
+                let d = domain.map { String(cString: $0) } ?? "mongoc"
+                driverLogger.warning("libmongoc", metadata: ["mongoc.domain": .string(d), "mongoc.message": .string(String(cString: message))])
+            }, nil)
     }()
 
     /// Parses and checks `uri` and creates the client pool. No network traffic happens here;
@@ -56,17 +57,19 @@ public final class MongoStore: Sendable {
         let err = argus_error_new()!
         defer { argus_error_free(err) }
         guard let parsed = mongoc_uri_new_with_error(uri, err) else {
-            throw MongoStoreError(kind: .invalidURI, operation: "connect", collection: nil,
-                                  code: Int(argus_error_code(err)),
-                                  message: "malformed MongoDB URI: \(String(cString: argus_error_message(err)))")
+            throw MongoStoreError(
+                kind: .invalidURI, operation: "connect", collection: nil,
+                code: Int(argus_error_code(err)),
+                message: "malformed MongoDB URI: \(String(cString: argus_error_message(err)))")
         }
         defer { mongoc_uri_destroy(parsed) }
         let uriDatabase = mongoc_uri_get_database(parsed).map { String(cString: $0) }
         self.databaseName = database ?? uriDatabase.flatMap { $0.isEmpty ? nil : $0 } ?? "argus"
         guard let p = mongoc_client_pool_new_with_error(parsed, err) else {
-            throw MongoStoreError(kind: .invalidURI, operation: "connect", collection: nil,
-                                  code: Int(argus_error_code(err)),
-                                  message: String(cString: argus_error_message(err)))
+            throw MongoStoreError(
+                kind: .invalidURI, operation: "connect", collection: nil,
+                code: Int(argus_error_code(err)),
+                message: String(cString: argus_error_message(err)))
         }
         mongoc_client_pool_set_error_api(p, Int32(MONGOC_ERROR_API_VERSION_2))
         mongoc_client_pool_set_appname(p, appName)
@@ -94,8 +97,9 @@ public final class MongoStore: Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
         if watches.clientsOut > 0 {
-            logger.warning("change streams still running at shutdown; leaving the client pool to the process exit",
-                           metadata: ["streams": .stringConvertible(watches.clientsOut)])
+            logger.warning(
+                "change streams still running at shutdown; leaving the client pool to the process exit",
+                metadata: ["streams": .stringConvertible(watches.clientsOut)])
             return
         }
         pool.destroy()
@@ -109,8 +113,10 @@ public final class MongoStore: Sendable {
     }
 
     /// Runs `body` on the store's thread pool with a client from the pool.
-    func withClient<T: Sendable>(operation: String, collection: String?, priority: Bool = false,
-                                 _ body: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
+    func withClient<T: Sendable>(
+        operation: String, collection: String?, priority: Bool = false,
+        _ body: @escaping @Sendable (OpaquePointer) throws -> T
+    ) async throws -> T {
         let pool = self.pool
         let started = ContinuousClock.now
         defer {

@@ -55,7 +55,8 @@ public struct MongoStoreError: Error, Sendable, CustomStringConvertible {
         case (UInt32(MONGOC_ERROR_SERVER_SELECTION.rawValue), _): kind = .unreachable
         case (UInt32(MONGOC_ERROR_STREAM.rawValue), _), (UInt32(MONGOC_ERROR_PROTOCOL.rawValue), _): kind = .connection
         case (UInt32(MONGOC_ERROR_SERVER.rawValue), _), (UInt32(MONGOC_ERROR_WRITE_CONCERN.rawValue), _),
-             (UInt32(MONGOC_ERROR_QUERY.rawValue), _): kind = .server
+            (UInt32(MONGOC_ERROR_QUERY.rawValue), _):
+            kind = .server
         default: kind = .other
         }
         return MongoStoreError(kind: kind, operation: operation, collection: collection, code: code, message: message)

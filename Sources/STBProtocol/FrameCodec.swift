@@ -21,10 +21,12 @@ public enum FrameCodec {
                 guard version == STBProtocol.version else {
                     throw ProtocolError(.invalidField, "unsupported protocol version \(version); this hub speaks \(STBProtocol.version)", field: "protocol")
                 }
-                return .success(.hello(Hello(
-                    envelope: env, protocolVersion: Int(version),
-                    model: try catalogueName(value, "model"), firmware: try catalogueName(value, "firmware"),
-                    bootId: try identifier(value, "bootId"))))
+                return .success(
+                    .hello(
+                        Hello(
+                            envelope: env, protocolVersion: Int(version),
+                            model: try catalogueName(value, "model"), firmware: try catalogueName(value, "firmware"),
+                            bootId: try identifier(value, "bootId"))))
             case "ping":
                 return .success(.ping(Ping(envelope: env)))
             case "metrics", "event", "log", "command_status":
@@ -128,7 +130,8 @@ public enum FrameCodec {
                     guard case .object = raw else { throw ProtocolError(.invalidField, "result must be an object", field: "result") }
                     result = raw
                 }
-                return TelemetryMessage(seq: seq, ts: ts, body: .commandStatus(CommandStatus(ref: ref, state: state, progress: progress, reason: reason, result: result)))
+                return TelemetryMessage(
+                    seq: seq, ts: ts, body: .commandStatus(CommandStatus(ref: ref, state: state, progress: progress, reason: reason, result: result)))
             default:
                 let levelText = try identifier(v, "level")
                 guard let level = LogLine.Level(rawValue: levelText) else {
@@ -156,9 +159,10 @@ public enum FrameCodec {
             }
             id = s
         }
-        return Envelope(type: type, id: id,
-                        seq: try int(v, "seq", required: false, range: 0...Int64.max),
-                        ts: try int(v, "ts", required: false, range: 0...253_402_300_799_999))
+        return Envelope(
+            type: type, id: id,
+            seq: try int(v, "seq", required: false, range: 0...Int64.max),
+            ts: try int(v, "ts", required: false, range: 0...253_402_300_799_999))
     }
 
     static func identifier(_ v: JSONValue, _ field: String) throws -> String {
@@ -177,9 +181,10 @@ public enum FrameCodec {
     /// tags): letters, digits and `._:-`. A box cannot report a model or firmware the API
     /// would refuse to register or target.
     public static func isCatalogueName(_ s: some StringProtocol, max: Int = maxIdentifierLength) -> Bool {
-        !s.isEmpty && s.utf8.count <= max && s.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x3A || b == 0x2D
-        }
+        !s.isEmpty && s.utf8.count <= max
+            && s.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x3A || b == 0x2D
+            }
     }
 
     static func catalogueName(_ v: JSONValue, _ field: String) throws -> String {
@@ -203,8 +208,10 @@ public enum FrameCodec {
     // MARK: - Outbound frames
 
     /// `welcome`, the hub's answer to `hello`.
-    public static func welcome(ref: String?, serverTime: Int64, session: String, node: String,
-                               heartbeatSeconds: Int, limits: Limits) -> [UInt8] {
+    public static func welcome(
+        ref: String?, serverTime: Int64, session: String, node: String,
+        heartbeatSeconds: Int, limits: Limits
+    ) -> [UInt8] {
         var w = JSONWriter(capacity: 256)
         w.beginObject()
         w.string("type", "welcome")

@@ -9,8 +9,10 @@ public struct MetricsSample: Sendable, Equatable {
     public var underruns: Double?
     public var droppedFrames: Double?
 
-    public init(cpu: Double? = nil, mem: Double? = nil, tempC: Double? = nil, uptimeSec: Double? = nil, rttMs: Double? = nil,
-                bitrateKbps: Double? = nil, underruns: Double? = nil, droppedFrames: Double? = nil) {
+    public init(
+        cpu: Double? = nil, mem: Double? = nil, tempC: Double? = nil, uptimeSec: Double? = nil, rttMs: Double? = nil,
+        bitrateKbps: Double? = nil, underruns: Double? = nil, droppedFrames: Double? = nil
+    ) {
         self.cpu = cpu; self.mem = mem; self.tempC = tempC; self.uptimeSec = uptimeSec; self.rttMs = rttMs
         self.bitrateKbps = bitrateKbps; self.underruns = underruns; self.droppedFrames = droppedFrames
     }

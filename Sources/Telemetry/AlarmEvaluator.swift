@@ -23,9 +23,13 @@ public struct ThresholdRule: Sendable, Equatable {
     public static func parse(_ text: String) -> ThresholdRule? {
         let cmp: Comparison
         let parts: [Substring]
-        if text.contains(">") { cmp = .above; parts = text.split(separator: ">", maxSplits: 1) }
-        else if text.contains("<") { cmp = .below; parts = text.split(separator: "<", maxSplits: 1) }
-        else { return nil }
+        if text.contains(">") {
+            cmp = .above; parts = text.split(separator: ">", maxSplits: 1)
+        } else if text.contains("<") {
+            cmp = .below; parts = text.split(separator: "<", maxSplits: 1)
+        } else {
+            return nil
+        }
         guard parts.count == 2, MetricsSample.fields.contains(where: { $0.name == String(parts[0]) }) else { return nil }
         let rest = parts[1].split(separator: "/", maxSplits: 1)
         guard rest.count == 2, let v = Double(rest[0]), let s = Int(rest[1]), s >= 0 else { return nil }
@@ -62,9 +66,9 @@ public struct AlarmEvaluator: Sendable {
     struct Since: Hashable { var device: String; var rule: Int }
     private var beyondSince: [Since: Int64] = [:]
     private var raisedThresholds: Set<Since> = []
-    private var tunedTo: [String: String] = [:]           // device -> channel
-    private var viewers: [String: Set<String>] = [:]      // channel -> devices
-    private var lastError: [String: [String: Int64]] = [:] // channel -> device -> ts
+    private var tunedTo: [String: String] = [:]  // device -> channel
+    private var viewers: [String: Set<String>] = [:]  // channel -> devices
+    private var lastError: [String: [String: Int64]] = [:]  // channel -> device -> ts
     private var channelClock: [String: Int64] = [:]
     private var raisedOutages: Set<String> = []
 
@@ -91,8 +95,10 @@ public struct AlarmEvaluator: Sendable {
                 beyondSince[k] = since
                 if ts - since >= Int64(rule.forSeconds) * 1000, !raisedThresholds.contains(k) {
                     raisedThresholds.insert(k)
-                    out.append(.raise(key: "\(rule.name)|\(device)", rule: rule.name, target: device,
-                                      details: [rule.metric: v.formatted, "since": String(since)]))
+                    out.append(
+                        .raise(
+                            key: "\(rule.name)|\(device)", rule: rule.name, target: device,
+                            details: [rule.metric: v.formatted, "since": String(since)]))
                 }
             } else {
                 beyondSince[k] = nil
@@ -142,9 +148,14 @@ public struct AlarmEvaluator: Sendable {
         let share = Double(errs.count) / Double(audience.count)
         if share >= outageShare, !raisedOutages.contains(ch) {
             raisedOutages.insert(ch)
-            return [.raise(key: "channel_outage|\(ch)", rule: "channel_outage", target: ch,
-                           details: ["errorBoxes": String(errs.count), "viewers": String(audience.count),
-                                     "share": String((share * 1000).rounded() / 1000)])]
+            return [
+                .raise(
+                    key: "channel_outage|\(ch)", rule: "channel_outage", target: ch,
+                    details: [
+                        "errorBoxes": String(errs.count), "viewers": String(audience.count),
+                        "share": String((share * 1000).rounded() / 1000),
+                    ])
+            ]
         }
         if share < outageShare / 2, raisedOutages.remove(ch) != nil { return [.clear(key: "channel_outage|\(ch)")] }
         return []

@@ -91,8 +91,10 @@ public struct AudienceAggregator: Sendable {
         closedBefore = max(closedBefore, cut)
         var out: [AudienceCount] = []
         for (k, t) in tallies where k.minute < cut {
-            out.append(AudienceCount(channel: k.channel, minute: k.minute, viewers: t.viewers.count,
-                                     seconds: (t.seconds * 1000).rounded() / 1000, errorBoxes: t.errorBoxes.count))
+            out.append(
+                AudienceCount(
+                    channel: k.channel, minute: k.minute, viewers: t.viewers.count,
+                    seconds: (t.seconds * 1000).rounded() / 1000, errorBoxes: t.errorBoxes.count))
             tallies[k] = nil
         }
         return out.sorted { ($0.minute, $0.channel) < ($1.minute, $1.channel) }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ArgusSupport
 import Foundation
 import Metrics
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why the spool refused or failed.
 public struct SpoolError: Error, Sendable, CustomStringConvertible {
@@ -33,8 +34,10 @@ public final class Spool: @unchecked Sendable {
         /// Queued but unwritten bytes above which senders should stop reading.
         public var pendingHighWater: Int
 
-        public init(directory: String, maxBytes: Int = 1 << 30, segmentBytes: Int = 4 << 20,
-                    sealAfter: Duration = .milliseconds(500), pendingHighWater: Int = 32 << 20) {
+        public init(
+            directory: String, maxBytes: Int = 1 << 30, segmentBytes: Int = 4 << 20,
+            sealAfter: Duration = .milliseconds(500), pendingHighWater: Int = 32 << 20
+        ) {
             self.directory = directory
             self.maxBytes = maxBytes
             self.segmentBytes = segmentBytes
@@ -177,7 +180,8 @@ public final class Spool: @unchecked Sendable {
     /// Must hold the lock. Returns the handler to call (outside the lock) if senders may resume.
     private func checkResume() -> (@Sendable () -> Void)? {
         guard slowedDown, pendingBytes <= configuration.pendingHighWater / 2,
-              diskBytes + pendingBytes <= configuration.maxBytes / 10 * 8 else { return nil }
+            diskBytes + pendingBytes <= configuration.maxBytes / 10 * 8
+        else { return nil }
         slowedDown = false
         return resumeHandler
     }
@@ -204,8 +208,10 @@ public final class Spool: @unchecked Sendable {
             cond.unlock()
 
             if !batch.isEmpty { write(batch) }
-            if currentBytes > 0 && (currentBytes >= configuration.segmentBytes || exiting
-                                    || ContinuousClock.now - currentOpenedAt >= configuration.sealAfter) {
+            if currentBytes > 0
+                && (currentBytes >= configuration.segmentBytes || exiting
+                    || ContinuousClock.now - currentOpenedAt >= configuration.sealAfter)
+            {
                 seal()
             }
             if exiting {

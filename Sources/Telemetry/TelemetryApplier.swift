@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import STBProtocol
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,8 +51,10 @@ public final class TelemetryApplier: Sendable {
     let configuration: Configuration
     let logger: Logger
 
-    public init(spool: Spool, store: any TelemetryStore, audience: AudienceState, alarms: AlarmState = AlarmState(),
-                configuration: Configuration = .init(), logger: Logger) {
+    public init(
+        spool: Spool, store: any TelemetryStore, audience: AudienceState, alarms: AlarmState = AlarmState(),
+        configuration: Configuration = .init(), logger: Logger
+    ) {
         self.spool = spool
         self.store = store
         self.audience = audience

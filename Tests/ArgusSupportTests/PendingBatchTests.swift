@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import ArgusSupport
@@ -141,5 +142,3 @@ struct PendingBatchTests {
         var total: Int { n.withLock { $0 } }
     }
 }
-
-import Synchronization

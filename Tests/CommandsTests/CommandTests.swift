@@ -1,5 +1,6 @@
 import STBProtocol
 import Testing
+
 @testable import Commands
 
 func json(_ s: String) throws -> JSONValue { try JSONParser.parse(Array(s.utf8)) }
@@ -7,7 +8,9 @@ func json(_ s: String) throws -> JSONValue { try JSONParser.parse(Array(s.utf8))
 @Suite("Command catalogue")
 struct CommandCatalogTests {
     @Test func theProtocolExamplesAreValidCommands() throws {
-        let fw = try json(#"{"version":"1.5.0","url":"http://127.0.0.1:8080/firmware/1.5.0.bin","size":1048576,"sha256":"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"}"#)
+        let fw = try json(
+            #"{"version":"1.5.0","url":"http://127.0.0.1:8080/firmware/1.5.0.bin","size":1048576,"sha256":"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"}"#
+        )
         let c = try Command.validate(name: "firmware_update", params: fw)
         #expect(c.name == .firmwareUpdate)
         #expect(JSONValue.object(c.params)["sha256"] == .string("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"))
@@ -20,23 +23,27 @@ struct CommandCatalogTests {
         #expect(JSONValue.object(try Command.validate(name: "log_pull", params: nil).params)["lines"] == .int(500))
     }
 
-    @Test(arguments: [
-        ("teleport", nil, "name"),
-        ("reboot", #"{"force":true}"#, "params.force"),
-        ("firmware_update", #"{"version":"1","url":"http://x/y","size":10}"#, "params.sha256"),
-        ("firmware_update", #"{"version":"1","url":"ftp://x/y","size":10,"sha256":"00"}"#, "params.url"),
-        ("firmware_update", #"{"version":"1","url":"http://x/y","size":10,"sha256":"zz"}"#, "params.sha256"),
-        ("firmware_update", #"{"version":"1","url":"http://x/y","size":0,"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}"#, "params.size"),
-        ("message", #"{}"#, "params.text"),
-        ("message", #"{"text":"x","durationSec":0}"#, "params.durationSec"),
-        ("set_config", #"{"values":{"rootPassword":"x"}}"#, "params.values.rootPassword"),
-        ("set_config", #"{"values":{"logLevel":"loud"}}"#, "params.values.logLevel"),
-        ("set_config", #"{"values":{}}"#, "params.values"),
-        ("log_pull", #"{"lines":6000}"#, "params.lines"),
-        ("log_tail", #"{}"#, "params.durationSec"),
-        ("log_tail", #"{"durationSec":601}"#, "params.durationSec"),
-        ("diagnostics", #"[]"#, "params"),
-    ] as [(String, String?, String)])
+    @Test(
+        arguments: [
+            ("teleport", nil, "name"),
+            ("reboot", #"{"force":true}"#, "params.force"),
+            ("firmware_update", #"{"version":"1","url":"http://x/y","size":10}"#, "params.sha256"),
+            ("firmware_update", #"{"version":"1","url":"ftp://x/y","size":10,"sha256":"00"}"#, "params.url"),
+            ("firmware_update", #"{"version":"1","url":"http://x/y","size":10,"sha256":"zz"}"#, "params.sha256"),
+            (
+                "firmware_update", #"{"version":"1","url":"http://x/y","size":0,"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}"#,
+                "params.size"
+            ),
+            ("message", #"{}"#, "params.text"),
+            ("message", #"{"text":"x","durationSec":0}"#, "params.durationSec"),
+            ("set_config", #"{"values":{"rootPassword":"x"}}"#, "params.values.rootPassword"),
+            ("set_config", #"{"values":{"logLevel":"loud"}}"#, "params.values.logLevel"),
+            ("set_config", #"{"values":{}}"#, "params.values"),
+            ("log_pull", #"{"lines":6000}"#, "params.lines"),
+            ("log_tail", #"{}"#, "params.durationSec"),
+            ("log_tail", #"{"durationSec":601}"#, "params.durationSec"),
+            ("diagnostics", #"[]"#, "params"),
+        ] as [(String, String?, String)])
     func badCommandsAreRefusedNamingTheField(name: String, params: String?, field: String) throws {
         let p = try params.map(json)
         #expect(throws: CommandError.self) { try Command.validate(name: name, params: p) }

@@ -1,5 +1,6 @@
 import STBProtocol
 import Testing
+
 @testable import Commands
 
 private let now: Int64 = 1_700_000_000_000
@@ -73,25 +74,26 @@ struct JobPlannerTargetTests {
         #expect(throws: JobPlanError(.noDevices, "the target matches no devices", field: "target")) { try planner.confirmFleet(p, anyMatch: false) }
     }
 
-    @Test(arguments: [
-        (#"{"device":"a","tag":"b"}"#, "target must be an object with exactly one of device, devices, tag, query, all", "target"),
-        (#"{}"#, "target must be an object with exactly one of device, devices, tag, query, all", "target"),
-        (#""b1""#, "target must be an object with exactly one of device, devices, tag, query, all", "target"),
-        (#"{"devices":[]}"#, "target.devices is empty", "target.devices"),
-        (#"{"devices":["a","b","c","d"]}"#, "target.devices holds more than 3 devices; split it", "target.devices"),
-        (#"{"devices":"a"}"#, "target.devices must be an array of device ids", "target.devices"),
-        (#"{"devices":["a",""]}"#, "target.devices must hold device ids (strings)", "target.devices"),
-        (#"{"devices":["a",7]}"#, "target.devices must hold device ids (strings)", "target.devices"),
-        (#"{"device":""}"#, "target.device must be a device id", "target.device"),
-        (#"{"device":42}"#, "target.device must be a device id", "target.device"),
-        (#"{"tag":""}"#, "target.tag must be a tag", "target.tag"),
-        (#"{"all":false}"#, "target.all must be true", "target.all"),
-        (#"{"group":"x"}"#, "unknown target group; use one of device, devices, tag, query, all", "target.group"),
-        (#"{"query":{}}"#, #"target.query must be an object with model, firmware, online and/or tag (use {"all": true} for every device)"#, "target.query"),
-        (#"{"query":{"model":1}}"#, "target.query.model must be a string", "target.query.model"),
-        (#"{"query":{"online":"yes"}}"#, "target.query.online must be true or false", "target.query.online"),
-        (#"{"query":{"colour":"red"}}"#, "unknown field target.query.colour; allowed: model, firmware, online, tag", "target.query.colour"),
-    ] as [(String, String, String)])
+    @Test(
+        arguments: [
+            (#"{"device":"a","tag":"b"}"#, "target must be an object with exactly one of device, devices, tag, query, all", "target"),
+            (#"{}"#, "target must be an object with exactly one of device, devices, tag, query, all", "target"),
+            (#""b1""#, "target must be an object with exactly one of device, devices, tag, query, all", "target"),
+            (#"{"devices":[]}"#, "target.devices is empty", "target.devices"),
+            (#"{"devices":["a","b","c","d"]}"#, "target.devices holds more than 3 devices; split it", "target.devices"),
+            (#"{"devices":"a"}"#, "target.devices must be an array of device ids", "target.devices"),
+            (#"{"devices":["a",""]}"#, "target.devices must hold device ids (strings)", "target.devices"),
+            (#"{"devices":["a",7]}"#, "target.devices must hold device ids (strings)", "target.devices"),
+            (#"{"device":""}"#, "target.device must be a device id", "target.device"),
+            (#"{"device":42}"#, "target.device must be a device id", "target.device"),
+            (#"{"tag":""}"#, "target.tag must be a tag", "target.tag"),
+            (#"{"all":false}"#, "target.all must be true", "target.all"),
+            (#"{"group":"x"}"#, "unknown target group; use one of device, devices, tag, query, all", "target.group"),
+            (#"{"query":{}}"#, #"target.query must be an object with model, firmware, online and/or tag (use {"all": true} for every device)"#, "target.query"),
+            (#"{"query":{"model":1}}"#, "target.query.model must be a string", "target.query.model"),
+            (#"{"query":{"online":"yes"}}"#, "target.query.online must be true or false", "target.query.online"),
+            (#"{"query":{"colour":"red"}}"#, "unknown field target.query.colour; allowed: model, firmware, online, tag", "target.query.colour"),
+        ] as [(String, String, String)])
     func badTargetsAreRefusedNamingTheField(target: String, message: String, field: String) throws {
         #expect(throws: invalid(message, field)) { try plan(#"{"name":"reboot","target":"# + target + "}") }
     }
@@ -103,7 +105,11 @@ struct JobPlannerTargetTests {
         #expect(throws: invalid("name is required (a command name)", "name")) { try request(#"{"target":{"device":"b1"}}"#) }
         #expect(throws: invalid("name is required (a command name)", "name")) { try request(#"{"name":5}"#) }
         #expect(throws: invalid("target is required: one of device, devices, tag, query, all", "target")) { try plan(#"{"name":"reboot"}"#) }
-        #expect(throws: invalid(#"name: unknown command "teleport"; known: reboot, factory_reset, firmware_update, message, reload_portal, set_config, log_pull, log_tail, diagnostics"#, "name")) {
+        #expect(
+            throws: invalid(
+                #"name: unknown command "teleport"; known: reboot, factory_reset, firmware_update, message, reload_portal, set_config, log_pull, log_tail, diagnostics"#,
+                "name")
+        ) {
             try plan(#"{"name":"teleport","target":{"device":"b1"}}"#)
         }
         #expect(throws: invalid("params.force: unknown parameter force for reboot", "params.force")) {
@@ -116,7 +122,9 @@ struct JobPlannerTargetTests {
         #expect(throws: JobPlanError(.unknownDevice, "unknown device: c", field: "target")) {
             try planner.devices(p, found: [TargetBox(id: "a", model: "m"), TargetBox(id: "b", model: "m")])
         }
-        #expect(throws: JobPlanError(.unknownDevice, "unknown devices: a, c", field: "target")) { try planner.devices(p, found: [TargetBox(id: "b", model: "m")]) }
+        #expect(throws: JobPlanError(.unknownDevice, "unknown devices: a, c", field: "target")) {
+            try planner.devices(p, found: [TargetBox(id: "b", model: "m")])
+        }
         #expect(throws: JobPlanError(.unknownDevice, "device b is revoked", field: "target")) {
             try planner.devices(p, found: [TargetBox(id: "a", model: "m"), TargetBox(id: "b", model: "m", revoked: true), TargetBox(id: "c", model: "m")])
         }
@@ -173,21 +181,22 @@ struct JobPlannerDeadlineTests {
         }
     }
 
-    @Test(arguments: [
-        (#""deadline":1699999999000"#, "deadline has already passed", "deadline"),
-        (#""deadline":1700000000000"#, "deadline has already passed", "deadline"),
-        (#""deadline":1702592000001"#, "deadline must be within 30 days", "deadline"),
-        (#""deadline":"2023-12-15T22:13:20Z""#, "deadline must be within 30 days", "deadline"),
-        (#""deadline":"next tuesday""#, "deadline must be an ISO 8601 time or ms since the epoch", "deadline"),
-        (#""deadline":1.5"#, "deadline must be an ISO 8601 time or ms since the epoch", "deadline"),
-        (#""deadline":null"#, "deadline must be an ISO 8601 time or ms since the epoch", "deadline"),
-        (#""deadline":1700000060000,"expiresInSec":60"#, "give deadline or expiresInSec, not both", "deadline"),
-        (#""expiresInSec":0"#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
-        (#""expiresInSec":-60"#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
-        (#""expiresInSec":2592001"#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
-        (#""expiresInSec":1.5"#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
-        (#""expiresInSec":"60""#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
-    ] as [(String, String, String)])
+    @Test(
+        arguments: [
+            (#""deadline":1699999999000"#, "deadline has already passed", "deadline"),
+            (#""deadline":1700000000000"#, "deadline has already passed", "deadline"),
+            (#""deadline":1702592000001"#, "deadline must be within 30 days", "deadline"),
+            (#""deadline":"2023-12-15T22:13:20Z""#, "deadline must be within 30 days", "deadline"),
+            (#""deadline":"next tuesday""#, "deadline must be an ISO 8601 time or ms since the epoch", "deadline"),
+            (#""deadline":1.5"#, "deadline must be an ISO 8601 time or ms since the epoch", "deadline"),
+            (#""deadline":null"#, "deadline must be an ISO 8601 time or ms since the epoch", "deadline"),
+            (#""deadline":1700000060000,"expiresInSec":60"#, "give deadline or expiresInSec, not both", "deadline"),
+            (#""expiresInSec":0"#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
+            (#""expiresInSec":-60"#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
+            (#""expiresInSec":2592001"#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
+            (#""expiresInSec":1.5"#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
+            (#""expiresInSec":"60""#, "expiresInSec must be an integer from 1 to 2592000", "expiresInSec"),
+        ] as [(String, String, String)])
     func badDeadlinesAreRefused(extra: String, message: String, field: String) throws {
         #expect(throws: invalid(message, field)) { try plan(#"{"name":"reboot","# + extra + "," + target + "}") }
     }
@@ -215,15 +224,24 @@ struct JobPlannerFirmwareTests {
 
     @Test func aCatalogueVersionIsFilledInFromTheEntry() throws {
         let p = try plan(update, firmware: image())
-        #expect(p.command == Command(name: .firmwareUpdate, params: [("version", .string("2.0.0")), ("url", .string("https://hub/firmware/2.0.0")),
-                                                                     ("size", .int(1000)), ("sha256", .string(sha))]))
+        #expect(
+            p.command
+                == Command(
+                    name: .firmwareUpdate,
+                    params: [
+                        ("version", .string("2.0.0")), ("url", .string("https://hub/firmware/2.0.0")),
+                        ("size", .int(1000)), ("sha256", .string(sha)),
+                    ]))
         #expect(p.firmware == image())
         #expect(p.deadline == now + day)
     }
 
     @Test func anUnknownOrUnservableImageIsRefused() throws {
-        #expect(throws: JobPlanError(.firmware, "firmware 2.0.0 is not in the catalogue; give version, url, size and sha256, or add it to /api/v1/firmware",
-                                     field: "params.version")) { try plan(update, firmware: nil) }
+        #expect(
+            throws: JobPlanError(
+                .firmware, "firmware 2.0.0 is not in the catalogue; give version, url, size and sha256, or add it to /api/v1/firmware",
+                field: "params.version")
+        ) { try plan(update, firmware: nil) }
         #expect(throws: JobPlanError(.firmware, "firmware 2.0.0 has no image yet (upload it first)", field: "params.version")) {
             try plan(update, firmware: image(.awaitingUpload))
         }
@@ -233,7 +251,8 @@ struct JobPlannerFirmwareTests {
         #expect(throws: JobPlanError(.firmware, "firmware 2.0.0 is unavailable: chunk 3 damaged; upload the image again", field: "params.version")) {
             try plan(update, firmware: image(.unavailable(problem: "chunk 3 damaged")))
         }
-        #expect(throws: JobPlanError(.firmware, "firmware 2.0.0 is unavailable: its stored image is damaged; upload the image again", field: "params.version")) {
+        #expect(throws: JobPlanError(.firmware, "firmware 2.0.0 is unavailable: its stored image is damaged; upload the image again", field: "params.version"))
+        {
             try plan(update, firmware: image(.unavailable(problem: nil)))
         }
     }
@@ -241,7 +260,8 @@ struct JobPlannerFirmwareTests {
     @Test func anImageForSomeModelsIsCheckedAgainstEveryTargetBox() throws {
         let fw = image(models: ["m1", "m2"])
         let p = try plan(#"{"name":"firmware_update","params":{"version":"2.0.0"},"target":{"devices":["a","b","c"]}}"#, firmware: fw)
-        #expect(try planner.devices(p, found: [TargetBox(id: "a", model: "m1"), TargetBox(id: "b", model: "m2"), TargetBox(id: "c", model: "m1")])
+        #expect(
+            try planner.devices(p, found: [TargetBox(id: "a", model: "m1"), TargetBox(id: "b", model: "m2"), TargetBox(id: "c", model: "m1")])
                 == ["a", "b", "c"])
         #expect(throws: JobPlanError(.wrongModel, "firmware 2.0.0 is for models m1, m2; 2 target devices are not (e.g. b, model x9)", field: "target")) {
             try planner.devices(p, found: [TargetBox(id: "a", model: "m1"), TargetBox(id: "b", model: "x9"), TargetBox(id: "c", model: "")])

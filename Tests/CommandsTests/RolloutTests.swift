@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Commands
 
 #if canImport(FoundationEssentials)
@@ -22,17 +23,23 @@ struct PolicyArgs: Sendable, CustomStringConvertible {
             try HealthGate(windowMinutes: h.window, minExposureHours: h.exposure, maxRelativeIncrease: h.increase, confidence: h.z)
         }
         let w = try window.map { w throws(CommandError) in try MaintenanceWindow(startMinute: w.start, endMinute: w.end, idleMinutes: w.idle) }
-        return try RolloutPolicy(waves: waves, ratePerMinute: rate, successThreshold: success, failureThreshold: failure,
-                                 minFailureCount: minFailures, health: h, window: w)
+        return try RolloutPolicy(
+            waves: waves, ratePerMinute: rate, successThreshold: success, failureThreshold: failure,
+            minFailureCount: minFailures, health: h, window: w)
     }
 
-    var description: String { "waves \(waves) rate \(rate) success \(success) failure \(failure)/\(minFailures) health \(String(describing: health)) window \(String(describing: window))" }
+    var description: String {
+        "waves \(waves) rate \(rate) success \(success) failure \(failure)/\(minFailures) health \(String(describing: health)) window \(String(describing: window))"
+    }
 }
 
-private func policy(waves: [Double] = [1, 10, 50, 100], rate: Int = 100_000, success: Double = 1.0, failure: Double = 0.5,
-                    minFailures: Int = 3, onFailure: RolloutPolicy.OnFailure = .pause, health: HealthGate? = nil) throws -> RolloutPolicy {
-    try RolloutPolicy(waves: waves, ratePerMinute: rate, successThreshold: success, failureThreshold: failure,
-                      minFailureCount: minFailures, onFailure: onFailure, health: health)
+private func policy(
+    waves: [Double] = [1, 10, 50, 100], rate: Int = 100_000, success: Double = 1.0, failure: Double = 0.5,
+    minFailures: Int = 3, onFailure: RolloutPolicy.OnFailure = .pause, health: HealthGate? = nil
+) throws -> RolloutPolicy {
+    try RolloutPolicy(
+        waves: waves, ratePerMinute: rate, successThreshold: success, failureThreshold: failure,
+        minFailureCount: minFailures, onFailure: onFailure, health: health)
 }
 
 /// Starts as many boxes as allowed (all eligible) and returns how many.
@@ -358,8 +365,9 @@ struct HealthGateTests {
     }
 
     @Test func equalRatesAreHealthy() {
-        let v = gate.evaluate(updated: CohortStats(boxHours: 100, crashes: 10, reboots: 20, playbackErrors: 300),
-                              control: CohortStats(boxHours: 1000, crashes: 100, reboots: 190, playbackErrors: 3100))
+        let v = gate.evaluate(
+            updated: CohortStats(boxHours: 100, crashes: 10, reboots: 20, playbackErrors: 300),
+            control: CohortStats(boxHours: 1000, crashes: 100, reboots: 190, playbackErrors: 3100))
         #expect(v == .healthy)
     }
 
@@ -452,11 +460,11 @@ struct MaintenanceWindowTests {
 
     @Test func theBoxsUtcOffsetGivesItsLocalTime() throws {
         let w = try MaintenanceWindow(startMinute: 120, endMinute: 300)
-        #expect(w.allows(nowMillis: at(0, 30), utcOffsetMinutes: 120, inStandby: false, lastViewingMillis: nil))   // 02:30 in Athens
+        #expect(w.allows(nowMillis: at(0, 30), utcOffsetMinutes: 120, inStandby: false, lastViewingMillis: nil))  // 02:30 in Athens
         #expect(!w.allows(nowMillis: at(0, 30), utcOffsetMinutes: 0, inStandby: false, lastViewingMillis: nil))
         #expect(!w.allows(nowMillis: at(3, 0), utcOffsetMinutes: -300, inStandby: false, lastViewingMillis: nil))  // 22:00 the day before
         #expect(w.allows(nowMillis: at(7, 30), utcOffsetMinutes: -300, inStandby: false, lastViewingMillis: nil))  // 02:30 in New York
-        #expect(w.allows(nowMillis: at(21, 0), utcOffsetMinutes: 330, inStandby: false, lastViewingMillis: nil))   // 02:30 next day in India
+        #expect(w.allows(nowMillis: at(21, 0), utcOffsetMinutes: 330, inStandby: false, lastViewingMillis: nil))  // 02:30 next day in India
         #expect(MaintenanceWindow.localMinute(nowMillis: 0, utcOffsetMinutes: -1320) == 120)
         #expect(MaintenanceWindow.localMinute(nowMillis: -1, utcOffsetMinutes: 0) == 1439)
     }

@@ -5,6 +5,7 @@ import MongoStore
 import STBProtocol
 import Telemetry
 import Testing
+
 @testable import ControlServer
 
 /// Jobs, executions and box reports against the real store (MONGODB_URI).
@@ -26,15 +27,19 @@ struct CommandStoreTests {
     }
 
     func job(_ devices: [String], now: Int64 = Date().millis) -> Job {
-        Job(id: Job.newID(now: now), name: "message", params: [("text", .string("hi")), ("durationSec", .int(10))],
+        Job(
+            id: Job.newID(now: now), name: "message", params: [("text", .string("hi")), ("durationSec", .int(10))],
             target: .object([("devices", .array(devices.map { .string($0) }))]), devices: devices, createdAt: now,
             deadline: now + 60_000, createdBy: "t", node: "n1")
     }
 
-    func status(_ ref: String, _ device: String, _ seq: Int64, _ state: CommandStatus.State, progress: String? = nil,
-                reason: String? = nil, result: JSONValue? = nil) -> StoredCommandStatus {
-        StoredCommandStatus(deviceID: device, seq: seq, ts: 0, receivedAt: Date().millis + seq,
-                            status: CommandStatus(ref: ref, state: state, progress: progress, reason: reason, result: result))
+    func status(
+        _ ref: String, _ device: String, _ seq: Int64, _ state: CommandStatus.State, progress: String? = nil,
+        reason: String? = nil, result: JSONValue? = nil
+    ) -> StoredCommandStatus {
+        StoredCommandStatus(
+            deviceID: device, seq: seq, ts: 0, receivedAt: Date().millis + seq,
+            status: CommandStatus(ref: ref, state: state, progress: progress, reason: reason, result: result))
     }
 
     @Test func reportsMoveExecutionsForwardOnlyAndKeepEveryTransition() async throws {
@@ -123,8 +128,9 @@ struct CommandStoreTests {
             _ = try await devices.revoke("x2", now: Date())
             let now = Date().millis
             // A fleet job stored by a node that stopped before resolving its boxes.
-            let j = Job(id: Job.newID(now: now - 120_000), name: "reboot", params: [], target: .object([("query", .object([("model", .string("fleet-x"))]))]),
-                        devices: [], filter: DeviceFilter(model: "fleet-x"), createdAt: now - 120_000, deadline: now + 60_000, createdBy: "t", node: "gone")
+            let j = Job(
+                id: Job.newID(now: now - 120_000), name: "reboot", params: [], target: .object([("query", .object([("model", .string("fleet-x"))]))]),
+                devices: [], filter: DeviceFilter(model: "fleet-x"), createdAt: now - 120_000, deadline: now + 60_000, createdBy: "t", node: "gone")
             try await service.repository.insert(j)
             let stored = try #require(try await service.repository.job(j.id, withDevices: true))
             #expect(stored["devices"] == nil && stored["count"] == nil && stored["spec"]?.documentValue?["model"]?.stringValue == "fleet-x")

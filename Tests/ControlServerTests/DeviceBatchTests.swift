@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ControlServer
 
 /// Reading a bulk registration body (no store): the rows, their reasons, and what is refused whole.
@@ -16,12 +17,13 @@ struct DeviceBatchTests {
 
     @Test func csvMalformedRowsAreInvalidWithTheirLine() throws {
         let rows = try csv("b-1,m1,a,b\nb-2\nb 3,m1\nb-4,m1,a;;b\n").map(\.row)
-        #expect(rows == [
-            .invalid(id: "b-1", reason: "line 1: expected id,model[,tags] (2 or 3 fields), got 4"),
-            .invalid(id: "b-2", reason: "line 2: expected id,model[,tags] (2 or 3 fields), got 1"),
-            .invalid(id: nil, reason: "line 3: id must be 1 to 64 characters of letters, digits and ._:-"),
-            .invalid(id: "b-4", reason: "line 4: tags[] must be 1 to 32 characters of letters, digits and ._:-"),
-        ])
+        #expect(
+            rows == [
+                .invalid(id: "b-1", reason: "line 1: expected id,model[,tags] (2 or 3 fields), got 4"),
+                .invalid(id: "b-2", reason: "line 2: expected id,model[,tags] (2 or 3 fields), got 1"),
+                .invalid(id: nil, reason: "line 3: id must be 1 to 64 characters of letters, digits and ._:-"),
+                .invalid(id: "b-4", reason: "line 4: tags[] must be 1 to 32 characters of letters, digits and ._:-"),
+            ])
     }
 
     @Test func csvThatIsNotTextOrHasNoBoxIsUnreadable() {
@@ -45,10 +47,15 @@ struct DeviceBatchTests {
     }
 
     @Test func repeatsKeepTheFirstValidRow() {
-        let rows: [DeviceBatch.Row] = [.invalid(id: "a", reason: "x"), .box(id: "a", model: "m", tags: []),
-                                       .box(id: "b", model: "m", tags: []), .box(id: "a", model: "n", tags: [])]
-        #expect(DeviceBatch.refusingRepeats(rows) == [rows[0], rows[1], rows[2],
-                                                      .invalid(id: "a", reason: "duplicate id in this batch (first at index 1)")])
+        let rows: [DeviceBatch.Row] = [
+            .invalid(id: "a", reason: "x"), .box(id: "a", model: "m", tags: []),
+            .box(id: "b", model: "m", tags: []), .box(id: "a", model: "n", tags: []),
+        ]
+        #expect(
+            DeviceBatch.refusingRepeats(rows) == [
+                rows[0], rows[1], rows[2],
+                .invalid(id: "a", reason: "duplicate id in this batch (first at index 1)"),
+            ])
     }
 
     @Test func contentType() {

@@ -8,6 +8,7 @@ import NIOWebSocket
 import STBProtocol
 import Telemetry
 import Testing
+
 @testable import ControlServer
 
 /// The gateway's channel handlers on EmbeddedChannel: no sockets, no store calls.
@@ -18,12 +19,13 @@ struct GatewayHandlerTests {
         let store = try MongoStore(uri: "mongodb://127.0.0.1:1/", logger: Logger(label: "t"))
         // The spool is never started here: appends only queue. Ingest is covered end to end.
         let spool = try Spool(configuration: .init(directory: NSTemporaryDirectory() + "argus-gw-" + UUID().uuidString))
-        return GatewayContext(node: "test-node", registry: ConnectionRegistry(),
-                              presence: PresenceWriter(store: store, node: "test-node", logger: Logger(label: "t")),
-                              ingest: TelemetryIngest(spool: spool, messagesPerSecond: 5, burst: 10),
-                              heartbeatSeconds: 30, limits: Limits(maxFrameBytes: 1024),
-                              timing: .init(helloTimeout: .seconds(10), pingAfter: .seconds(30), idleTimeout: .seconds(75)),
-                              logger: Logger(label: "t"))
+        return GatewayContext(
+            node: "test-node", registry: ConnectionRegistry(),
+            presence: PresenceWriter(store: store, node: "test-node", logger: Logger(label: "t")),
+            ingest: TelemetryIngest(spool: spool, messagesPerSecond: 5, burst: 10),
+            heartbeatSeconds: 30, limits: Limits(maxFrameBytes: 1024),
+            timing: .init(helloTimeout: .seconds(10), pingAfter: .seconds(30), idleTimeout: .seconds(75)),
+            logger: Logger(label: "t"))
     }
 
     func text(_ s: String, _ ch: EmbeddedChannel) -> WebSocketFrame {
@@ -68,7 +70,8 @@ struct GatewayHandlerTests {
         #expect(try readJSON(ch)["code"] == .string("fragmented_frame"))
         try ch.writeInbound(text("[]", ch))
         #expect(try readJSON(ch)["code"] == .string("invalid_json"))
-        try ch.writeInbound(WebSocketFrame(fin: true, opcode: .text, data: ch.allocator.buffer(bytes: Array(#"{"type":"log","text":""#.utf8) + [0xC3, 0x28, 0x22, 0x7D])))
+        try ch.writeInbound(
+            WebSocketFrame(fin: true, opcode: .text, data: ch.allocator.buffer(bytes: Array(#"{"type":"log","text":""#.utf8) + [0xC3, 0x28, 0x22, 0x7D])))
         #expect(try readJSON(ch)["code"] == .string("invalid_utf8"))
         // No close frame was sent, and the session still answers.
         try ch.writeInbound(text(#"{"type":"ping","id":"after"}"#, ch))
@@ -126,7 +129,8 @@ struct GatewayHandlerTests {
         try ch.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)))
         try ch.writeInbound(HTTPServerRequestPart.end(nil))
         guard case .head(let head)? = try ch.readOutbound(as: HTTPServerResponsePart.self),
-              case .body(.byteBuffer(let body))? = try ch.readOutbound(as: HTTPServerResponsePart.self) else {
+            case .body(.byteBuffer(let body))? = try ch.readOutbound(as: HTTPServerResponsePart.self)
+        else {
             throw CancellationError()
         }
         _ = try? ch.finish()

@@ -8,6 +8,7 @@ import Prometheus
 import STBProtocol
 import Telemetry
 import Testing
+
 @testable import ControlServer
 
 /// The operator API's routes and the presence writer against the real store (MONGODB_URI).
@@ -31,10 +32,11 @@ struct OperatorAPIDatabaseTests {
         let admin = try await tokens.create(name: "root", role: .admin, createdBy: "test", now: Date())
         let gate = ReadinessGate()
         gate.open()
-        let deps = APIDependencies(store: store, devices: DeviceRepository(store: store), tokens: tokens,
-                                   audit: AuditLog(store: store, node: "n1", logger: Logger(label: "t")),
-                                   registry: ConnectionRegistry(), capacity: ConnectionCapacity(cap: 10, rejectBudget: 1),
-                                   gate: gate, node: "n1", metrics: PrometheusCollectorRegistry())
+        let deps = APIDependencies(
+            store: store, devices: DeviceRepository(store: store), tokens: tokens,
+            audit: AuditLog(store: store, node: "n1", logger: Logger(label: "t")),
+            registry: ConnectionRegistry(), capacity: ConnectionCapacity(cap: 10, rejectBudget: 1),
+            gate: gate, node: "n1", metrics: PrometheusCollectorRegistry())
         do { try await body(Fixture(store: store, deps: deps, adminToken: admin.token)) } catch {
             try? await store.dropDatabase(); await store.shutdown(); throw error
         }
@@ -52,8 +54,10 @@ struct OperatorAPIDatabaseTests {
             try await app.test(.router) { client in
                 let auth: HTTPFields = [.authorization: "Bearer \(f.adminToken)"]
                 var secret = ""
-                try await client.execute(uri: "/api/v1/devices", method: .post, headers: auth,
-                                         body: ByteBuffer(string: #"{"id":"stb-1","model":"m1","tags":["a"]}"#)) { r in
+                try await client.execute(
+                    uri: "/api/v1/devices", method: .post, headers: auth,
+                    body: ByteBuffer(string: #"{"id":"stb-1","model":"m1","tags":["a"]}"#)
+                ) { r in
                     #expect(r.status == .created)
                     secret = try json(r.body)["secret"] as? String ?? ""
                 }
@@ -137,9 +141,11 @@ struct OperatorAPIDatabaseTests {
         try await withFixture { f in
             let t = MongoTelemetryStore(store: f.store)
             func append(_ seqs: [Int64]) -> MetricBucketAppend {
-                MetricBucketAppend(deviceID: "m1", bootId: "b", hourStart: 3_600_000, samples: seqs.map {
-                    StoredSample(bootId: "b", seq: $0, ts: 3_600_000 + $0 * 1000, metrics: MetricsSample(cpu: Double($0)))
-                })
+                MetricBucketAppend(
+                    deviceID: "m1", bootId: "b", hourStart: 3_600_000,
+                    samples: seqs.map {
+                        StoredSample(bootId: "b", seq: $0, ts: 3_600_000 + $0 * 1000, metrics: MetricsSample(cpu: Double($0)))
+                    })
             }
             try await t.appendMetrics([append([1, 2, 3])])
             try await t.appendMetrics([append([4, 5])])
@@ -150,7 +156,7 @@ struct OperatorAPIDatabaseTests {
             #expect(seqs.sorted() == [1, 2, 3, 4, 5, 6])
             #expect(doc["last"]?.intValue == 6)
             let isNew = try await t.insertEvents([
-                StoredEvent(deviceID: "m1", bootId: "b", seq: 9, ts: 1, receivedAt: 1, event: ViewingEvent(kind: .leave)),
+                StoredEvent(deviceID: "m1", bootId: "b", seq: 9, ts: 1, receivedAt: 1, event: ViewingEvent(kind: .leave))
             ])
             let again = try await t.insertEvents([
                 StoredEvent(deviceID: "m1", bootId: "b", seq: 10, ts: 1, receivedAt: 1, event: ViewingEvent(kind: .leave)),

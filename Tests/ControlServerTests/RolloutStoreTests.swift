@@ -4,6 +4,7 @@ import Logging
 import MongoStore
 import STBProtocol
 import Testing
+
 @testable import ControlServer
 
 /// The rollout driver against the real store (MONGODB_URI): batches become jobs, finished
@@ -20,8 +21,9 @@ struct RolloutStoreTests {
         try await Schema.ensureIndexes(store)
         let commands = CommandService(store: store, registry: ConnectionRegistry(), node: "n1", logger: Logger(label: "t"))
         let service = RolloutService(store: store, commands: commands, node: "n1", healthEvery: .seconds(0), logger: Logger(label: "t"))
-        try await service.firmware.add(version: "9.0", models: [], size: 10, sha256: String(repeating: "a", count: 64),
-                                       url: "http://fw.example/9.0", by: "t")
+        try await service.firmware.add(
+            version: "9.0", models: [], size: 10, sha256: String(repeating: "a", count: 64),
+            url: "http://fw.example/9.0", by: "t")
         do { try await body(store, service) } catch {
             try? await store.dropDatabase(); await store.shutdown(); throw error
         }
@@ -30,9 +32,10 @@ struct RolloutStoreTests {
     }
 
     func rollout(_ service: RolloutService, boxes: Int, policy: RolloutPolicy, now: Int64) async throws -> String {
-        let r = Rollout(id: "r-\(UUID().uuidString.prefix(8))", firmware: "9.0", target: "{}", utcOffsetMinutes: 0, createdBy: "t",
-                        machine: try RolloutMachine(policy: policy, targetCount: boxes, createdAt: now),
-                        remaining: (0..<boxes).map { String(format: "b%03d", $0) }, batches: [])
+        let r = Rollout(
+            id: "r-\(UUID().uuidString.prefix(8))", firmware: "9.0", target: "{}", utcOffsetMinutes: 0, createdBy: "t",
+            machine: try RolloutMachine(policy: policy, targetCount: boxes, createdAt: now),
+            remaining: (0..<boxes).map { String(format: "b%03d", $0) }, batches: [])
         try await service.insert(r, now: now)
         return r.id
     }
@@ -41,8 +44,10 @@ struct RolloutStoreTests {
     /// except the first `leaveOpen` that would have succeeded: those stay open (as created).
     /// Returns the boxes left open.
     @discardableResult
-    func finishAll(_ store: MongoStore, _ service: RolloutService, _ id: String, failEvery: Int = 0, leaveOpen: Int = 0,
-                   at: Date) async throws -> [String] {
+    func finishAll(
+        _ store: MongoStore, _ service: RolloutService, _ id: String, failEvery: Int = 0, leaveOpen: Int = 0,
+        at: Date
+    ) async throws -> [String] {
         let (r, _) = try #require(try await service.load(id))
         var k = 0
         var open: [String] = []
@@ -51,9 +56,11 @@ struct RolloutStoreTests {
                 k += 1
                 let failed = failEvery > 0 && k % failEvery == 0
                 if !failed && open.count < leaveOpen { open.append(d); continue }
-                _ = try await store.collection(Schema.executions).updateOne(["_id": .string(CommandRepository.executionID(b.job, d))], [
-                    "$set": ["state": .string(failed ? "FAILED" : "SUCCEEDED"), "finishedAt": .date(at)],
-                ])
+                _ = try await store.collection(Schema.executions).updateOne(
+                    ["_id": .string(CommandRepository.executionID(b.job, d))],
+                    [
+                        "$set": ["state": .string(failed ? "FAILED" : "SUCCEEDED"), "finishedAt": .date(at)]
+                    ])
             }
         }
         return open
@@ -133,8 +140,9 @@ struct RolloutStoreTests {
         try await withService { store, service in
             let now = Date()
             let gate = try HealthGate(windowMinutes: 60, minExposureHours: 2, maxRelativeIncrease: 0.5, confidence: 2.33)
-            let policy = try RolloutPolicy(waves: [50, 100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5,
-                                           minFailureCount: 100, health: gate)
+            let policy = try RolloutPolicy(
+                waves: [50, 100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5,
+                minFailureCount: 100, health: gate)
             let id = try await rollout(service, boxes: 20, policy: policy, now: now.millis - 3_600_000)
             try await service.drive(id)
             try await finishAll(store, service, id, at: now.addingTimeInterval(-1800))
@@ -145,8 +153,10 @@ struct RolloutStoreTests {
             for d in r0.batches[0].devices {
                 for k in 0..<4 {
                     seq += 1
-                    docs.append(["_id": .string("\(d)|b|\(seq)"), "d": .string(d), "b": "b", "s": .int64(seq),
-                                 "t": .date(now.addingTimeInterval(Double(-600 - k * 60))), "e": "app_crash"])
+                    docs.append([
+                        "_id": .string("\(d)|b|\(seq)"), "d": .string(d), "b": "b", "s": .int64(seq),
+                        "t": .date(now.addingTimeInterval(Double(-600 - k * 60))), "e": "app_crash",
+                    ])
                 }
             }
             docs.append(["_id": "b019|b|1", "d": "b019", "b": "b", "s": .int64(1), "t": .date(now.addingTimeInterval(-300)), "e": "app_crash"])
@@ -186,7 +196,10 @@ struct RolloutStoreTests {
             let p2 = try RolloutPolicy(waves: [100], ratePerMinute: 1000, successThreshold: 0.9, failureThreshold: 0.5, minFailureCount: 3, window: open)
             let id = try await rollout(service, boxes: 4, policy: p2, now: now.millis)
             func ev(_ d: String, _ e: String, _ agoSec: Double) -> Document {
-                ["_id": .string("\(d)|\(e)|\(agoSec)"), "d": .string(d), "b": "b", "s": .int64(1), "t": .date(now.addingTimeInterval(-agoSec)), "e": .string(e)]
+                [
+                    "_id": .string("\(d)|\(e)|\(agoSec)"), "d": .string(d), "b": "b", "s": .int64(1), "t": .date(now.addingTimeInterval(-agoSec)),
+                    "e": .string(e),
+                ]
             }
             _ = try await store.collection(Schema.events).insertMany([
                 ev("b000", "tune", 120), ev("b000", "standby_on", 60), ev("b001", "tune", 3600), ev("b002", "tune", 30),
@@ -203,8 +216,9 @@ struct RolloutStoreTests {
         try await withService { store, service in
             let health = try HealthGate(windowMinutes: 60, minExposureHours: 2, maxRelativeIncrease: 0.5, confidence: 2.33)
             let window = try MaintenanceWindow(startMinute: 1380, endMinute: 240, requireStandby: true, idleMinutes: 30)
-            let policy = try RolloutPolicy(waves: [1, 10, 50, 100], ratePerMinute: 60, successThreshold: 0.95, failureThreshold: 0.1,
-                                           minFailureCount: 5, onFailure: .abort, health: health, window: window)
+            let policy = try RolloutPolicy(
+                waves: [1, 10, 50, 100], ratePerMinute: 60, successThreshold: 0.95, failureThreshold: 0.1,
+                minFailureCount: 5, onFailure: .abort, health: health, window: window)
             let now = Date().millis
             let id = try await rollout(service, boxes: 3, policy: policy, now: now)
             _ = try #require(try await service.pause(id, reason: "checking"))

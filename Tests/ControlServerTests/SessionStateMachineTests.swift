@@ -1,6 +1,7 @@
 import NIOCore
 import STBProtocol
 import Testing
+
 @testable import ControlServer
 
 @Suite("Session state machine")

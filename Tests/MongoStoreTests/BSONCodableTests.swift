@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import MongoStore
 
 // BSONEncoder / BSONDecoder without a database: the mapping, the round trip (also through
@@ -130,8 +131,10 @@ struct BSONCodableTests {
     }
 
     @Test func aMissingRequiredFieldNamesCollectionIdAndField() throws {
-        let doc: Document = ["_id": "job1|stb-7", "device": "stb-7", "attempts": .int32(1),
-                             "history": [["state": "QUEUED", "at": .date(ms(1))], ["state": "SENT"]]]
+        let doc: Document = [
+            "_id": "job1|stb-7", "device": "stb-7", "attempts": .int32(1),
+            "history": [["state": "QUEUED", "at": .date(ms(1))], ["state": "SENT"]],
+        ]
         let e = #expect(throws: BSONDecodingError.self) {
             try BSONDecoder().decode(Execution.self, from: doc, collection: "executions")
         }
@@ -141,9 +144,13 @@ struct BSONCodableTests {
     }
 
     @Test func aWrongTypeNamesTheFieldAndBothTypes() throws {
-        let doc: Document = ["_id": "job1|stb-7", "device": "stb-7", "attempts": .int32(1),
-                             "history": [["state": "QUEUED", "at": .date(ms(1))], ["state": "SENT", "at": .date(ms(2))],
-                                         ["state": .int32(3), "at": .date(ms(3))]]]
+        let doc: Document = [
+            "_id": "job1|stb-7", "device": "stb-7", "attempts": .int32(1),
+            "history": [
+                ["state": "QUEUED", "at": .date(ms(1))], ["state": "SENT", "at": .date(ms(2))],
+                ["state": .int32(3), "at": .date(ms(3))],
+            ],
+        ]
         let e = #expect(throws: BSONDecodingError.self) {
             try BSONDecoder().decode(Execution.self, from: doc, collection: "executions")
         }
@@ -169,7 +176,9 @@ struct BSONCodableTests {
         #expect(e?.description.hasPrefix("executions/_id=job1|stb-7: field \"color\": ") == true)
         #expect(e?.reason.contains("purple") == true, "\(String(describing: e))")
         struct L: Codable { var level: Level }
-        let unknownInt = #expect(throws: BSONDecodingError.self) { try BSONDecoder().decode(L.self, from: ["_id": .int32(12), "level": .int32(4)], collection: "c") }
+        let unknownInt = #expect(throws: BSONDecodingError.self) {
+            try BSONDecoder().decode(L.self, from: ["_id": .int32(12), "level": .int32(4)], collection: "c")
+        }
         #expect(unknownInt?.kind == .invalidValue && unknownInt?.path == "level")
         #expect(unknownInt?.description.hasPrefix("c/_id=12: field \"level\": ") == true, "\(String(describing: unknownInt))")
     }
@@ -253,9 +262,11 @@ private extension Everything {
         func point() -> Point { Point(x: int(), y: dbl()) }
         func list<T>(_ make: () -> T) -> [T] { (0..<Int.random(in: 0...4, using: &g)).map { _ in make() } }
         func maybe<T>(_ make: () -> T) -> T? { Bool.random(using: &g) ? make() : nil }
-        let scalars: [BSON] = [.int32(Int32.random(in: .min ... .max, using: &g)), .int64(Int64.random(in: .min ... .max, using: &g)),
-                               .string(str()), .bool(Bool.random(using: &g)), .null, .double(dbl()),
-                               .date(ms(Int64.random(in: -1_000_000_000_000...4_000_000_000_000, using: &g)))]
+        let scalars: [BSON] = [
+            .int32(Int32.random(in: .min ... .max, using: &g)), .int64(Int64.random(in: .min ... .max, using: &g)),
+            .string(str()), .bool(Bool.random(using: &g)), .null, .double(dbl()),
+            .date(ms(Int64.random(in: -1_000_000_000_000...4_000_000_000_000, using: &g))),
+        ]
         var raw = Document()
         for _ in 0..<Int.random(in: 0...4, using: &g) { raw["k" + key()] = scalars.randomElement(using: &g)! }
         var byName: [String: Int] = [:]

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+
 @testable import MongoStore
 
 /// A store on its own database, dropped afterwards. Needs the SecantusDB that scripts/test started.
@@ -98,8 +99,10 @@ struct MongoStoreDatabaseTests {
     @Test func uniqueIndexAndTypedErrors() async throws {
         try await withTestStore { store in
             let c = store.collection("uniq")
-            try await c.createIndexes([IndexModel(name: "email_1", keys: ["email": 1], unique: true),
-                                       IndexModel(name: "ttl", keys: ["at": 1], expireAfterSeconds: 3600)])
+            try await c.createIndexes([
+                IndexModel(name: "email_1", keys: ["email": 1], unique: true),
+                IndexModel(name: "ttl", keys: ["at": 1], expireAfterSeconds: 3600),
+            ])
             try await c.insertOne(["email": "a@x"])
             do {
                 try await c.insertOne(["email": "a@x"])
@@ -133,7 +136,9 @@ struct MongoStoreDatabaseTests {
     /// The next event of `stream`, or nil if none comes within `limit`: the stream is stopped
     /// then, so a slow or silent stream fails the test instead of hanging it.
     func nextEvent(_ it: inout ChangeStream.Iterator, of stream: ChangeStream, within limit: Duration = .seconds(10)) async throws -> Document? {
-        let timer = Task { try await Task.sleep(for: limit); stream.stop() }
+        let timer = Task {
+            try await Task.sleep(for: limit); stream.stop()
+        }
         defer { timer.cancel() }
         return try await it.next()
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+
 @testable import MongoStore
 
 @Suite("MongoStore shutdown against the database")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import STBProtocol
 
 /// The protocol examples in docs/protocol/examples, shared with the C agent's tests.
@@ -29,8 +30,10 @@ struct FrameCodecTests {
     }
 
     /// Message types this hub's codec decodes (every `in-` example).
-    static let implemented: Set<String> = ["hello", "ping", "metrics", "event-tune", "log", "batch",
-                                           "command-status-progress", "command-status-rejected"]
+    static let implemented: Set<String> = [
+        "hello", "ping", "metrics", "event-tune", "log", "batch",
+        "command-status-progress", "command-status-rejected",
+    ]
 
     @Test(arguments: Fixtures.names(prefix: "in-") + Fixtures.names(prefix: "out-"))
     func everyExampleIsStrictJSONWithAnEnvelope(name: String) throws {
@@ -40,9 +43,10 @@ struct FrameCodecTests {
         if case .int(let seq)? = value["seq"] { #expect(seq >= 0) }
     }
 
-    @Test(arguments: Fixtures.names(prefix: "in-").filter { name in
-        implemented.contains { name == "in-\($0).json" }
-    })
+    @Test(
+        arguments: Fixtures.names(prefix: "in-").filter { name in
+            implemented.contains { name == "in-\($0).json" }
+        })
     func validInboundExamplesDecode(name: String) throws {
         let result = FrameCodec.decode(try Fixtures.bytes(name))
         guard case .success(let msg) = result else { Issue.record("\(name): \(result)"); return }
@@ -58,20 +62,34 @@ struct FrameCodecTests {
             #expect(rejected.isEmpty)
             switch name {
             case "in-metrics.json":
-                #expect(messages == [TelemetryMessage(seq: 42, ts: 1795315639000, body: .metrics(MetricsSample(
-                    cpu: 23.5, mem: 61.2, tempC: 54, uptimeSec: 86400, rttMs: 12.4, bitrateKbps: 8200, underruns: 0, droppedFrames: 3)))])
+                #expect(
+                    messages == [
+                        TelemetryMessage(
+                            seq: 42, ts: 1795315639000,
+                            body: .metrics(
+                                MetricsSample(
+                                    cpu: 23.5, mem: 61.2, tempC: 54, uptimeSec: 86400, rttMs: 12.4, bitrateKbps: 8200, underruns: 0, droppedFrames: 3)))
+                    ])
             case "in-event-tune.json":
                 #expect(messages == [TelemetryMessage(seq: 43, ts: 1795315640000, body: .event(ViewingEvent(kind: .tune, channel: "bbc-one.uk")))])
             case "in-log.json":
-                #expect(messages == [TelemetryMessage(seq: 44, ts: 1795315641000, body: .log(LogLine(level: .warn, source: "player", text: "buffer underrun on bbc-one.uk")))])
+                #expect(
+                    messages == [
+                        TelemetryMessage(seq: 44, ts: 1795315641000, body: .log(LogLine(level: .warn, source: "player", text: "buffer underrun on bbc-one.uk")))
+                    ])
             case "in-batch.json":
                 #expect(env.id == "b-45")
-                #expect(messages == [
-                    TelemetryMessage(seq: 45, ts: 1795315641500, body: .event(ViewingEvent(kind: .playError, channel: "bbc-one.uk", code: "E_DECODE"))),
-                    TelemetryMessage(seq: 46, ts: 1795315641600, body: .log(LogLine(level: .error, source: "player", text: "decoder reset"))),
-                ])
+                #expect(
+                    messages == [
+                        TelemetryMessage(seq: 45, ts: 1795315641500, body: .event(ViewingEvent(kind: .playError, channel: "bbc-one.uk", code: "E_DECODE"))),
+                        TelemetryMessage(seq: 46, ts: 1795315641600, body: .log(LogLine(level: .error, source: "player", text: "decoder reset"))),
+                    ])
             case "in-command-status-progress.json":
-                #expect(messages == [TelemetryMessage(seq: 90, ts: messages[0].ts, body: .commandStatus(CommandStatus(ref: "x-7f3b", state: .inProgress, progress: "verifying")))])
+                #expect(
+                    messages == [
+                        TelemetryMessage(
+                            seq: 90, ts: messages[0].ts, body: .commandStatus(CommandStatus(ref: "x-7f3b", state: .inProgress, progress: "verifying")))
+                    ])
             case "in-command-status-rejected.json":
                 guard case .commandStatus(let c) = messages.first?.body else { Issue.record("not a status"); return }
                 #expect(c.state == .rejected && c.reason?.isEmpty == false)
@@ -112,9 +130,10 @@ struct FrameCodecTests {
     }
 
     @Test func anInvalidMessageInABatchIsRefusedAloneAndTheRestAccepted() throws {
-        let frame = #"{"type":"batch","id":"b9","messages":[{"type":"log","seq":1,"ts":1,"level":"info","source":"s","text":"t"},"# +
-            #"{"type":"metrics","seq":2,"ts":1,"mem":-1},{"type":"log","seq":3,"ts":1,"level":"info","source":"s","text":"é"},"# +
-            #"{"type":"event","seq":4,"ts":1,"event":"tune"}]}"#
+        let frame =
+            #"{"type":"batch","id":"b9","messages":[{"type":"log","seq":1,"ts":1,"level":"info","source":"s","text":"t"},"#
+            + #"{"type":"metrics","seq":2,"ts":1,"mem":-1},{"type":"log","seq":3,"ts":1,"level":"info","source":"s","text":"é"},"#
+            + #"{"type":"event","seq":4,"ts":1,"event":"tune"}]}"#
         guard case .success(.telemetry(_, let ok, let rejected)) = FrameCodec.decode(Array(frame.utf8)) else { Issue.record(); return }
         #expect(ok.map(\.seq) == [1, 3])
         #expect(rejected.map(\.field) == ["messages[1].mem", "messages[3].channel"])
@@ -141,8 +160,9 @@ struct FrameCodecTests {
 
     @Test func outboundFramesMatchTheExamples() throws {
         let welcome = try JSONParser.parse(try Fixtures.bytes("out-welcome.json"))
-        let built = FrameCodec.welcome(ref: "h-1", serverTime: 1795315579012, session: "0b1c2d3e4f5a6b7c", node: "hub-a:8081",
-                                       heartbeatSeconds: 30, limits: Limits(maxFrameBytes: 65536, maxBatch: 100, messagesPerSecond: 50))
+        let built = FrameCodec.welcome(
+            ref: "h-1", serverTime: 1795315579012, session: "0b1c2d3e4f5a6b7c", node: "hub-a:8081",
+            heartbeatSeconds: 30, limits: Limits(maxFrameBytes: 65536, maxBatch: 100, messagesPerSecond: 50))
         #expect(try JSONParser.parse(built) == welcome)
         #expect(try JSONParser.parse(FrameCodec.pong(ref: "p-7", serverTime: 1795315609004)) == JSONParser.parse(Fixtures.bytes("out-pong.json")))
         let err = FrameCodec.error(ProtocolError(.missingField, "model is required", field: "model", ref: "h-2"))
@@ -164,15 +184,16 @@ struct JSONTests {
         #expect(try JSONParser.parse(Array(text.utf8)) == expected)
     }
 
-    @Test(arguments: ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"abc", "\"\u{1}\"", "\"\\x\"", "\"\\ud800\"",
-                      "{\"a\" 1}", "[1] 2", "nul", "1e", "{1:2}", String(repeating: "[", count: 40) + String(repeating: "]", count: 40)])
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"abc", "\"\u{1}\"", "\"\\x\"", "\"\\ud800\"",
+        "{\"a\" 1}", "[1] 2", "nul", "1e", "{1:2}", String(repeating: "[", count: 40) + String(repeating: "]", count: 40),
+    ])
     func rejectsInvalidJSON(text: String) {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(text.utf8)) }
     }
 
     @Test func rejectsInvalidUTF8() {
-        do { _ = try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]); Issue.record("accepted") }
-        catch { #expect(error.isUTF8) }
+        do { _ = try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]); Issue.record("accepted") } catch { #expect(error.isUTF8) }
     }
 
     @Test func writerEscapes() throws {
@@ -194,16 +215,20 @@ struct JSONTests {
 @Suite("Command frames")
 struct CommandFrameTests {
     @Test func theCommandFrameMatchesTheFirmwareExampleAndRoundTrips() throws {
-        let bytes = FrameCodec.command(id: "x-7f3b", name: "firmware_update", params: [
-            ("version", .string("1.5.0")), ("url", .string("http://127.0.0.1:8080/firmware/1.5.0.bin")), ("size", .int(1048576)),
-            ("sha256", .string("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")),
-        ], deadline: 1795319242000)
+        let bytes = FrameCodec.command(
+            id: "x-7f3b", name: "firmware_update",
+            params: [
+                ("version", .string("1.5.0")), ("url", .string("http://127.0.0.1:8080/firmware/1.5.0.bin")), ("size", .int(1048576)),
+                ("sha256", .string("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")),
+            ], deadline: 1795319242000)
         #expect(bytes == (try Fixtures.bytes("out-command-firmware.json")))
     }
 
     @Test func nestedValuesAndEscapesAreWrittenAsStrictJSON() throws {
-        let v = JSONValue.object([("a", .array([.int(1), .double(2.5), .null, .bool(false)])), ("s", .string("q\"\n")),
-                                  ("o", .object([("k", .object([]))]))])
+        let v = JSONValue.object([
+            ("a", .array([.int(1), .double(2.5), .null, .bool(false)])), ("s", .string("q\"\n")),
+            ("o", .object([("k", .object([]))])),
+        ])
         var w = JSONWriter()
         w.raw(v)
         #expect(String(decoding: w.bytes, as: UTF8.self) == #"{"a":[1,2.5,null,false],"s":"q\"\n","o":{"k":{}}}"#)
@@ -222,7 +247,8 @@ struct CommandFrameTests {
     }
 
     @Test func aStatusInsideABatchIsRefusedAlone() {
-        let frame = #"{"type":"batch","id":"b","messages":[{"type":"command_status","seq":1,"ts":1,"ref":"j","state":"failed"},{"type":"log","seq":2,"ts":1,"level":"info","source":"s","text":"t"}]}"#
+        let frame =
+            #"{"type":"batch","id":"b","messages":[{"type":"command_status","seq":1,"ts":1,"ref":"j","state":"failed"},{"type":"log","seq":2,"ts":1,"level":"info","source":"s","text":"t"}]}"#
         guard case .success(.telemetry(_, let msgs, let rejected)) = FrameCodec.decode(Array(frame.utf8)) else { Issue.record("not decoded"); return }
         #expect(msgs.count == 1 && rejected.first?.field == "messages[0].type")
     }

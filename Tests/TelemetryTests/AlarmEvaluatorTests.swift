@@ -1,5 +1,6 @@
 import STBProtocol
 import Testing
+
 @testable import Telemetry
 
 @Suite("Alarm evaluator")

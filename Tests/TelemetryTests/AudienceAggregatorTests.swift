@@ -1,5 +1,6 @@
 import STBProtocol
 import Testing
+
 @testable import Telemetry
 
 @Suite("Audience aggregator")
@@ -13,11 +14,12 @@ struct AudienceAggregatorTests {
         a.apply("box1", tune("one"), at: t(0, 30))
         a.heard("box1", at: t(2, 30))
         let out = a.close(before: t(3))
-        #expect(out == [
-            AudienceCount(channel: "one", minute: t(0), viewers: 1, seconds: 30, errorBoxes: 0),
-            AudienceCount(channel: "one", minute: t(1), viewers: 1, seconds: 60, errorBoxes: 0),
-            AudienceCount(channel: "one", minute: t(2), viewers: 1, seconds: 60, errorBoxes: 0),
-        ])
+        #expect(
+            out == [
+                AudienceCount(channel: "one", minute: t(0), viewers: 1, seconds: 30, errorBoxes: 0),
+                AudienceCount(channel: "one", minute: t(1), viewers: 1, seconds: 60, errorBoxes: 0),
+                AudienceCount(channel: "one", minute: t(2), viewers: 1, seconds: 60, errorBoxes: 0),
+            ])
     }
 
     @Test func surfingSplitsAMinuteAndLeaveStopsCounting() {
@@ -29,10 +31,11 @@ struct AudienceAggregatorTests {
         a.apply("c", tune("two"), at: t(0, 10))
         a.apply("c", ViewingEvent(kind: .standbyOn), at: t(0, 50))
         let out = a.close(before: t(1))
-        #expect(out == [
-            AudienceCount(channel: "one", minute: t(0), viewers: 1, seconds: 35, errorBoxes: 0),
-            AudienceCount(channel: "two", minute: t(0), viewers: 2, seconds: 45, errorBoxes: 0),
-        ])
+        #expect(
+            out == [
+                AudienceCount(channel: "one", minute: t(0), viewers: 1, seconds: 35, errorBoxes: 0),
+                AudienceCount(channel: "two", minute: t(0), viewers: 2, seconds: 45, errorBoxes: 0),
+            ])
         #expect(a.close(before: t(5)).isEmpty, "nobody is watching after leave and standby")
     }
 

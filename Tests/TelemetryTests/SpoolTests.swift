@@ -1,6 +1,7 @@
 import Foundation
 import STBProtocol
 import Testing
+
 @testable import Telemetry
 
 @Suite("Spool")
@@ -12,8 +13,9 @@ struct SpoolTests {
     }
 
     func record(_ i: Int) -> SpoolRecord {
-        SpoolRecord(deviceID: "box-\(i % 7)", bootId: "boot", receivedAt: Int64(i),
-                    frame: Array(#"{"type":"log","seq":\#(i),"ts":1,"level":"info","source":"s","text":"t"}"#.utf8))
+        SpoolRecord(
+            deviceID: "box-\(i % 7)", bootId: "boot", receivedAt: Int64(i),
+            frame: Array(#"{"type":"log","seq":\#(i),"ts":1,"level":"info","source":"s","text":"t"}"#.utf8))
     }
 
     @Test func recordsRoundTripAndATornTailIsCutOff() {
@@ -104,7 +106,11 @@ final class RecordingStore: TelemetryStore, @unchecked Sendable {
     var events: [StoredEvent] = []
     var keys = Set<String>()
     func insertEvents(_ list: [StoredEvent]) async throws -> [Bool] {
-        lock.withLock { list.map { e in events.append(e); return keys.insert(e.key).inserted } }
+        lock.withLock {
+            list.map { e in
+                events.append(e); return keys.insert(e.key).inserted
+            }
+        }
     }
     func insertLogs(_ logs: [StoredLog]) async throws {}
     func appendMetrics(_ b: [MetricBucketAppend]) async throws { lock.withLock { buckets += b } }
@@ -122,9 +128,11 @@ struct TelemetryApplierTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let spool = try Spool(configuration: .init(directory: dir, sealAfter: .milliseconds(20)))
         spool.start()
-        let frames = [#"{"type":"metrics","seq":1,"ts":3600000,"cpu":1}"#, #"{"type":"event","seq":2,"ts":3600001,"event":"tune","channel":"c"}"#,
-                      #"{"type":"metrics","seq":3,"ts":3600002,"cpu":3}"#,
-                      #"{"type":"command_status","seq":4,"ts":3600003,"ref":"j1","state":"failed","reason":"disk full"}"#]
+        let frames = [
+            #"{"type":"metrics","seq":1,"ts":3600000,"cpu":1}"#, #"{"type":"event","seq":2,"ts":3600001,"event":"tune","channel":"c"}"#,
+            #"{"type":"metrics","seq":3,"ts":3600002,"cpu":3}"#,
+            #"{"type":"command_status","seq":4,"ts":3600003,"ref":"j1","state":"failed","reason":"disk full"}"#,
+        ]
         let done = Counter()
         for f in frames + frames {
             _ = spool.append(SpoolRecord(deviceID: "d", bootId: "b", receivedAt: 1, frame: Array(f.utf8))) { _ in done.add() }

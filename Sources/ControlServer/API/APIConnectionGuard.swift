@@ -1,12 +1,12 @@
 import ArgusSupport
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
-import HTTPTypes
-import NIOHTTPTypes
 import Logging
 import Metrics
 import NIOCore
+import NIOHTTPTypes
 import STBProtocol
 
 /// Limits on the operator API's sockets, so that no caller can hold descriptors or memory
@@ -52,15 +52,17 @@ extension HTTPServerBuilder {
     /// HTTP/1 with the live-view WebSocket upgrade, behind ``APILimits``.
     static func guardedHTTP1WebSocket(
         limits: APILimits, capacity: ConnectionCapacity, stats: APIConnectionStats,
-        shouldUpgrade: @escaping @Sendable (HTTPRequest, any Channel, Logger) async throws -> ShouldUpgradeResult<
-            WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
-        >
+        shouldUpgrade:
+            @escaping @Sendable (HTTPRequest, any Channel, Logger) async throws -> ShouldUpgradeResult<
+                WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
+            >
     ) -> HTTPServerBuilder {
         .init { responder in
             let config = HTTP1WebSocketUpgradeChannel.Configuration(
                 http1: .init(additionalChannelHandlers: [APIRequestBoundaryHandler()], idleTimeout: limits.idleTimeout))
-            return GuardedChildChannel(inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: config, shouldUpgrade: shouldUpgrade),
-                                       limits: limits, capacity: capacity, stats: stats)
+            return GuardedChildChannel(
+                inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: config, shouldUpgrade: shouldUpgrade),
+                limits: limits, capacity: capacity, stats: stats)
         }
     }
 }
@@ -123,8 +125,9 @@ final class APIConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             context.fireChannelActive()
         case .overCapacity:
             context.fireChannelActive()
-            refuse(context, "503 Service Unavailable", "the operator API is at its connection limit (\(capacity.cap)); retry shortly",
-                   extra: "Retry-After: \(Int.random(in: 2...6))\r\n", reason: "capacity")
+            refuse(
+                context, "503 Service Unavailable", "the operator API is at its connection limit (\(capacity.cap)); retry shortly",
+                extra: "Retry-After: \(Int.random(in: 2...6))\r\n", reason: "capacity")
         case .drop:
             stats.closed("capacity_drop")
             state = .closing
@@ -172,8 +175,9 @@ final class APIConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             state = .request
             cancelTimer()
         } else if bytes > limits.maxHeaderBytes {
-            return refuse(context, "431 Request Header Fields Too Large",
-                          "the request's headers are larger than \(limits.maxHeaderBytes) bytes", reason: "header_too_large")
+            return refuse(
+                context, "431 Request Header Fields Too Large",
+                "the request's headers are larger than \(limits.maxHeaderBytes) bytes", reason: "header_too_large")
         } else {
             state = .head(bytes: bytes, newlines: newlines)
         }
@@ -183,7 +187,8 @@ final class APIConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // A 101 answer to the first request: from here on the socket is a live-view WebSocket.
         if case .request = state, inFlight == 0, case .byteBuffer(let b) = unwrapOutboundIn(data),
-           b.readableBytesView.starts(with: "HTTP/1.1 101".utf8) {
+            b.readableBytesView.starts(with: "HTTP/1.1 101".utf8)
+        {
             state = .upgraded
             cancelTimer()
         }
@@ -224,8 +229,9 @@ final class APIConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         timer = nil
         switch state {
         case .head:
-            refuse(context, "408 Request Timeout",
-                   "the request's headers did not arrive within \(limits.headerTimeout.nanoseconds / 1_000_000_000) s", reason: "header_timeout")
+            refuse(
+                context, "408 Request Timeout",
+                "the request's headers did not arrive within \(limits.headerTimeout.nanoseconds / 1_000_000_000) s", reason: "header_timeout")
         case .idle:
             stats.closed("idle_timeout")
             state = .closing
@@ -249,7 +255,8 @@ final class APIConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         json.endObject()
         json.endObject()
         let body = json.bytes
-        let head = "HTTP/1.1 \(status)\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.count)\r\n"
+        let head =
+            "HTTP/1.1 \(status)\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.count)\r\n"
             + extra + "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
         var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
         buffer.writeString(head)
@@ -273,7 +280,8 @@ final class APIRequestBoundaryHandler: ChannelDuplexHandler, RemovableChannelHan
 
     func handlerAdded(context: ChannelHandlerContext) {
         if let h = try? context.pipeline.syncOperations.handler(type: APIConnectionHandler.self),
-           let c = try? context.pipeline.syncOperations.context(handlerType: APIConnectionHandler.self) {
+            let c = try? context.pipeline.syncOperations.context(handlerType: APIConnectionHandler.self)
+        {
             front = h
             frontContext = c
         }

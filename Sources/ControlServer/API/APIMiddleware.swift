@@ -59,26 +59,31 @@ struct RefusalAuditMiddleware: RouterMiddleware {
         if status == .unauthorized {
             unauthorized.increment()
             unauthorizedLog.event { folded in
-                logger.notice("API request refused: no valid token", metadata: [
-                    "http.path": .string(request.uri.path), "http.remote": .string(context.remote ?? "-"),
-                    "refusals.folded": .stringConvertible(folded),
-                ])
+                logger.notice(
+                    "API request refused: no valid token",
+                    metadata: [
+                        "http.path": .string(request.uri.path), "http.remote": .string(context.remote ?? "-"),
+                        "refusals.folded": .stringConvertible(folded),
+                    ])
             }
             return
         }
         let write = ![.get, .head, .options].contains(request.method)
         guard write || status == .forbidden, !context.trail.audited, let who = context.trail.principal else { return }
-        await audit.record(who, action: "api.refused", target: request.uri.path,
-                           parameters: ["method": request.method.rawValue],
-                           result: "refused \(status.code)" + (reason.isEmpty ? "" : ": \(reason)"))
+        await audit.record(
+            who, action: "api.refused", target: request.uri.path,
+            parameters: ["method": request.method.rawValue],
+            result: "refused \(status.code)" + (reason.isEmpty ? "" : ": \(reason)"))
     }
 }
 
 extension AuditLog {
     /// Records an action taken (or refused) by a route, and marks the request as audited so
     /// ``RefusalAuditMiddleware`` does not record it again.
-    func record(_ who: Principal, in context: HubRequestContext, action: String, target: String?,
-                parameters: [String: String] = [:], result: String) async {
+    func record(
+        _ who: Principal, in context: HubRequestContext, action: String, target: String?,
+        parameters: [String: String] = [:], result: String
+    ) async {
         context.trail.markAudited()
         await record(who, action: action, target: target, parameters: parameters, result: result)
     }

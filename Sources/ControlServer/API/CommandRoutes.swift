@@ -103,9 +103,13 @@ enum CommandRoutes {
             let name = d["name"]?.stringValue ?? "result"
             if name == CommandName.logPull.rawValue, let lines = result.documentValue?["lines"]?.arrayValue {
                 let text = lines.compactMap(\.stringValue).joined(separator: "\n") + "\n"
-                return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8",
-                                                      .contentDisposition: "attachment; filename=\"\(device)-\(id).log\""],
-                                body: .init(byteBuffer: ByteBuffer(string: text)))
+                return Response(
+                    status: .ok,
+                    headers: [
+                        .contentType: "text/plain; charset=utf-8",
+                        .contentDisposition: "attachment; filename=\"\(device)-\(id).log\"",
+                    ],
+                    body: .init(byteBuffer: ByteBuffer(string: text)))
             }
             var r = json(.ok, result.json)
             r.headers[.contentDisposition] = "attachment; filename=\"\(device)-\(id)-\(name).json\""
@@ -120,10 +124,15 @@ enum CommandRoutes {
                 await deps.audit.record(who, in: context, action: "command.cancel", target: id, result: "not_found")
                 throw HTTPError(.notFound, message: "no command job \(id)")
             }
-            await deps.audit.record(who, in: context, action: "command.cancel", target: id, parameters: ["executions": String(r.executions)],
-                                    result: r.changed ? "ok" : "already_canceled")
-            return json(.ok, .object([("id", .string(id)), ("state", .string("canceled")), ("alreadyCanceled", .bool(!r.changed)),
-                                      ("executionsCanceled", .int(Int64(r.executions)))]))
+            await deps.audit.record(
+                who, in: context, action: "command.cancel", target: id, parameters: ["executions": String(r.executions)],
+                result: r.changed ? "ok" : "already_canceled")
+            return json(
+                .ok,
+                .object([
+                    ("id", .string(id)), ("state", .string("canceled")), ("alreadyCanceled", .bool(!r.changed)),
+                    ("executionsCanceled", .int(Int64(r.executions))),
+                ]))
         }
     }
 
@@ -142,13 +151,18 @@ enum CommandRoutes {
 
     /// Plans the job (``JobPlanner``) from the body and what the store knows; nothing is
     /// stored here. The planner's refusals become 400s with its message.
-    static func buildJob(_ body: [(String, JSONValue)], who: Principal, deps: APIDependencies, commands: CommandService,
-                         firmware: FirmwareRepository, audit: inout [String: String]) async throws -> Job {
+    static func buildJob(
+        _ body: [(String, JSONValue)], who: Principal, deps: APIDependencies, commands: CommandService,
+        firmware: FirmwareRepository, audit: inout [String: String]
+    ) async throws -> Job {
         do {
             let request = try JobRequest(body: body)
             audit["name"] = request.name
             if let target = request.target {
-                audit["target"] = String(decoding: { var w = JSONWriter(); w.raw(target); return w.bytes }().prefix(200), as: UTF8.self)
+                audit["target"] = String(
+                    decoding: {
+                        var w = JSONWriter(); w.raw(target); return w.bytes
+                    }().prefix(200), as: UTF8.self)
             }
             // A firmware update may name a catalogue version only; the planner fills in the rest.
             var image: FirmwareImage? = nil
@@ -161,14 +175,16 @@ enum CommandRoutes {
                 // connected here matches: it is registered and not revoked); each node
                 // matches its own sessions.
                 let filter = DeviceFilter(query)
-                let matches = if deps.registry.anySession(matching: filter) { true } else {
-                    try await !OperatorAPI.storeCall({ try await deps.devices.resolve(filter, limit: 1) }).isEmpty
-                }
+                let matches =
+                    if deps.registry.anySession(matching: filter) { true } else {
+                        try await !OperatorAPI.storeCall({ try await deps.devices.resolve(filter, limit: 1) }).isEmpty
+                    }
                 try planner.confirmFleet(plan, anyMatch: matches)
                 return Job(plan, devices: [], createdBy: who.name, node: deps.node)
             case .list:
-                let found = try await lookup(plan.target, devices: deps.devices, limit: planner.maxTargets,
-                                             connected: plan.firmware == nil ? deps.registry : nil)
+                let found = try await lookup(
+                    plan.target, devices: deps.devices, limit: planner.maxTargets,
+                    connected: plan.firmware == nil ? deps.registry : nil)
                 return Job(plan, devices: try planner.devices(plan, found: found), createdBy: who.name, node: deps.node)
             }
         } catch let e as JobPlanError {
@@ -182,8 +198,10 @@ enum CommandRoutes {
     /// `connected`: boxes named in the target that hold a session here exist and are not
     /// revoked (revoking closes the session), so they need no store lookup; pass nil when the
     /// caller needs their models.
-    static func lookup(_ target: JobTarget, devices: DeviceRepository, limit: Int,
-                       connected: ConnectionRegistry? = nil) async throws -> [TargetBox] {
+    static func lookup(
+        _ target: JobTarget, devices: DeviceRepository, limit: Int,
+        connected: ConnectionRegistry? = nil
+    ) async throws -> [TargetBox] {
         if let ids = target.ids {
             if let connected, ids.count <= 100, connected.sessions(for: ids).count == ids.count {
                 return ids.map { TargetBox(id: $0, model: "") }
@@ -215,18 +233,19 @@ enum CommandRoutes {
     /// An execution as the API shows it. Stored history entries are `{s, at, ...}` to keep
     /// documents small; the view names the state `state`.
     static func executionView(_ d: Document) -> JSONValue {
-        .object(d.fields.compactMap { k, v in
-            switch k {
-            case "_id": return nil
-            case "history":
-                let entries = (v.arrayValue ?? []).map { e -> JSONValue in
-                    guard let doc = e.documentValue else { return e.json }
-                    return .object(doc.fields.map { ek, ev in (ek == "s" ? "state" : ek, ev.json) })
+        .object(
+            d.fields.compactMap { k, v in
+                switch k {
+                case "_id": return nil
+                case "history":
+                    let entries = (v.arrayValue ?? []).map { e -> JSONValue in
+                        guard let doc = e.documentValue else { return e.json }
+                        return .object(doc.fields.map { ek, ev in (ek == "s" ? "state" : ek, ev.json) })
+                    }
+                    return (k, .array(entries))
+                default: return (k, v.json)
                 }
-                return (k, .array(entries))
-            default: return (k, v.json)
-            }
-        })
+            })
     }
 
     static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {

@@ -84,7 +84,8 @@ enum DeviceBatch {
 
     static func shownId(_ e: JSONValue) -> String? {
         guard case .object(let m) = e, let (_, v) = m.first(where: { $0.0 == "id" }), case .string(let s) = v,
-              FrameCodec.isCatalogueName(s) else { return nil }
+            FrameCodec.isCatalogueName(s)
+        else { return nil }
         return s
     }
 
@@ -146,13 +147,21 @@ enum DeviceBatch {
                 continue
             }
             guard fields.count == 2 || fields.count == 3 else {
-                out.append((line, .invalid(id: FrameCodec.isCatalogueName(fields[0]) ? fields[0] : nil,
-                                           reason: prefix + "expected id,model[,tags] (2 or 3 fields), got \(fields.count)")))
+                out.append(
+                    (
+                        line,
+                        .invalid(
+                            id: FrameCodec.isCatalogueName(fields[0]) ? fields[0] : nil,
+                            reason: prefix + "expected id,model[,tags] (2 or 3 fields), got \(fields.count)")
+                    ))
                 continue
             }
             let tagField = fields.count == 3 ? fields[2] : ""
-            let tags = tagField.isEmpty ? [] : tagField.split(separator: tagSeparator, omittingEmptySubsequences: false)
-                .map { $0.trimmingCharacters(in: .whitespaces) }
+            let tags =
+                tagField.isEmpty
+                ? []
+                : tagField.split(separator: tagSeparator, omittingEmptySubsequences: false)
+                    .map { $0.trimmingCharacters(in: .whitespaces) }
             out.append((line, validated(id: fields[0], model: fields[1], tags: tags, prefix: prefix)))
         }
         guard !out.isEmpty else { throw Unreadable(message: "CSV body holds no box (lines id,model[,tags])") }
@@ -220,10 +229,12 @@ enum DeviceBatch {
             }
             let count = { (s: String) in results.reduce(0) { $0 + ($1.status == s ? 1 : 0) } }
             let answer = Answer(created: count("created"), exists: count("exists"), invalid: count("invalid"), results: results)
-            await deps.audit.record(who, in: context, action: "device.register_batch", target: nil, parameters: [
-                "format": csv ? "csv" : "json", "rows": String(results.count),
-                "created": String(answer.created), "exists": String(answer.exists), "invalid": String(answer.invalid),
-            ], result: "ok")
+            await deps.audit.record(
+                who, in: context, action: "device.register_batch", target: nil,
+                parameters: [
+                    "format": csv ? "csv" : "json", "rows": String(results.count),
+                    "created": String(answer.created), "exists": String(answer.exists), "invalid": String(answer.invalid),
+                ], result: "ok")
             return answer
         }
     }

@@ -17,8 +17,10 @@ struct FirmwareList: ResponseEncodable { var items: [FirmwareRecord] }
 /// The firmware catalogue (`/api/v1/firmware`) and image downloads (`/firmware/{version}`,
 /// with Range support, no token: boxes fetch it with plain HTTP; images are not secret).
 enum FirmwareRoutes {
-    static func add(_ router: Router<HubRequestContext>, _ api: RouterGroup<HubRequestContext>, _ deps: APIDependencies,
-                    _ firmware: FirmwareRepository, publicURL: String) {
+    static func add(
+        _ router: Router<HubRequestContext>, _ api: RouterGroup<HubRequestContext>, _ deps: APIDependencies,
+        _ firmware: FirmwareRepository, publicURL: String
+    ) {
         api.post("firmware") { request, context -> EditedResponse<FirmwareRecord> in
             let who = try context.require(.operator)
             let body = try await Validate.body(AddFirmwareRequest.self, request, context)
@@ -87,17 +89,23 @@ enum FirmwareRoutes {
                 case .tooLarge(let limit):
                     throw await refuse(.badRequest, "the image is larger than the catalogue's size (\(limit) bytes); the served image is unchanged")
                 case .mismatch(let size, let sha):
-                    throw await refuse(.badRequest, "the image (\(size) bytes, sha256 \(sha)) does not match the catalogue (\(rec.size) bytes, sha256 \(rec.sha256)); nothing was kept and the served image is unchanged")
+                    throw await refuse(
+                        .badRequest,
+                        "the image (\(size) bytes, sha256 \(sha)) does not match the catalogue (\(rec.size) bytes, sha256 \(rec.sha256)); nothing was kept and the served image is unchanged"
+                    )
                 case .busy:
-                    throw await refuse(.conflict, "another upload of firmware \(v) is in progress; retry when it ends (an abandoned one gives way after \(Int(FirmwareRepository.claimTimeout)) s)",
-                                       headers: [.retryAfter: String(Int(FirmwareRepository.claimTimeout))])
+                    throw await refuse(
+                        .conflict,
+                        "another upload of firmware \(v) is in progress; retry when it ends (an abandoned one gives way after \(Int(FirmwareRepository.claimTimeout)) s)",
+                        headers: [.retryAfter: String(Int(FirmwareRepository.claimTimeout))])
                 case .notFound:
                     throw await refuse(.notFound, "no firmware \(v)")
                 }
             } catch {
                 context.logger.warning("firmware upload failed", metadata: ["firmware.version": .string(v), "error": .string("\(error)")])
-                throw await refuse(.serviceUnavailable, "the store is unavailable; the upload was not kept and the served image is unchanged; retry shortly",
-                                   headers: [.retryAfter: "5"])
+                throw await refuse(
+                    .serviceUnavailable, "the store is unavailable; the upload was not kept and the served image is unchanged; retry shortly",
+                    headers: [.retryAfter: "5"])
             }
             await deps.audit.record(who, in: context, action: "firmware.upload", target: v, parameters: ["size": String(rec.size)], result: "ok")
             guard let fresh = try await OperatorAPI.storeCall({ try await firmware.get(v) }) else {
@@ -135,40 +143,45 @@ enum FirmwareRoutes {
                 try? await firmware.markDamaged(rec, problem: d.problem)
                 throw HTTPError(.serviceUnavailable, message: "firmware \(v) is unavailable: \(d.problem); upload the image again")
             } catch { throw OperatorAPI.storeUnavailable(error, context) }
-            var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: "bytes",
-                                       .contentLength: String(range.count), .eTag: "\"\(rec.sha256)\""]
+            var headers: HTTPFields = [
+                .contentType: "application/octet-stream", .acceptRanges: "bytes",
+                .contentLength: String(range.count), .eTag: "\"\(rec.sha256)\"",
+            ]
             if status == .partialContent { headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(rec.size)" }
             let wanted = range
             let logger = context.logger
-            return Response(status: status, headers: headers, body: ResponseBody { writer in
-                // A few chunks at a time, so a large image is never whole in memory. A chunk
-                // that goes missing mid-way (a new upload replaced this generation) ends the
-                // response with an error: the connection is closed at once, never left waiting
-                // for bytes, and the box resumes by Range.
-                var batch = firstBatch
-                var next = wanted.lowerBound / chunk
-                let last = wanted.upperBound / chunk
-                while next <= last {
-                    let upTo = min(last, next + 3)
-                    if batch.isEmpty {
-                        do {
-                            batch = try await firmware.chunks(rec, covering: max(next * chunk, wanted.lowerBound)...min(wanted.upperBound, (upTo + 1) * chunk - 1))
-                        } catch let d as DamagedImage {
-                            logger.error("firmware image damaged mid-download", metadata: ["firmware.version": .string(v), "problem": .string(d.problem)])
-                            try? await firmware.markDamaged(rec, problem: d.problem)
-                            throw d
+            return Response(
+                status: status, headers: headers,
+                body: ResponseBody { writer in
+                    // A few chunks at a time, so a large image is never whole in memory. A chunk
+                    // that goes missing mid-way (a new upload replaced this generation) ends the
+                    // response with an error: the connection is closed at once, never left waiting
+                    // for bytes, and the box resumes by Range.
+                    var batch = firstBatch
+                    var next = wanted.lowerBound / chunk
+                    let last = wanted.upperBound / chunk
+                    while next <= last {
+                        let upTo = min(last, next + 3)
+                        if batch.isEmpty {
+                            do {
+                                batch = try await firmware.chunks(
+                                    rec, covering: max(next * chunk, wanted.lowerBound)...min(wanted.upperBound, (upTo + 1) * chunk - 1))
+                            } catch let d as DamagedImage {
+                                logger.error("firmware image damaged mid-download", metadata: ["firmware.version": .string(v), "problem": .string(d.problem)])
+                                try? await firmware.markDamaged(rec, problem: d.problem)
+                                throw d
+                            }
                         }
+                        for (i, data) in batch {
+                            let base = i * chunk
+                            let from = max(wanted.lowerBound, base) - base, to = min(wanted.upperBound, base + data.count - 1) - base
+                            if from <= to { try await writer.write(ByteBuffer(bytes: data[from...to])) }
+                        }
+                        batch = []
+                        next = upTo + 1
                     }
-                    for (i, data) in batch {
-                        let base = i * chunk
-                        let from = max(wanted.lowerBound, base) - base, to = min(wanted.upperBound, base + data.count - 1) - base
-                        if from <= to { try await writer.write(ByteBuffer(bytes: data[from...to])) }
-                    }
-                    batch = []
-                    next = upTo + 1
-                }
-                try await writer.finish(nil)
-            })
+                    try await writer.finish(nil)
+                })
         }
     }
 

@@ -2,8 +2,8 @@ import Atomics
 import Foundation
 import Metrics
 import NIOConcurrencyHelpers
-import ServiceLifecycle
 import STBProtocol
+import ServiceLifecycle
 import Synchronization
 
 /// Fans telemetry out to operators' live views (`/api/v1/live`).

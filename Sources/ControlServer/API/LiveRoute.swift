@@ -12,7 +12,9 @@ import NIOCore
 enum LiveRoute {
     static let path = "/api/v1/live"
 
-    static func shouldUpgrade(_ request: HTTPRequest, deps: APIDependencies, live: LiveHub) async throws
+    static func shouldUpgrade(
+        _ request: HTTPRequest, deps: APIDependencies, live: LiveHub
+    ) async throws
         -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
     {
         let target = request.path ?? ""
@@ -62,8 +64,11 @@ enum LiveRoute {
         api.get("live") { request, context -> Response in
             _ = try context.require(.analyst)
             let q = request.uri.queryParameters
-            if let d = q.get("device") { _ = try Validate.identifier(String(d), field: "device") }
-            else if q.get("fleet") == nil { throw HTTPError(.badRequest, message: "pass device=ID or fleet=1") }
+            if let d = q.get("device") {
+                _ = try Validate.identifier(String(d), field: "device")
+            } else if q.get("fleet") == nil {
+                throw HTTPError(.badRequest, message: "pass device=ID or fleet=1")
+            }
             throw HTTPError(.upgradeRequired, message: "the live view is a WebSocket; connect with an Upgrade request")
         }
     }

@@ -83,11 +83,13 @@ enum OperatorAPI {
 
         router.get("/healthz") { _, _ -> Response in
             let ready = deps.gate.isOpen
-            let h = Health(status: ready ? "ok" : "starting", node: deps.node, store: ready ? "up" : "waiting",
-                           sessions: deps.registry.sessionCount, connectionCap: deps.capacity.cap)
+            let h = Health(
+                status: ready ? "ok" : "starting", node: deps.node, store: ready ? "up" : "waiting",
+                sessions: deps.registry.sessionCount, connectionCap: deps.capacity.cap)
             let body = try JSONEncoder().encode(h)
-            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            return Response(
+                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
 
         router.get("/metrics") { _, _ -> Response in
@@ -120,9 +122,10 @@ enum OperatorAPI {
                 before = d
             }
             let items = try await storeCall {
-                try await deps.audit.list(actor: request.uri.queryParameters.get("actor").map { String($0) },
-                                          action: request.uri.queryParameters.get("action").map { String($0) },
-                                          before: before, limit: limit)
+                try await deps.audit.list(
+                    actor: request.uri.queryParameters.get("actor").map { String($0) },
+                    action: request.uri.queryParameters.get("action").map { String($0) },
+                    before: before, limit: limit)
             }
             return AuditPage(items: items)
         }
@@ -146,17 +149,19 @@ enum OperatorAPI {
             } catch {
                 throw storeUnavailable(error, context)
             }
-            await deps.audit.record(who, in: context, action: "device.register", target: id,
-                                    parameters: ["model": model, "tags": tags.joined(separator: ",")], result: "ok")
+            await deps.audit.record(
+                who, in: context, action: "device.register", target: id,
+                parameters: ["model": model, "tags": tags.joined(separator: ",")], result: "ok")
             return EditedResponse(status: .created, response: RegisteredDevice(id: id, model: model, tags: tags, secret: secret))
         }
 
         api.get("devices") { request, context -> DevicePage in
             _ = try context.require(.analyst)
             let q = request.uri.queryParameters
-            let filter = DeviceFilter(online: try Validate.bool(request, "online"),
-                                      model: q.get("model").map { String($0) }, firmware: q.get("firmware").map { String($0) },
-                                      tag: q.get("tag").map { String($0) })
+            let filter = DeviceFilter(
+                online: try Validate.bool(request, "online"),
+                model: q.get("model").map { String($0) }, firmware: q.get("firmware").map { String($0) },
+                tag: q.get("tag").map { String($0) })
             let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)
             let cursor = q.get("cursor").map { String($0) }
             let page = try await storeCall { try await deps.devices.list(filter, after: cursor, limit: limit) }
@@ -196,8 +201,9 @@ enum OperatorAPI {
                 throw HTTPError(.badRequest, message: "role must be one of admin, operator, analyst")
             }
             let created = try await storeCall { try await deps.tokens.create(name: name, role: role, createdBy: who.name, now: Date()) }
-            await deps.audit.record(who, in: context, action: "token.create", target: created.record.id,
-                                    parameters: ["name": name, "role": role.rawValue], result: "ok")
+            await deps.audit.record(
+                who, in: context, action: "token.create", target: created.record.id,
+                parameters: ["name": name, "role": role.rawValue], result: "ok")
             return EditedResponse(status: .created, response: CreatedToken(id: created.record.id, name: name, role: role, token: created.token))
         }
 
@@ -218,10 +224,9 @@ enum OperatorAPI {
 
     /// Runs a store call; a store failure becomes 503 with the driver text kept out of the response.
     static func storeCall<T>(_ body: () async throws -> T) async throws -> T {
-        do { return try await body() }
-        catch let e as HTTPError { throw e }
-        catch let e as BSONDecodingError { throw unreadable(e) }
-        catch { throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "the store is unavailable; retry shortly") }
+        do { return try await body() } catch let e as HTTPError { throw e } catch let e as BSONDecodingError { throw unreadable(e) } catch {
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "the store is unavailable; retry shortly")
+        }
     }
 
     /// A stored document this hub cannot decode: a 500 naming it (retrying will not help).

@@ -43,18 +43,21 @@ enum RolloutRoutes {
                 let policy: RolloutPolicy
                 do {
                     let health = try body.health.map { h throws(CommandError) in
-                        try HealthGate(windowMinutes: h.windowMinutes, minExposureHours: h.minExposureHours,
-                                       maxRelativeIncrease: h.maxRelativeIncrease, confidence: h.confidence ?? 2.33)
+                        try HealthGate(
+                            windowMinutes: h.windowMinutes, minExposureHours: h.minExposureHours,
+                            maxRelativeIncrease: h.maxRelativeIncrease, confidence: h.confidence ?? 2.33)
                     }
                     let window = try body.window.map { x throws(CommandError) in
-                        try MaintenanceWindow(startMinute: x.startMinute, endMinute: x.endMinute, requireStandby: x.requireStandby ?? false, idleMinutes: x.idleMinutes)
+                        try MaintenanceWindow(
+                            startMinute: x.startMinute, endMinute: x.endMinute, requireStandby: x.requireStandby ?? false, idleMinutes: x.idleMinutes)
                     }
                     guard let onFailure = RolloutPolicy.OnFailure(rawValue: body.onFailure ?? "pause") else {
                         throw CommandError("onFailure must be pause or abort", field: "onFailure")
                     }
-                    policy = try RolloutPolicy(waves: body.waves ?? [1, 10, 50, 100], ratePerMinute: body.ratePerMinute ?? 60,
-                                               successThreshold: body.successThreshold ?? 0.95, failureThreshold: body.failureThreshold ?? 0.1,
-                                               minFailureCount: body.minFailureCount ?? 5, onFailure: onFailure, health: health, window: window)
+                    policy = try RolloutPolicy(
+                        waves: body.waves ?? [1, 10, 50, 100], ratePerMinute: body.ratePerMinute ?? 60,
+                        successThreshold: body.successThreshold ?? 0.95, failureThreshold: body.failureThreshold ?? 0.1,
+                        minFailureCount: body.minFailureCount ?? 5, onFailure: onFailure, health: health, window: window)
                 } catch let e as CommandError { throw Refusal(e.field.map { "\($0): \(e.message)" } ?? e.message) }
                 let offset = body.utcOffsetMinutes ?? 0
                 guard (-720...840).contains(offset) else { throw Refusal("utcOffsetMinutes must be from -720 to 840") }
@@ -70,10 +73,13 @@ enum RolloutRoutes {
                 }
                 let now = CommandService.nowMillis()
                 let machine: RolloutMachine
-                do { machine = try RolloutMachine(policy: policy, targetCount: boxes.count, createdAt: now) } catch let e as CommandError { throw Refusal(e.message) }
+                do { machine = try RolloutMachine(policy: policy, targetCount: boxes.count, createdAt: now) } catch let e as CommandError {
+                    throw Refusal(e.message)
+                }
                 var tw = JSONWriter(); tw.raw(target)
-                let r = Rollout(id: "r" + Job.newID(now: now).dropFirst(), firmware: fw.version, target: String(decoding: tw.bytes, as: UTF8.self),
-                                utcOffsetMinutes: offset, createdBy: who.name, machine: machine, remaining: boxes.map(\.id), batches: [])
+                let r = Rollout(
+                    id: "r" + Job.newID(now: now).dropFirst(), firmware: fw.version, target: String(decoding: tw.bytes, as: UTF8.self),
+                    utcOffsetMinutes: offset, createdBy: who.name, machine: machine, remaining: boxes.map(\.id), batches: [])
                 do { try await rollouts.insert(r, now: now) } catch { throw OperatorAPI.storeUnavailable(error, context) }
                 auditParams["count"] = String(boxes.count)
                 auditParams["waves"] = policy.waves.map { "\($0)" }.joined(separator: ",")
@@ -132,14 +138,24 @@ enum RolloutRoutes {
             ("targetCount", .int(Int64(m.targetCount))), ("started", .int(Int64(m.started))), ("succeeded", .int(Int64(m.succeeded))),
             ("failed", .int(Int64(m.failed))), ("inFlight", .int(Int64(m.inFlight))), ("remaining", .int(Int64(r.remaining.count))),
             ("currentWave", .int(Int64(m.currentWave))), ("createdBy", .string(r.createdBy)),
-            ("waves", .array(m.waves.map { w in
-                .object([("percent", .double(w.percent)), ("target", .int(Int64(w.target))), ("started", .int(Int64(w.started))),
-                         ("succeeded", .int(Int64(w.succeeded))), ("failed", .int(Int64(w.failed))),
-                         ("startedAt", w.startedAt.map { .int($0) } ?? .null), ("endedAt", w.endedAt.map { .int($0) } ?? .null)])
-            })),
-            ("history", .array(m.history.map { h in
-                .object([("state", .string(h.state.name)), ("reason", h.state.reason.map { .string($0) } ?? .null), ("at", .int(h.at))])
-            })),
+            (
+                "waves",
+                .array(
+                    m.waves.map { w in
+                        .object([
+                            ("percent", .double(w.percent)), ("target", .int(Int64(w.target))), ("started", .int(Int64(w.started))),
+                            ("succeeded", .int(Int64(w.succeeded))), ("failed", .int(Int64(w.failed))),
+                            ("startedAt", w.startedAt.map { .int($0) } ?? .null), ("endedAt", w.endedAt.map { .int($0) } ?? .null),
+                        ])
+                    })
+            ),
+            (
+                "history",
+                .array(
+                    m.history.map { h in
+                        .object([("state", .string(h.state.name)), ("reason", h.state.reason.map { .string($0) } ?? .null), ("at", .int(h.at))])
+                    })
+            ),
             ("jobs", .array(r.batches.map { .string($0.job) })),
         ]
         if let reason = m.state.reason { out.append(("reason", .string(reason))) }

@@ -8,8 +8,8 @@ import MongoStore
 import NIOCore
 import NIOPosix
 import Prometheus
-import ServiceLifecycle
 import STBProtocol
+import ServiceLifecycle
 import Telemetry
 
 /// Reads an environment variable once, for flag defaults.
@@ -167,10 +167,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Base URL boxes use to download uploaded firmware (env ARGUS_PUBLIC_URL); default http://<api host>:<api port>.")
     var publicURL: String?
 
-    @Option(help: "Seconds from SIGTERM to exit: boxes are told 1001, presence and the spool are flushed within it, and what is left is repaired at the next start (env ARGUS_DRAIN_TIMEOUT).")
+    @Option(
+        help:
+            "Seconds from SIGTERM to exit: boxes are told 1001, presence and the spool are flushed within it, and what is left is repaired at the next start (env ARGUS_DRAIN_TIMEOUT)."
+    )
     var drainTimeout = Env.int("ARGUS_DRAIN_TIMEOUT", 15)
 
-    @Option(help: "Credential lookups in the store at once; handshakes past it get 503 + Retry-After at once; default 8 per store thread (env ARGUS_MAX_VERIFICATIONS).")
+    @Option(
+        help:
+            "Credential lookups in the store at once; handshakes past it get 503 + Retry-After at once; default 8 per store thread (env ARGUS_MAX_VERIFICATIONS)."
+    )
     var maxVerifications: Int?
 
     @Option(help: "Seconds a secret confirmed by the store is trusted from this node's cache before the store is asked again (env ARGUS_CREDENTIAL_CACHE_TTL).")
@@ -210,8 +216,10 @@ struct Serve: AsyncParsableCommand {
         guard (1...256).contains(storeThreads) else { throw ValidationError("--store-threads must be from 1 to 256") }
         guard (16...1_048_576).contains(spoolMaxMB) else { throw ValidationError("--spool-max-mb must be from 16 to 1048576") }
         guard (1...100_000).contains(rateLimit) else { throw ValidationError("--rate-limit must be from 1 to 100000") }
-        for (n, d) in [("--retention-metrics-days", retentionMetricsDays), ("--retention-events-days", retentionEventsDays),
-                       ("--retention-logs-days", retentionLogsDays)] where !(1...3650).contains(d) {
+        for (n, d) in [
+            ("--retention-metrics-days", retentionMetricsDays), ("--retention-events-days", retentionEventsDays),
+            ("--retention-logs-days", retentionLogsDays),
+        ] where !(1...3650).contains(d) {
             throw ValidationError("\(n) must be from 1 to 3650")
         }
         for r in alarmRule where ThresholdRule.parse(r) == nil {
@@ -229,7 +237,9 @@ struct Serve: AsyncParsableCommand {
         guard (1...100).contains(commandMaxAttempts) else { throw ValidationError("--command-max-attempts must be from 1 to 100") }
         guard (10...86_400).contains(commandRunTimeout) else { throw ValidationError("--command-run-timeout must be from 10 to 86400") }
         if let u = publicURL, !(u.hasPrefix("http://") || u.hasPrefix("https://")) { throw ValidationError("--public-url must start with http:// or https://") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
     }
 
     func run() async throws {
@@ -269,17 +279,25 @@ struct Serve: AsyncParsableCommand {
         apiLimits.headerTimeout = .seconds(Int64(apiHeaderTimeout))
         apiLimits.idleTimeout = .seconds(Int64(apiIdleTimeout))
         // The API's sockets come out of the same descriptor budget as the gateway's.
-        let derived = ConnectionCapacity.derivedCap(descriptorLimit: limit, reserved: gw.reservedDescriptors + apiLimits.maxConnections + apiLimits.rejectBudget,
-                                                    rejectBudget: gw.rejectBudget)
+        let derived = ConnectionCapacity.derivedCap(
+            descriptorLimit: limit, reserved: gw.reservedDescriptors + apiLimits.maxConnections + apiLimits.rejectBudget,
+            rejectBudget: gw.rejectBudget)
         var cap = derived
         if let m = maxConnections {
             if m > derived {
-                logger.warning("--max-connections is above what the descriptor limit allows; using the derived cap",
-                               metadata: ["requested": .stringConvertible(m), "cap": .stringConvertible(derived), "fd.limit": .stringConvertible(limit)])
-            } else { cap = m }
+                logger.warning(
+                    "--max-connections is above what the descriptor limit allows; using the derived cap",
+                    metadata: ["requested": .stringConvertible(m), "cap": .stringConvertible(derived), "fd.limit": .stringConvertible(limit)])
+            } else {
+                cap = m
+            }
         }
-        logger.info("connection capacity", metadata: ["fd.limit": .stringConvertible(limit), "cap": .stringConvertible(cap),
-                                                      "api.cap": .stringConvertible(apiLimits.maxConnections)])
+        logger.info(
+            "connection capacity",
+            metadata: [
+                "fd.limit": .stringConvertible(limit), "cap": .stringConvertible(cap),
+                "api.cap": .stringConvertible(apiLimits.maxConnections),
+            ])
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let gate = ReadinessGate()
@@ -302,8 +320,11 @@ struct Serve: AsyncParsableCommand {
         gw.limits.messagesPerSecond = rateLimit
         let telemetryStore = MongoTelemetryStore(store: store)
         let audience = AudienceState()
-        let alarms = AlarmState(AlarmEvaluator(rules: alarmRule.compactMap(ThresholdRule.parse), outageShare: outageShare,
-                                               outageMinViewers: outageMinViewers)) { [live] changes in
+        let alarms = AlarmState(
+            AlarmEvaluator(
+                rules: alarmRule.compactMap(ThresholdRule.parse), outageShare: outageShare,
+                outageMinViewers: outageMinViewers)
+        ) { [live] changes in
             for c in changes {
                 var w = JSONWriter(capacity: 128)
                 w.beginObject()
@@ -318,73 +339,86 @@ struct Serve: AsyncParsableCommand {
                 live.publishFleet(String(decoding: w.bytes, as: UTF8.self))
             }
         }
-        let telemetry = TelemetryService(applier: TelemetryApplier(spool: spool, store: telemetryStore, audience: audience, alarms: alarms,
-                                                                   logger: Logger(label: "argus.telemetry")),
-                                         spool: spool, audience: audience, store: telemetryStore, gate: gate,
-                                         audienceGrace: .seconds(Int64(audienceGrace)),
-                                         offlineAfter: offlineAlarmMinutes > 0 ? .seconds(Int64(offlineAlarmMinutes) * 60) : nil,
-                                         alarms: alarms, alarmRepository: AlarmRepository(store: store),
-                                         logger: Logger(label: "argus.telemetry"))
+        let telemetry = TelemetryService(
+            applier: TelemetryApplier(
+                spool: spool, store: telemetryStore, audience: audience, alarms: alarms,
+                logger: Logger(label: "argus.telemetry")),
+            spool: spool, audience: audience, store: telemetryStore, gate: gate,
+            audienceGrace: .seconds(Int64(audienceGrace)),
+            offlineAfter: offlineAlarmMinutes > 0 ? .seconds(Int64(offlineAlarmMinutes) * 60) : nil,
+            alarms: alarms, alarmRepository: AlarmRepository(store: store),
+            logger: Logger(label: "argus.telemetry"))
         var commandConfig = CommandSettings()
         commandConfig.notification = JobNotification(rawValue: commandNotify) ?? .changeStream
         commandConfig.pollInterval = .milliseconds(Int64(commandPollMs))
         commandConfig.timeouts.ackMillis = Int64(commandAckTimeout) * 1000
         commandConfig.timeouts.maxAttempts = commandMaxAttempts
         commandConfig.timeouts.runMillis = Int64(commandRunTimeout) * 1000
-        let commands = CommandService(store: store, registry: registry, node: nodeName, configuration: commandConfig, gate: gate,
-                                      logger: Logger(label: "argus.commands"))
-        let rollouts = RolloutService(store: store, commands: commands, node: nodeName, tick: .milliseconds(Int64(rolloutTickMs)),
-                                      healthEvery: .seconds(Int64(rolloutHealthSeconds)), gate: gate, logger: Logger(label: "argus.rollouts"))
-        let shared = GatewayContext(node: nodeName, registry: registry, presence: presence, ingest: ingest, commands: commands, heartbeatSeconds: heartbeat,
-                                    limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
+        let commands = CommandService(
+            store: store, registry: registry, node: nodeName, configuration: commandConfig, gate: gate,
+            logger: Logger(label: "argus.commands"))
+        let rollouts = RolloutService(
+            store: store, commands: commands, node: nodeName, tick: .milliseconds(Int64(rolloutTickMs)),
+            healthEvery: .seconds(Int64(rolloutHealthSeconds)), gate: gate, logger: Logger(label: "argus.rollouts"))
+        let shared = GatewayContext(
+            node: nodeName, registry: registry, presence: presence, ingest: ingest, commands: commands, heartbeatSeconds: heartbeat,
+            limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
         let devices = DeviceRepository(store: store)
         let authenticator = DeviceAuthenticator(devices: devices, cache: CredentialCache(ttl: .seconds(credentialCacheTTL)))
-        let revocationFeed = RevocationFeed(devices: devices, authenticator: authenticator, registry: registry,
-                                            useChangeStream: commandConfig.notification == .changeStream, gate: gate,
-                                            logger: Logger(label: "argus.revocations"))
-        let gateway = DeviceGateway(configuration: gw, capacity: capacity, shared: shared, group: group,
-                                    authenticator: authenticator, ready: gate, logger: Logger(label: "argus.gateway"))
-        let deps = APIDependencies(store: store, devices: devices, tokens: TokenRepository(store: store),
-                                   audit: AuditLog(store: store, node: nodeName, logger: Logger(label: "argus.audit")),
-                                   registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
-                                   authenticator: authenticator, live: live, commands: commands, rollouts: rollouts,
-                                   publicURL: (publicURL ?? "http://\(apiHost):\(apiPort)").trimmingCharacters(in: CharacterSet(charactersIn: "/")))
-        let api = Application(router: OperatorAPI.router(deps),
-                              server: .guardedHTTP1WebSocket(
-                                  limits: apiLimits, capacity: ConnectionCapacity(cap: apiLimits.maxConnections, rejectBudget: apiLimits.rejectBudget),
-                                  stats: APIConnectionStats(logger: Logger(label: "argus.api"))
-                              ) { request, _, _ in
-                                  try await LiveRoute.shouldUpgrade(request, deps: deps, live: live)
-                              },
-                              configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "argus"),
-                              eventLoopGroupProvider: .shared(group), logger: Logger(label: "argus.api"))
+        let revocationFeed = RevocationFeed(
+            devices: devices, authenticator: authenticator, registry: registry,
+            useChangeStream: commandConfig.notification == .changeStream, gate: gate,
+            logger: Logger(label: "argus.revocations"))
+        let gateway = DeviceGateway(
+            configuration: gw, capacity: capacity, shared: shared, group: group,
+            authenticator: authenticator, ready: gate, logger: Logger(label: "argus.gateway"))
+        let deps = APIDependencies(
+            store: store, devices: devices, tokens: TokenRepository(store: store),
+            audit: AuditLog(store: store, node: nodeName, logger: Logger(label: "argus.audit")),
+            registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
+            authenticator: authenticator, live: live, commands: commands, rollouts: rollouts,
+            publicURL: (publicURL ?? "http://\(apiHost):\(apiPort)").trimmingCharacters(in: CharacterSet(charactersIn: "/")))
+        let api = Application(
+            router: OperatorAPI.router(deps),
+            server: .guardedHTTP1WebSocket(
+                limits: apiLimits, capacity: ConnectionCapacity(cap: apiLimits.maxConnections, rejectBudget: apiLimits.rejectBudget),
+                stats: APIConnectionStats(logger: Logger(label: "argus.api"))
+            ) { request, _, _ in
+                try await LiveRoute.shouldUpgrade(request, deps: deps, live: live)
+            },
+            configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "argus"),
+            eventLoopGroupProvider: .shared(group), logger: Logger(label: "argus.api"))
         let retention = RetentionConfiguration(metricsDays: retentionMetricsDays, eventsDays: retentionEventsDays, logsDays: retentionLogsDays)
-        let bootstrap = StoreBootstrap(store: store, gate: gate, tokenFile: tokenFile, presence: presence, retention: retention,
-                                       logger: Logger(label: "argus.store"))
+        let bootstrap = StoreBootstrap(
+            store: store, gate: gate, tokenFile: tokenFile, presence: presence, retention: retention,
+            logger: Logger(label: "argus.store"))
 
-        logger.info("starting hub", metadata: [
-            "node": .string(nodeName), "api.url": .string("http://\(apiHost):\(apiPort)/api/v1"),
-            "gateway.url": .string("ws://\(deviceHost):\(devicePort)\(STBProtocol.path)"), "store.database": .string(store.databaseName),
-        ])
+        logger.info(
+            "starting hub",
+            metadata: [
+                "node": .string(nodeName), "api.url": .string("http://\(apiHost):\(apiPort)/api/v1"),
+                "gateway.url": .string("ws://\(deviceHost):\(devicePort)\(STBProtocol.path)"), "store.database": .string(store.databaseName),
+            ])
         // Shutdown runs in reverse: the gateway drains first, then the spool is synced and sealed,
         // then presence flushes, then the API stops.
-        let services = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: bootstrap),
-                .init(service: api),
-                .init(service: presence),
-                .init(service: telemetry),
-                .init(service: commands),
-                .init(service: rollouts),
-                .init(service: FleetTicker(live: live, registry: registry, ingest: ingest, node: nodeName)),
-                .init(service: revocationFeed),
-                .init(service: gateway),
-                // Last, so it hears of the shutdown first: bounds the whole drain.
-                .init(service: ShutdownDeadline(seconds: drainTimeout, logger: logger)),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        ))
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: bootstrap),
+                    .init(service: api),
+                    .init(service: presence),
+                    .init(service: telemetry),
+                    .init(service: commands),
+                    .init(service: rollouts),
+                    .init(service: FleetTicker(live: live, registry: registry, ingest: ingest, node: nodeName)),
+                    .init(service: revocationFeed),
+                    .init(service: gateway),
+                    // Last, so it hears of the shutdown first: bounds the whole drain.
+                    .init(service: ShutdownDeadline(seconds: drainTimeout, logger: logger)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
         // (ShutdownDeadline exits the process at the drain timeout whatever is still running.)
         do {
             try await services.run()

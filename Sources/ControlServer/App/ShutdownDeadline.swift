@@ -25,8 +25,9 @@ struct ShutdownDeadline: Service {
         let logger = self.logger
         let seconds = self.seconds
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(max(500, seconds * 1000 - 300))) {
-            logger.warning("drain deadline reached; exiting now (what was not written is repaired at the next start)",
-                           metadata: ["drain.timeout.s": .stringConvertible(seconds)])
+            logger.warning(
+                "drain deadline reached; exiting now (what was not written is repaired at the next start)",
+                metadata: ["drain.timeout.s": .stringConvertible(seconds)])
             exit(0)
         }
     }

@@ -15,8 +15,10 @@ final class StoreBootstrap: Service, Sendable {
     let maxBackoff: Duration
     let retention: RetentionConfiguration
 
-    init(store: MongoStore, gate: ReadinessGate, tokenFile: String, presence: PresenceWriter, retention: RetentionConfiguration = .init(),
-         maxBackoff: Duration = .seconds(10), logger: Logger) {
+    init(
+        store: MongoStore, gate: ReadinessGate, tokenFile: String, presence: PresenceWriter, retention: RetentionConfiguration = .init(),
+        maxBackoff: Duration = .seconds(10), logger: Logger
+    ) {
         self.retention = retention
         self.store = store
         self.gate = gate
@@ -50,9 +52,11 @@ final class StoreBootstrap: Service, Sendable {
                 logger.info("store ready", metadata: ["store.database": .string(store.databaseName), "attempt": .stringConvertible(attempt)])
                 return true
             } catch {
-                logger.warning("store not reachable; retrying", metadata: [
-                    "error": .string("\(error)"), "attempt": .stringConvertible(attempt), "retry.in": .string("\(backoff)"),
-                ])
+                logger.warning(
+                    "store not reachable; retrying",
+                    metadata: [
+                        "error": .string("\(error)"), "attempt": .stringConvertible(attempt), "retry.in": .string("\(backoff)"),
+                    ])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, maxBackoff)
                 attempt += 1

@@ -34,9 +34,11 @@ final class TelemetryService: Service, Sendable {
     private let documents = Counter(label: "argus_telemetry_store_documents_total")
     private let spoolBytes = Gauge(label: "argus_telemetry_spool_bytes")
 
-    init(applier: TelemetryApplier, spool: Spool, audience: AudienceState, store: any TelemetryStore, gate: ReadinessGate,
-         audienceGrace: Duration = .seconds(90), offlineAfter: Duration? = nil, alarms: AlarmState = AlarmState(),
-         alarmRepository: AlarmRepository? = nil, logger: Logger) {
+    init(
+        applier: TelemetryApplier, spool: Spool, audience: AudienceState, store: any TelemetryStore, gate: ReadinessGate,
+        audienceGrace: Duration = .seconds(90), offlineAfter: Duration? = nil, alarms: AlarmState = AlarmState(),
+        alarmRepository: AlarmRepository? = nil, logger: Logger
+    ) {
         self.offlineAfter = offlineAfter
         self.alarms = alarms
         self.alarmRepository = alarmRepository
@@ -49,12 +51,16 @@ final class TelemetryService: Service, Sendable {
         self.logger = logger
         let dropped = Counter(label: "argus_audience_counts_dropped_total")
         let log = RateLimitedLog()
-        pendingAudience = PendingWrites(limit: Self.audienceLimit, onDrop: { n in
-            dropped.increment(by: Int64(n))
-            log.event { folded in
-                logger.warning("audience counts dropped: the store is behind", metadata: ["dropped": .stringConvertible(n), "drops.folded": .stringConvertible(folded)])
-            }
-        })
+        pendingAudience = PendingWrites(
+            limit: Self.audienceLimit,
+            onDrop: { n in
+                dropped.increment(by: Int64(n))
+                log.event { folded in
+                    logger.warning(
+                        "audience counts dropped: the store is behind",
+                        metadata: ["dropped": .stringConvertible(n), "drops.folded": .stringConvertible(folded)])
+                }
+            })
     }
 
     func run() async throws {
@@ -87,7 +93,8 @@ final class TelemetryService: Service, Sendable {
                     lastAudience = .now
                 }
                 if let after = offlineAfter, let repo = alarmRepository,
-                   ContinuousClock.now - lastOfflineCheck >= min(.seconds(30), after / 2) {
+                    ContinuousClock.now - lastOfflineCheck >= min(.seconds(30), after / 2)
+                {
                     alarms.add(try await repo.offlineChanges(after: Double(after.components.seconds), now: Date()))
                     try await alarms.flush(to: store)
                     lastOfflineCheck = .now
@@ -95,9 +102,11 @@ final class TelemetryService: Service, Sendable {
                 if r.segments == 0 { try? await Task.sleep(for: .milliseconds(100)) }
             } catch {
                 if !failing {
-                    logger.warning("store write failed; telemetry stays in the spool", metadata: [
-                        "error": .string("\(error)"), "spool.bytes": .stringConvertible(spool.bytesOnDisk),
-                    ])
+                    logger.warning(
+                        "store write failed; telemetry stays in the spool",
+                        metadata: [
+                            "error": .string("\(error)"), "spool.bytes": .stringConvertible(spool.bytesOnDisk),
+                        ])
                     failing = true
                 }
                 try? await Task.sleep(for: backoff)

@@ -7,8 +7,8 @@ import Metrics
 import MongoStore
 import NIOConcurrencyHelpers
 import NIOCore
-import ServiceLifecycle
 import STBProtocol
+import ServiceLifecycle
 import Synchronization
 
 /// How nodes learn about jobs created on other nodes.
@@ -119,8 +119,10 @@ final class CommandService: Service, Sendable {
 
     let gate: ReadinessGate?
 
-    init(store: MongoStore, registry: ConnectionRegistry, node: String, configuration: CommandSettings = .init(),
-         gate: ReadinessGate? = nil, logger: Logger) {
+    init(
+        store: MongoStore, registry: ConnectionRegistry, node: String, configuration: CommandSettings = .init(),
+        gate: ReadinessGate? = nil, logger: Logger
+    ) {
         self.gate = gate
         repository = CommandRepository(store: store)
         devices = DeviceRepository(store: store)
@@ -155,8 +157,9 @@ final class CommandService: Service, Sendable {
             // offline now), is read from the store after delivery has started.
             deliverLocal(a, sessions: registry.sessions(matching: filter))
             do { job.devices = try await resolve(job.id, filter) } catch {
-                logger.warning("fleet job stored and delivered here; its executions will be written by the sweeper",
-                               metadata: ["job": .string(job.id), "error": .string("\(error)")])
+                logger.warning(
+                    "fleet job stored and delivered here; its executions will be written by the sweeper",
+                    metadata: ["job": .string(job.id), "error": .string("\(error)")])
                 return job
             }
         }
@@ -182,7 +185,8 @@ final class CommandService: Service, Sendable {
                 // node's fan-out writes) behind them: let delivery go first.
                 try? await Task.sleep(for: configuration.materializeDelay)
                 do { try await materialize(job) } catch {
-                    logger.warning("job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
+                    logger.warning(
+                        "job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
                 }
             }
         }
@@ -207,8 +211,12 @@ final class CommandService: Service, Sendable {
         }
         try await repository.markMaterialized(job.id)
         _ = state.withLock { $0.unmaterialized.removeValue(forKey: job.id) }
-        logger.debug("executions stored", metadata: ["job": .string(job.id), "count": .stringConvertible(job.devices.count),
-                                                      "ms": .stringConvertible((ContinuousClock.now - started).components.seconds * 1000)])
+        logger.debug(
+            "executions stored",
+            metadata: [
+                "job": .string(job.id), "count": .stringConvertible(job.devices.count),
+                "ms": .stringConvertible((ContinuousClock.now - started).components.seconds * 1000),
+            ])
     }
 
     /// Cancels a job everywhere (idempotent). Boxes running it here are told to stop where the
@@ -351,13 +359,14 @@ final class CommandService: Service, Sendable {
         state.withLock { s in
             let key = CommandRepository.executionID(status.ref, device)
             guard var t = s.tracked[key] else { return }
-            let r: BoxReport = switch status.state {
-            case .received: .received
-            case .inProgress: .inProgress
-            case .succeeded: .succeeded
-            case .failed: .failed
-            case .rejected: .rejected
-            }
+            let r: BoxReport =
+                switch status.state {
+                case .received: .received
+                case .inProgress: .inProgress
+                case .succeeded: .succeeded
+                case .failed: .failed
+                case .rejected: .rejected
+                }
             if case .received = r, let sentAt = t.machine.history.last(where: { $0.state == .sent })?.at {
                 roundTrip.recordMilliseconds(max(0, now - sentAt))
             }
@@ -405,7 +414,8 @@ final class CommandService: Service, Sendable {
                     break
                 } catch {
                     attempt += 1
-                    logger.warning("pending commands lookup failed; retrying", metadata: ["error": .string("\(error)"), "boxes": .stringConvertible(batch.count)])
+                    logger.warning(
+                        "pending commands lookup failed; retrying", metadata: ["error": .string("\(error)"), "boxes": .stringConvertible(batch.count)])
                     try? await Task.sleep(for: .seconds(min(30, 1 << min(attempt, 5))))
                 }
             }
@@ -425,8 +435,9 @@ final class CommandService: Service, Sendable {
                 jobs[job] = entry
             } else {
                 let params: [(String, JSONValue)] = if case .object(let m)? = d["params"]?.json { m } else { [] }
-                let j = Job(id: job, name: name, params: params, target: .null, devices: [], createdAt: d["createdAt"]?.dateValue?.millis ?? 0,
-                            deadline: d["deadline"]?.dateValue?.millis ?? Int64.max, createdBy: "", node: "")
+                let j = Job(
+                    id: job, name: name, params: params, target: .null, devices: [], createdAt: d["createdAt"]?.dateValue?.millis ?? 0,
+                    deadline: d["deadline"]?.dateValue?.millis ?? Int64.max, createdBy: "", node: "")
                 jobs[job] = (Announced(j), [device])
             }
         }
@@ -487,27 +498,36 @@ final class CommandService: Service, Sendable {
     func sweep(now: Date) async throws {
         let ex = repository.executions
         let queued = BSON.string(ExecutionState.queued.rawValue)
-        _ = try await ex.updateMany(["state": queued, "deadline": ["$lt": .date(now)]], [
-            "$set": ["state": .string(ExecutionState.expired.rawValue), "updatedAt": .date(now), "finishedAt": .date(now), "reason": "deadline passed"],
-            "$push": ["history": ["s": .string(ExecutionState.expired.rawValue), "at": .date(now)]],
-        ])
+        _ = try await ex.updateMany(
+            ["state": queued, "deadline": ["$lt": .date(now)]],
+            [
+                "$set": ["state": .string(ExecutionState.expired.rawValue), "updatedAt": .date(now), "finishedAt": .date(now), "reason": "deadline passed"],
+                "$push": ["history": ["s": .string(ExecutionState.expired.rawValue), "at": .date(now)]],
+            ])
         // Executions a dead node delivered and nobody heard of since.
         let t = configuration.timeouts
         let orphanAge = Double(t.runMillis + t.ackMillis * Int64(t.maxAttempts)) / 1000
-        _ = try await ex.updateMany([
-            "state": ["$in": [.string(ExecutionState.sent.rawValue), .string(ExecutionState.inProgress.rawValue)]],
-            "updatedAt": ["$lt": .date(now.addingTimeInterval(-orphanAge))],
-        ], [
-            "$set": ["state": .string(ExecutionState.timedOut.rawValue), "updatedAt": .date(now), "finishedAt": .date(now),
-                     "reason": .string("no report for \(Int(orphanAge)) s")],
-            "$push": ["history": ["s": .string(ExecutionState.timedOut.rawValue), "at": .date(now)]],
-        ])
+        _ = try await ex.updateMany(
+            [
+                "state": ["$in": [.string(ExecutionState.sent.rawValue), .string(ExecutionState.inProgress.rawValue)]],
+                "updatedAt": ["$lt": .date(now.addingTimeInterval(-orphanAge))],
+            ],
+            [
+                "$set": [
+                    "state": .string(ExecutionState.timedOut.rawValue), "updatedAt": .date(now), "finishedAt": .date(now),
+                    "reason": .string("no report for \(Int(orphanAge)) s"),
+                ],
+                "$push": ["history": ["s": .string(ExecutionState.timedOut.rawValue), "at": .date(now)]],
+            ])
         // Jobs whose creating node stopped before writing every execution: take a lease, finish.
         let stale = now.addingTimeInterval(-60)
         if let d = try await repository.jobs.findOneAndUpdate(
-            ["materialized": false, "createdAt": ["$lt": .date(stale)],
-             "$or": [["lease": ["$exists": false]], ["lease": ["$lt": .date(now)]]]],
-            ["$set": ["lease": .date(now.addingTimeInterval(300)), "leaseNode": .string(node)]]), let job = Job(d) {
+            [
+                "materialized": false, "createdAt": ["$lt": .date(stale)],
+                "$or": [["lease": ["$exists": false]], ["lease": ["$lt": .date(now)]]],
+            ],
+            ["$set": ["lease": .date(now.addingTimeInterval(300)), "leaseNode": .string(node)]]), let job = Job(d)
+        {
             logger.notice("finishing the executions of a job left incomplete", metadata: ["job": .string(job.id)])
             try await materialize(job)
         }
@@ -533,8 +553,9 @@ final class CommandService: Service, Sendable {
                 } catch {
                     stream.stop()
                     resume = nil
-                    logger.warning("jobs change stream unavailable; polling for 30 s before retrying (a real MongoDB needs a replica set)",
-                                   metadata: ["error": .string("\(error)")])
+                    logger.warning(
+                        "jobs change stream unavailable; polling for 30 s before retrying (a real MongoDB needs a replica set)",
+                        metadata: ["error": .string("\(error)")])
                     let until = ContinuousClock.now + .seconds(30)
                     while !Task.isCancelled && ContinuousClock.now < until {
                         since = (try? await pollOnce(since: since)) ?? since
@@ -598,13 +619,16 @@ final class ExecutionWriter: Sendable {
         self.logger = logger
         let dropped = Counter(label: "argus_command_writes_dropped_total")
         let log = RateLimitedLog()
-        ops = PendingWrites(limit: Self.limit, weight: { op in if case .sent(_, let d, _) = op { d.count } else { 1 } }, onDrop: { n in
-            dropped.increment(by: Int64(n))
-            log.event { folded in
-                logger.warning("execution updates dropped: the store is behind",
-                               metadata: ["dropped": .stringConvertible(n), "drops.folded": .stringConvertible(folded)])
-            }
-        })
+        ops = PendingWrites(
+            limit: Self.limit, weight: { op in if case .sent(_, let d, _) = op { d.count } else { 1 } },
+            onDrop: { n in
+                dropped.increment(by: Int64(n))
+                log.event { folded in
+                    logger.warning(
+                        "execution updates dropped: the store is behind",
+                        metadata: ["dropped": .stringConvertible(n), "drops.folded": .stringConvertible(folded)])
+                }
+            })
     }
 
     func sent(job: String, devices: [String], at: Int64) { ops.submit(.sent(job: job, devices: devices, at: at)) }
@@ -631,27 +655,35 @@ final class ExecutionWriter: Sendable {
                 let t = BSON.date(Date(millis: at))
                 for start in stride(from: 0, to: devices.count, by: CommandRepository.inChunk) {
                     let part = devices[start..<min(devices.count, start + CommandRepository.inChunk)].map { BSON.string($0) }
-                    writes.append(.updateMany(filter: [
-                        "job": .string(job), "device": ["$in": .array(part)],
-                        "$or": [["state": .string(ExecutionState.queued.rawValue)], ["state": sentState, "confirmed": ["$ne": true]]],
-                    ], update: [
-                        "$set": ["state": sentState, "node": .string(node), "updatedAt": t], "$inc": ["attempts": 1],
-                        "$push": ["history": ["s": sentState, "at": t]],
-                    ], upsert: false))
+                    writes.append(
+                        .updateMany(
+                            filter: [
+                                "job": .string(job), "device": ["$in": .array(part)],
+                                "$or": [["state": .string(ExecutionState.queued.rawValue)], ["state": sentState, "confirmed": ["$ne": true]]],
+                            ],
+                            update: [
+                                "$set": ["state": sentState, "node": .string(node), "updatedAt": t], "$inc": ["attempts": 1],
+                                "$push": ["history": ["s": sentState, "at": t]],
+                            ], upsert: false))
                 }
             case .requeue(let id, let at):
                 let t = BSON.date(Date(millis: at))
-                writes.append(.updateOne(filter: ["_id": .string(id), "state": sentState, "confirmed": ["$ne": true]], update: [
-                    "$set": ["state": .string(ExecutionState.queued.rawValue), "updatedAt": t],
-                    "$push": ["history": ["s": .string(ExecutionState.queued.rawValue), "at": t]],
-                ], upsert: false))
+                writes.append(
+                    .updateOne(
+                        filter: ["_id": .string(id), "state": sentState, "confirmed": ["$ne": true]],
+                        update: [
+                            "$set": ["state": .string(ExecutionState.queued.rawValue), "updatedAt": t],
+                            "$push": ["history": ["s": .string(ExecutionState.queued.rawValue), "at": t]],
+                        ], upsert: false))
             case .finish(let id, let state, let reason, let at):
                 let t = BSON.date(Date(millis: at))
                 var set: Document = ["state": .string(state.rawValue), "updatedAt": t, "finishedAt": t]
                 var entry: Document = ["s": .string(state.rawValue), "at": t]
                 if let reason { set["reason"] = .string(reason); entry["reason"] = .string(reason) }
-                writes.append(.updateOne(filter: ["_id": .string(id), "state": ["$in": .array(open)]],
-                                         update: ["$set": .document(set), "$push": ["history": .document(entry)]], upsert: false))
+                writes.append(
+                    .updateOne(
+                        filter: ["_id": .string(id), "state": ["$in": .array(open)]],
+                        update: ["$set": .document(set), "$push": ["history": .document(entry)]], upsert: false))
             }
         }
         do {

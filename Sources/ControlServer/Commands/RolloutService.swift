@@ -2,8 +2,8 @@ import Commands
 import Foundation
 import Logging
 import MongoStore
-import ServiceLifecycle
 import STBProtocol
+import ServiceLifecycle
 
 /// One batch of boxes a rollout started: a `firmware_update` job.
 struct RolloutBatch: Codable, Sendable, Equatable {
@@ -68,8 +68,10 @@ final class RolloutService: Service, Sendable {
     let gate: ReadinessGate?
     let decodeFailures: DecodeFailures
 
-    init(store: MongoStore, commands: CommandService, node: String, tick: Duration = .seconds(1), healthEvery: Duration = .seconds(30),
-         gate: ReadinessGate? = nil, logger: Logger) {
+    init(
+        store: MongoStore, commands: CommandService, node: String, tick: Duration = .seconds(1), healthEvery: Duration = .seconds(30),
+        gate: ReadinessGate? = nil, logger: Logger
+    ) {
         collection = store.collection(Schema.rollouts)
         executions = store.collection(Schema.executions)
         events = store.collection(Schema.events)
@@ -109,8 +111,10 @@ final class RolloutService: Service, Sendable {
     }
 
     private func fields(_ r: Rollout, now: Int64) throws -> Document {
-        ["doc": try BSONEncoder().encodeValue(r), "state": .string(r.machine.state.name), "firmware": .string(r.firmware),
-         "updatedAt": .date(Date(millis: now))]
+        [
+            "doc": try BSONEncoder().encodeValue(r), "state": .string(r.machine.state.name), "firmware": .string(r.firmware),
+            "updatedAt": .date(Date(millis: now)),
+        ]
     }
 
     func insert(_ r: Rollout, now: Int64) async throws {
@@ -249,8 +253,9 @@ final class RolloutService: Service, Sendable {
             _ = try await update(r.id) { r, now in try? r.machine.pause(now: now, reason: "firmware \(r.firmware) is no longer available") }
             return
         }
-        let job = Job(id: b.job, name: command.name.rawValue, params: command.params, target: .object([("rollout", .string(r.id))]),
-                      devices: b.devices, createdAt: now, deadline: now + 86_400_000, createdBy: r.createdBy, node: node, rollout: r.id)
+        let job = Job(
+            id: b.job, name: command.name.rawValue, params: command.params, target: .object([("rollout", .string(r.id))]),
+            devices: b.devices, createdAt: now, deadline: now + 86_400_000, createdBy: r.createdBy, node: node, rollout: r.id)
         do { try await commands.create(job) } catch let e as MongoStoreError where e.kind == .duplicateKey {}
     }
 
@@ -268,12 +273,13 @@ final class RolloutService: Service, Sendable {
         ]) {
             if let dev = d["_id"]?.stringValue { last[dev] = (d["e"]?.stringValue ?? "", d["t"]?.dateValue?.millis ?? 0) }
         }
-        return Array(candidates.filter { dev in
-            let l = last[dev]
-            let standby = l?.kind == "standby_on"
-            // Any viewing or standby event is the last sign of someone at the screen.
-            return window.allows(nowMillis: now, utcOffsetMinutes: r.utcOffsetMinutes, inStandby: standby, lastViewingMillis: l?.at)
-        }.prefix(n))
+        return Array(
+            candidates.filter { dev in
+                let l = last[dev]
+                let standby = l?.kind == "standby_on"
+                // Any viewing or standby event is the last sign of someone at the screen.
+                return window.allows(nowMillis: now, utcOffsetMinutes: r.utcOffsetMinutes, inStandby: standby, lastViewingMillis: l?.at)
+            }.prefix(n))
     }
 
     /// Crash, reboot and playback-error counts of updated boxes (since their update, within the
@@ -283,8 +289,10 @@ final class RolloutService: Service, Sendable {
         let windowStart = now - Int64(gate.windowMinutes) * 60_000
         var since: [String: Int64] = [:]
         let jobs: [BSON] = r.batches.map { .string($0.job) }
-        for d in try await executions.find(["job": ["$in": .array(Array(jobs.suffix(50)))], "state": "SUCCEEDED"], sort: ["finishedAt": -1], limit: 200,
-                                           projection: ["device": 1, "finishedAt": 1]) {
+        for d in try await executions.find(
+            ["job": ["$in": .array(Array(jobs.suffix(50)))], "state": "SUCCEEDED"], sort: ["finishedAt": -1], limit: 200,
+            projection: ["device": 1, "finishedAt": 1])
+        {
             if let dev = d["device"]?.stringValue, let at = d["finishedAt"]?.dateValue?.millis { since[dev] = max(at, windowStart) }
         }
         let control = Array(r.remaining.prefix(200))
@@ -292,8 +300,10 @@ final class RolloutService: Service, Sendable {
             guard !boxes.isEmpty else { return CohortStats(boxHours: 0) }
             var s = CohortStats(boxHours: boxes.reduce(0.0) { $0 + Double(now - from($1)) / 3_600_000 })
             var boots: [String: Set<String>] = [:]
-            for d in try await events.find(["d": ["$in": .array(boxes.map { .string($0) })], "t": ["$gte": .date(Date(millis: windowStart))]],
-                                           limit: 200_000, projection: ["d": 1, "e": 1, "t": 1, "b": 1]) {
+            for d in try await events.find(
+                ["d": ["$in": .array(boxes.map { .string($0) })], "t": ["$gte": .date(Date(millis: windowStart))]],
+                limit: 200_000, projection: ["d": 1, "e": 1, "t": 1, "b": 1])
+            {
                 guard let dev = d["d"]?.stringValue, let t = d["t"]?.dateValue?.millis, t >= from(dev) else { continue }
                 switch d["e"]?.stringValue {
                 case "app_crash": s.crashes += 1

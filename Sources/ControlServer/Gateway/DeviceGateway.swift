@@ -8,8 +8,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
-import ServiceLifecycle
 import STBProtocol
+import ServiceLifecycle
 import Synchronization
 
 /// Settings of the device gateway.
@@ -48,8 +48,9 @@ struct GatewayConfiguration: Sendable {
 
     var timing: SessionStateMachine.Timing {
         let hb = TimeAmount.seconds(Int64(heartbeatSeconds))
-        return .init(helloTimeout: helloTimeout, pingAfter: pingAfter ?? hb,
-                     idleTimeout: idleTimeout ?? .nanoseconds(hb.nanoseconds * 5 / 2))
+        return .init(
+            helloTimeout: helloTimeout, pingAfter: pingAfter ?? hb,
+            idleTimeout: idleTimeout ?? .nanoseconds(hb.nanoseconds * 5 / 2))
     }
 }
 
@@ -131,8 +132,10 @@ final class DeviceGateway: Service, Sendable {
     private let sessionsGauge = Gauge(label: "argus_gateway_sessions")
     private let socketsGauge = Gauge(label: "argus_gateway_sockets")
 
-    init(configuration: GatewayConfiguration, capacity: ConnectionCapacity, shared: GatewayContext, group: EventLoopGroup,
-         authenticator: DeviceAuthenticator, ready: ReadinessGate, logger: Logger) {
+    init(
+        configuration: GatewayConfiguration, capacity: ConnectionCapacity, shared: GatewayContext, group: EventLoopGroup,
+        authenticator: DeviceAuthenticator, ready: ReadinessGate, logger: Logger
+    ) {
         self.configuration = configuration
         self.capacity = capacity
         self.shared = shared
@@ -162,10 +165,12 @@ final class DeviceGateway: Service, Sendable {
             .childChannelInitializer { [self] channel in self.initialize(channel) }
             .bind(host: configuration.host, port: configuration.port).get()
         boundPort.value = server.localAddress?.port ?? configuration.port
-        logger.info("device gateway listening", metadata: [
-            "gateway.url": .string("ws://\(configuration.host):\(port)\(STBProtocol.path)"),
-            "gateway.cap": .stringConvertible(capacity.cap),
-        ])
+        logger.info(
+            "device gateway listening",
+            metadata: [
+                "gateway.url": .string("ws://\(configuration.host):\(port)\(STBProtocol.path)"),
+                "gateway.cap": .stringConvertible(capacity.cap),
+            ])
 
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await self.sweepUntilShutdown() }
@@ -307,8 +312,9 @@ final class DeviceGateway: Service, Sendable {
 
     private func upgraded(_ channel: Channel, _ head: HTTPRequestHead, _ state: HandshakeState) -> EventLoopFuture<Void> {
         upgrades.increment()
-        let handler = STBConnectionHandler(deviceID: state.deviceID ?? "", remoteAddress: channel.remoteAddress?.ipAddress,
-                                           eventLoop: channel.eventLoop, shared: shared)
+        let handler = STBConnectionHandler(
+            deviceID: state.deviceID ?? "", remoteAddress: channel.remoteAddress?.ipAddress,
+            eventLoop: channel.eventLoop, shared: shared)
         return channel.pipeline.removeHandler(name: HandshakeResponder.name).flatMap {
             channel.pipeline.addHandler(handler)
         }

@@ -65,11 +65,12 @@ final class HandshakeResponder: ChannelInboundHandler, RemovableChannelHandler {
         var message: String
         var headers = HTTPHeaders([("Content-Type", "application/json"), ("Connection", "close")])
         if let r = state.rejection ?? (state.overCapacity ? .overCapacity : nil) {
-            status = switch r.status {
-            case .notFound: .notFound
-            case .unauthorized: .unauthorized
-            case .serviceUnavailable: .serviceUnavailable
-            }
+            status =
+                switch r.status {
+                case .notFound: .notFound
+                case .unauthorized: .unauthorized
+                case .serviceUnavailable: .serviceUnavailable
+                }
             message = r.message
             if let after = r.retryAfter(base: retryAfterSeconds) { headers.add(name: "Retry-After", value: String(after)) }
             if r == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Basic realm=\"argus-stb\"") }

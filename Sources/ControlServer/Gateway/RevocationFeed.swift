@@ -20,8 +20,10 @@ final class RevocationFeed: Service, Sendable {
     let gate: ReadinessGate?
     let logger: Logger
 
-    init(devices: DeviceRepository, authenticator: DeviceAuthenticator, registry: ConnectionRegistry, useChangeStream: Bool,
-         pollInterval: Duration = .seconds(2), gate: ReadinessGate?, logger: Logger) {
+    init(
+        devices: DeviceRepository, authenticator: DeviceAuthenticator, registry: ConnectionRegistry, useChangeStream: Bool,
+        pollInterval: Duration = .seconds(2), gate: ReadinessGate?, logger: Logger
+    ) {
         self.devices = devices
         self.authenticator = authenticator
         self.registry = registry
@@ -49,8 +51,9 @@ final class RevocationFeed: Service, Sendable {
         var since = Date().addingTimeInterval(-60)
         while !Task.isCancelled {
             if useChangeStream {
-                let stream = devices.revocations.watch([["$match": ["operationType": "insert"]]],
-                                                       options: WatchOptions(fullDocument: true, maxAwaitMilliseconds: 500))
+                let stream = devices.revocations.watch(
+                    [["$match": ["operationType": "insert"]]],
+                    options: WatchOptions(fullDocument: true, maxAwaitMilliseconds: 500))
                 do {
                     since = try await pollOnce(since: since)
                     for try await event in stream {
@@ -58,8 +61,9 @@ final class RevocationFeed: Service, Sendable {
                     }
                 } catch {
                     stream.stop()
-                    logger.warning("revocations change stream unavailable; polling for 30 s before retrying",
-                                   metadata: ["error": .string("\(error)")])
+                    logger.warning(
+                        "revocations change stream unavailable; polling for 30 s before retrying",
+                        metadata: ["error": .string("\(error)")])
                     let until = ContinuousClock.now + .seconds(30)
                     while !Task.isCancelled && ContinuousClock.now < until {
                         since = (try? await pollOnce(since: since)) ?? since

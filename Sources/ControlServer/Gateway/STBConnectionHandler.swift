@@ -22,8 +22,10 @@ final class GatewayContext: Sendable {
     let protocolErrors = Counter(label: "argus_gateway_protocol_errors_total")
     let errorFramesDropped = Counter(label: "argus_gateway_error_frames_dropped_total")
 
-    init(node: String, registry: ConnectionRegistry, presence: PresenceWriter, ingest: TelemetryIngest, commands: CommandService? = nil,
-         heartbeatSeconds: Int, limits: Limits, timing: SessionStateMachine.Timing, logger: Logger) {
+    init(
+        node: String, registry: ConnectionRegistry, presence: PresenceWriter, ingest: TelemetryIngest, commands: CommandService? = nil,
+        heartbeatSeconds: Int, limits: Limits, timing: SessionStateMachine.Timing, logger: Logger
+    ) {
         self.commands = commands
         self.node = node
         self.registry = registry
@@ -80,8 +82,9 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         self.eventLoop = eventLoop
         self.shared = shared
         self.machine = SessionStateMachine(now: .now(), timing: shared.timing)
-        self.bucket = TokenBucket(rate: Double(shared.ingest.messagesPerSecond), capacity: Double(shared.ingest.burst),
-                                  now: NIODeadline.now().uptimeNanoseconds)
+        self.bucket = TokenBucket(
+            rate: Double(shared.ingest.messagesPerSecond), capacity: Double(shared.ingest.burst),
+            now: NIODeadline.now().uptimeNanoseconds)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -116,7 +119,9 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             guard frame.length <= shared.limits.maxFrameBytes else {
-                perform(machine.rejected(ProtocolError(.frameTooLarge, "frame of \(frame.length) bytes exceeds maxFrameBytes \(shared.limits.maxFrameBytes)")), context)
+                perform(
+                    machine.rejected(ProtocolError(.frameTooLarge, "frame of \(frame.length) bytes exceeds maxFrameBytes \(shared.limits.maxFrameBytes)")),
+                    context)
                 return
             }
             let data = frame.unmaskedData
@@ -158,10 +163,15 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 old.eventLoop.execute { old.close(.replaced) }
                 shared.logger.info("session replaced", metadata: ["stb.id": .string(deviceID), "stb.session": .string(old.session)])
             }
-            shared.presence.submit(deviceID, .online(session: session, connectedAt: Date(), remoteAddress: remoteAddress,
-                                                     model: hello.model, firmware: hello.firmware, bootId: hello.bootId))
-            send(FrameCodec.welcome(ref: hello.envelope.id, serverTime: Self.nowMillis(), session: session, node: shared.node,
-                                    heartbeatSeconds: shared.heartbeatSeconds, limits: shared.limits), context)
+            shared.presence.submit(
+                deviceID,
+                .online(
+                    session: session, connectedAt: Date(), remoteAddress: remoteAddress,
+                    model: hello.model, firmware: hello.firmware, bootId: hello.bootId))
+            send(
+                FrameCodec.welcome(
+                    ref: hello.envelope.id, serverTime: Self.nowMillis(), session: session, node: shared.node,
+                    heartbeatSeconds: shared.heartbeatSeconds, limits: shared.limits), context)
             shared.commands?.sessionStarted(self)
         case .pong(let ref):
             send(FrameCodec.pong(ref: ref, serverTime: Self.nowMillis()), context)
@@ -210,8 +220,11 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             pauseReading(context)
         case .full:
             ingest.spoolFull.increment()
-            shared.logger.warning("telemetry spool full; not acknowledging, closing session", metadata: [
-                "stb.id": .string(deviceID), "spool.bytes": .stringConvertible(ingest.spool.bytesOnDisk)])
+            shared.logger.warning(
+                "telemetry spool full; not acknowledging, closing session",
+                metadata: [
+                    "stb.id": .string(deviceID), "spool.bytes": .stringConvertible(ingest.spool.bytesOnDisk),
+                ])
             close(.tryAgainLater)
         }
     }

@@ -2,8 +2,8 @@ import Atomics
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
-import Telemetry
 import Synchronization
+import Telemetry
 
 /// The gateway's side of telemetry: appends accepted frames to the spool and pauses or
 /// resumes reading from boxes as the spool fills and drains (backpressure instead of memory).
@@ -37,7 +37,9 @@ final class TelemetryIngest: Sendable {
         self.burst = burst
         spool.onResume { [weak self] in
             guard let self else { return }
-            let handlers = self.paused.withLock { p -> [STBConnectionHandler] in defer { p = [:] }; return Array(p.values) }
+            let handlers = self.paused.withLock { p -> [STBConnectionHandler] in
+                defer { p = [:] }; return Array(p.values)
+            }
             for h in handlers { h.eventLoop.execute { h.resumeReading() } }
         }
     }

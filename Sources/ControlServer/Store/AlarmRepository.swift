@@ -49,8 +49,10 @@ struct AlarmRepository: Sendable {
 
     /// raised → acknowledged. Acknowledging twice is harmless.
     func acknowledge(id: String, by who: String, now: Date) async throws -> AckOutcome {
-        if let d = try await alarms.findOneAndUpdate(["_id": .string(id), "state": "raised"],
-                                                     ["$set": ["state": "acknowledged", "acknowledgedAt": .date(now), "acknowledgedBy": .string(who)]]) {
+        if let d = try await alarms.findOneAndUpdate(
+            ["_id": .string(id), "state": "raised"],
+            ["$set": ["state": "acknowledged", "acknowledgedAt": .date(now), "acknowledgedBy": .string(who)]])
+        {
             return .acknowledged(AlarmRecord(d))
         }
         guard let d = try await alarms.findOne(["_id": .string(id)]) else { return .notFound }
@@ -68,8 +70,9 @@ struct AlarmRepository: Sendable {
             let back = try await devices.find(["_id": ["$in": .array(active.map { .string($0) })], "online": true], projection: ["_id": 1])
             changes += back.compactMap { $0["_id"]?.stringValue }.map { .clear(key: "offline|\($0)") }
         }
-        let stale = try await devices.find(["online": false, "lastSeen": ["$lt": .date(now.addingTimeInterval(-after))], "revoked": ["$ne": true]],
-                                           limit: 5000, projection: ["_id": 1, "lastSeen": 1])
+        let stale = try await devices.find(
+            ["online": false, "lastSeen": ["$lt": .date(now.addingTimeInterval(-after))], "revoked": ["$ne": true]],
+            limit: 5000, projection: ["_id": 1, "lastSeen": 1])
         for d in stale {
             guard let id = d["_id"]?.stringValue, !activeSet.contains(id) else { continue }
             let seen = d["lastSeen"]?.dateValue.map { ISO8601DateFormatter().string(from: $0) } ?? ""

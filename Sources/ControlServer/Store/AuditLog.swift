@@ -63,8 +63,9 @@ struct AuditLog: Sendable {
             "parameters": .document(Document(fields)),
             "result": .string(Self.bounded(result, Bounds.result)), "node": .string(node),
         ]
-        do { try await collection.insertOne(entry) }
-        catch { logger.error("audit write failed", metadata: ["audit.action": .string(action), "error": .string("\(error)")]) }
+        do { try await collection.insertOne(entry) } catch {
+            logger.error("audit write failed", metadata: ["audit.action": .string(action), "error": .string("\(error)")])
+        }
     }
 
     /// Newest first; `before` pages back in time.
@@ -74,11 +75,12 @@ struct AuditLog: Sendable {
         if let action { q["action"] = .string(action) }
         if let before { q["at"] = ["$lt": .date(before)] }
         return try await collection.find(q, sort: ["at": -1], limit: limit).map { d in
-            AuditEntry(at: d["at"]?.dateValue ?? .distantPast, actor: d["actor"]?.stringValue ?? "",
-                       tokenId: d["tokenId"]?.stringValue ?? "", role: d["role"]?.stringValue ?? "",
-                       action: d["action"]?.stringValue ?? "", target: d["target"]?.stringValue,
-                       parameters: Dictionary(uniqueKeysWithValues: (d["parameters"]?.documentValue ?? [:]).fields.map { ($0.key, $0.value.stringValue ?? "") }),
-                       result: d["result"]?.stringValue ?? "", node: d["node"]?.stringValue ?? "")
+            AuditEntry(
+                at: d["at"]?.dateValue ?? .distantPast, actor: d["actor"]?.stringValue ?? "",
+                tokenId: d["tokenId"]?.stringValue ?? "", role: d["role"]?.stringValue ?? "",
+                action: d["action"]?.stringValue ?? "", target: d["target"]?.stringValue,
+                parameters: Dictionary(uniqueKeysWithValues: (d["parameters"]?.documentValue ?? [:]).fields.map { ($0.key, $0.value.stringValue ?? "") }),
+                result: d["result"]?.stringValue ?? "", node: d["node"]?.stringValue ?? "")
         }
     }
 }

@@ -47,9 +47,11 @@ struct Job: Sendable {
         return d
     }
 
-    init(id: String, name: String, params: [(String, JSONValue)], target: JSONValue, devices: [String], filter: DeviceFilter? = nil,
-         createdAt: Int64, deadline: Int64, createdBy: String, node: String, state: String = "active", materialized: Bool = false,
-         rollout: String? = nil) {
+    init(
+        id: String, name: String, params: [(String, JSONValue)], target: JSONValue, devices: [String], filter: DeviceFilter? = nil,
+        createdAt: Int64, deadline: Int64, createdBy: String, node: String, state: String = "active", materialized: Bool = false,
+        rollout: String? = nil
+    ) {
         self.id = id; self.name = name; self.params = params; self.target = target; self.devices = devices; self.filter = filter
         self.createdAt = createdAt; self.deadline = deadline; self.createdBy = createdBy; self.node = node
         self.state = state; self.materialized = materialized; self.rollout = rollout
@@ -58,21 +60,23 @@ struct Job: Sendable {
     init?(_ d: Document) {
         guard let id = d["_id"]?.stringValue, let name = d["name"]?.stringValue else { return nil }
         let params: [(String, JSONValue)] = if case .object(let m)? = d["params"]?.json { m } else { [] }
-        self.init(id: id, name: name, params: params, target: d["target"]?.json ?? .null,
-                  devices: d["devices"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-                  filter: d["spec"]?.documentValue.map(DeviceFilter.init(spec:)),
-                  createdAt: d["createdAt"]?.dateValue?.millis ?? 0, deadline: d["deadline"]?.dateValue?.millis ?? 0,
-                  createdBy: d["createdBy"]?.stringValue ?? "", node: d["node"]?.stringValue ?? "",
-                  state: d["state"]?.stringValue ?? "active", materialized: d["materialized"]?.boolValue ?? false,
-                  rollout: d["rollout"]?.stringValue)
+        self.init(
+            id: id, name: name, params: params, target: d["target"]?.json ?? .null,
+            devices: d["devices"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            filter: d["spec"]?.documentValue.map(DeviceFilter.init(spec:)),
+            createdAt: d["createdAt"]?.dateValue?.millis ?? 0, deadline: d["deadline"]?.dateValue?.millis ?? 0,
+            createdBy: d["createdBy"]?.stringValue ?? "", node: d["node"]?.stringValue ?? "",
+            state: d["state"]?.stringValue ?? "active", materialized: d["materialized"]?.boolValue ?? false,
+            rollout: d["rollout"]?.stringValue)
     }
 
     /// The job a ``JobPlan`` describes: `devices` for a list plan (a fleet plan's are
     /// resolved when it is created), created by `createdBy` on `node`.
     init(_ plan: JobPlan, devices: [String], createdBy: String, node: String) {
         let filter: DeviceFilter? = if case .fleet(let q) = plan.scope { DeviceFilter(q) } else { nil }
-        self.init(id: Job.newID(now: plan.createdAt), name: plan.command.name.rawValue, params: plan.command.params, target: plan.targetJSON,
-                  devices: devices, filter: filter, createdAt: plan.createdAt, deadline: plan.deadline, createdBy: createdBy, node: node)
+        self.init(
+            id: Job.newID(now: plan.createdAt), name: plan.command.name.rawValue, params: plan.command.params, target: plan.targetJSON,
+            devices: devices, filter: filter, createdAt: plan.createdAt, deadline: plan.deadline, createdBy: createdBy, node: node)
     }
 
     static func newID(now: Int64) -> String {
@@ -145,10 +149,14 @@ struct CommandRepository: Sendable {
             let dupes: [BSON] = r.duplicateIndexes.filter { $0 < part.count }.map { .string(Self.executionID(job.id, part[$0])) }
             for k in stride(from: 0, to: dupes.count, by: Self.inChunk) {
                 let ids = Array(dupes[k..<min(dupes.count, k + Self.inChunk)])
-                _ = try await executions.updateMany(["_id": ["$in": .array(ids)], "name": ["$exists": false]], [
-                    "$set": ["name": .string(job.name), "params": BSON(json: .object(job.params)),
-                             "deadline": .date(Date(millis: job.deadline)), "createdAt": .date(Date(millis: job.createdAt))],
-                ])
+                _ = try await executions.updateMany(
+                    ["_id": ["$in": .array(ids)], "name": ["$exists": false]],
+                    [
+                        "$set": [
+                            "name": .string(job.name), "params": BSON(json: .object(job.params)),
+                            "deadline": .date(Date(millis: job.deadline)), "createdAt": .date(Date(millis: job.createdAt)),
+                        ]
+                    ])
             }
             done += part.count
             await progress(done)
@@ -157,9 +165,11 @@ struct CommandRepository: Sendable {
 
     /// Marks every execution of the job as stored (other nodes stop checking it on hello).
     func markMaterialized(_ job: String) async throws {
-        _ = try await jobs.updateOne(["_id": .string(job)], [
-            "$set": ["materialized": true, "updatedAt": .date(Date())], "$inc": ["v": 1],
-        ])
+        _ = try await jobs.updateOne(
+            ["_id": .string(job)],
+            [
+                "$set": ["materialized": true, "updatedAt": .date(Date())], "$inc": ["v": 1],
+            ])
     }
 
     /// Open executions of a box, oldest first (bounded).
@@ -203,18 +213,24 @@ struct CommandRepository: Sendable {
     /// Idempotent. Returns whether the job exists, whether this call canceled it, and how many
     /// executions it moved.
     func cancel(job: String, by: String, now: Date) async throws -> (exists: Bool, changed: Bool, executions: Int) {
-        let r = try await jobs.updateOne(["_id": .string(job), "state": "active"], [
-            "$set": ["state": "canceled", "canceledAt": .date(now), "canceledBy": .string(by), "updatedAt": .date(now)],
-            "$inc": ["v": 1],
-        ])
+        let r = try await jobs.updateOne(
+            ["_id": .string(job), "state": "active"],
+            [
+                "$set": ["state": "canceled", "canceledAt": .date(now), "canceledBy": .string(by), "updatedAt": .date(now)],
+                "$inc": ["v": 1],
+            ])
         if r.matchedCount == 0 {
             guard try await jobs.count(["_id": .string(job)]) > 0 else { return (false, false, 0) }
         }
-        let e = try await executions.updateMany(["job": .string(job), "state": ["$in": .array(Self.open)]], [
-            "$set": ["state": .string(ExecutionState.canceled.rawValue), "updatedAt": .date(now), "finishedAt": .date(now),
-                     "reason": .string("canceled by \(by)")],
-            "$push": ["history": ["s": .string(ExecutionState.canceled.rawValue), "at": .date(now)]],
-        ])
+        let e = try await executions.updateMany(
+            ["job": .string(job), "state": ["$in": .array(Self.open)]],
+            [
+                "$set": [
+                    "state": .string(ExecutionState.canceled.rawValue), "updatedAt": .date(now), "finishedAt": .date(now),
+                    "reason": .string("canceled by \(by)"),
+                ],
+                "$push": ["history": ["s": .string(ExecutionState.canceled.rawValue), "at": .date(now)]],
+            ])
         return (true, r.modifiedCount == 1, e.modifiedCount)
     }
 

@@ -35,9 +35,11 @@ final class DecodeFailures: Sendable {
             return true
         }
         if log {
-            logger.error("stored document cannot be decoded; skipped", metadata: [
-                "collection": .string(collection), "error": .string(error.description),
-            ])
+            logger.error(
+                "stored document cannot be decoded; skipped",
+                metadata: [
+                    "collection": .string(collection), "error": .string(error.description),
+                ])
         }
     }
 }

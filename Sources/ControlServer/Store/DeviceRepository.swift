@@ -17,22 +17,25 @@ struct DeviceRecord: Sendable, Codable, Equatable {
     var bootId: String?
     var createdAt: Date?
 
-    init(id: String, model: String, tags: [String], firmware: String? = nil, online: Bool = false, revoked: Bool = false,
-         node: String? = nil, session: String? = nil, connectedAt: Date? = nil, lastSeen: Date? = nil,
-         remoteAddress: String? = nil, bootId: String? = nil, createdAt: Date? = nil) {
+    init(
+        id: String, model: String, tags: [String], firmware: String? = nil, online: Bool = false, revoked: Bool = false,
+        node: String? = nil, session: String? = nil, connectedAt: Date? = nil, lastSeen: Date? = nil,
+        remoteAddress: String? = nil, bootId: String? = nil, createdAt: Date? = nil
+    ) {
         self.id = id; self.model = model; self.tags = tags; self.firmware = firmware; self.online = online
         self.revoked = revoked; self.node = node; self.session = session; self.connectedAt = connectedAt
         self.lastSeen = lastSeen; self.remoteAddress = remoteAddress; self.bootId = bootId; self.createdAt = createdAt
     }
 
     init(_ d: Document) {
-        self.init(id: d["_id"]?.stringValue ?? "", model: d["model"]?.stringValue ?? "",
-                  tags: d["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-                  firmware: d["firmware"]?.stringValue, online: d["online"]?.boolValue ?? false,
-                  revoked: d["revoked"]?.boolValue ?? false, node: d["node"]?.stringValue,
-                  session: d["session"]?.stringValue, connectedAt: d["connectedAt"]?.dateValue,
-                  lastSeen: d["lastSeen"]?.dateValue, remoteAddress: d["remoteAddress"]?.stringValue,
-                  bootId: d["bootId"]?.stringValue, createdAt: d["createdAt"]?.dateValue)
+        self.init(
+            id: d["_id"]?.stringValue ?? "", model: d["model"]?.stringValue ?? "",
+            tags: d["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            firmware: d["firmware"]?.stringValue, online: d["online"]?.boolValue ?? false,
+            revoked: d["revoked"]?.boolValue ?? false, node: d["node"]?.stringValue,
+            session: d["session"]?.stringValue, connectedAt: d["connectedAt"]?.dateValue,
+            lastSeen: d["lastSeen"]?.dateValue, remoteAddress: d["remoteAddress"]?.stringValue,
+            bootId: d["bootId"]?.stringValue, createdAt: d["createdAt"]?.dateValue)
     }
 }
 
@@ -71,8 +74,10 @@ struct DeviceRepository: Sendable {
 
     /// The stored document of a newly registered box.
     static func document(_ d: NewDevice, now: Date) -> Document {
-        ["_id": .string(d.id), "model": .string(d.model), "tags": .array(d.tags.map { .string($0) }),
-         "secretHash": .string(d.secretHash), "online": false, "revoked": false, "createdAt": .date(now)]
+        [
+            "_id": .string(d.id), "model": .string(d.model), "tags": .array(d.tags.map { .string($0) }),
+            "secretHash": .string(d.secretHash), "online": false, "revoked": false, "createdAt": .date(now),
+        ]
     }
 
     /// Registers a box. Throws `duplicateKey` if the id exists.
@@ -108,14 +113,16 @@ struct DeviceRepository: Sendable {
     /// The stored secret hash, unless the box is revoked or unknown.
     func credentials(_ id: String) async throws -> String? {
         guard let d = try await collection.findOne(["_id": .string(id)], projection: ["secretHash": 1, "revoked": 1]),
-              d["revoked"]?.boolValue != true else { return nil }
+            d["revoked"]?.boolValue != true
+        else { return nil }
         return d["secretHash"]?.stringValue
     }
 
     /// Revokes a box's credentials. Returns false if it does not exist.
     func revoke(_ id: String, now: Date) async throws -> Bool {
-        let r = try await collection.updateOne(["_id": .string(id)],
-                                               ["$set": ["revoked": true, "revokedAt": .date(now)], "$unset": ["secretHash": ""]])
+        let r = try await collection.updateOne(
+            ["_id": .string(id)],
+            ["$set": ["revoked": true, "revokedAt": .date(now)], "$unset": ["secretHash": ""]])
         guard r.matchedCount == 1 else { return false }
         // Tells every node (their credential caches and live sessions): see RevocationFeed.
         _ = try await revocations.insertMany([["_id": .string("\(id)|\(now.millis)"), "device": .string(id), "at": .date(now)]])

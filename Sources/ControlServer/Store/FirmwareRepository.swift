@@ -46,11 +46,12 @@ struct FirmwareRecord: Sendable, Codable, Equatable {
 extension FirmwareRecord {
     /// What the job planner needs of it.
     var image: FirmwareImage {
-        let s: FirmwareImage.Status = switch status {
-        case "available": .available
-        case "unavailable": .unavailable(problem: problem)
-        default: .awaitingUpload
-        }
+        let s: FirmwareImage.Status =
+            switch status {
+            case "available": .available
+            case "unavailable": .unavailable(problem: problem)
+            default: .awaitingUpload
+            }
         return FirmwareImage(version: version, models: models, size: Int64(size), sha256: sha256, url: url, status: s)
     }
 
@@ -81,9 +82,11 @@ struct FirmwareRepository: Sendable {
     }
 
     func add(version: String, models: [String], size: Int, sha256: String, url: String?, by: String) async throws {
-        var d: Document = ["_id": .string(version), "models": .array(models.map { .string($0) }), "size": .int(size),
-                           "sha256": .string(sha256), "status": .string(url == nil ? "awaiting_upload" : "available"),
-                           "uploaded": false, "createdAt": .date(Date()), "createdBy": .string(by)]
+        var d: Document = [
+            "_id": .string(version), "models": .array(models.map { .string($0) }), "size": .int(size),
+            "sha256": .string(sha256), "status": .string(url == nil ? "awaiting_upload" : "available"),
+            "uploaded": false, "createdAt": .date(Date()), "createdBy": .string(by),
+        ]
         if let url { d["url"] = .string(url) }
         try await catalogue.insertOne(d)
     }
@@ -112,8 +115,13 @@ struct FirmwareRepository: Sendable {
         let v = record.version
         let gen = Secrets.randomHex(bytes: 8)
         let claimed = try await catalogue.updateOne(
-            ["_id": .string(v), "$or": [["uploading": ["$exists": false]],
-                                        ["uploading.at": ["$lt": .date(Date().addingTimeInterval(-Self.claimTimeout))]]]],
+            [
+                "_id": .string(v),
+                "$or": [
+                    ["uploading": ["$exists": false]],
+                    ["uploading.at": ["$lt": .date(Date().addingTimeInterval(-Self.claimTimeout))]],
+                ],
+            ],
             ["$set": ["uploading": ["gen": .string(gen), "at": .date(Date())]]])
         guard claimed.matchedCount == 1 else {
             throw try await get(v) == nil ? UploadError.notFound : UploadError.busy
@@ -124,8 +132,10 @@ struct FirmwareRepository: Sendable {
         var n = 0
         var total = 0
         func store(_ bytes: [UInt8]) async throws {
-            try await chunks.insertOne(["_id": .string("\(v)|\(gen)|\(n)"), "fw": .string(v), "gen": .string(gen), "n": .int(n),
-                                        "data": .binary(bytes)])
+            try await chunks.insertOne([
+                "_id": .string("\(v)|\(gen)|\(n)"), "fw": .string(v), "gen": .string(gen), "n": .int(n),
+                "data": .binary(bytes),
+            ])
             n += 1
             if n % 8 == 0 {
                 let r = try await catalogue.updateOne(mine, ["$set": ["uploading.at": .date(Date())]])
@@ -148,10 +158,12 @@ struct FirmwareRepository: Sendable {
             let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
             guard total == record.size, digest == record.sha256 else { throw UploadError.mismatch(size: total, sha256: digest) }
             // The switch: one update, guarded by the claim.
-            let committed = try await catalogue.updateOne(mine, [
-                "$set": ["status": "available", "uploaded": true, "url": .string(url), "uploadedAt": .date(Date()), "generation": .string(gen)],
-                "$unset": ["uploading": "", "problem": ""],
-            ])
+            let committed = try await catalogue.updateOne(
+                mine,
+                [
+                    "$set": ["status": "available", "uploaded": true, "url": .string(url), "uploadedAt": .date(Date()), "generation": .string(gen)],
+                    "$unset": ["uploading": "", "problem": ""],
+                ])
             guard committed.matchedCount == 1 else { throw UploadError.busy }
         } catch {
             _ = try? await chunks.deleteMany(["fw": .string(v), "gen": .string(gen)])
@@ -171,8 +183,9 @@ struct FirmwareRepository: Sendable {
         let first = range.lowerBound / Self.chunkSize, last = range.upperBound / Self.chunkSize
         let docs: [Document]
         if let gen = record.generation {
-            docs = try await chunks.find(["fw": .string(record.version), "gen": .string(gen), "n": ["$gte": .int(first), "$lte": .int(last)]],
-                                         sort: ["n": 1])
+            docs = try await chunks.find(
+                ["fw": .string(record.version), "gen": .string(gen), "n": ["$gte": .int(first), "$lte": .int(last)]],
+                sort: ["n": 1])
         } else {
             docs = try await legacyChunks.find(["fw": .string(record.version), "n": ["$gte": .int(first), "$lte": .int(last)]], sort: ["n": 1])
         }

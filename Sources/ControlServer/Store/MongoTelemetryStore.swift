@@ -38,8 +38,9 @@ struct MongoTelemetryStore: TelemetryStore {
     /// materializer fills in the job's fields.
     func applyCommandStatuses(_ list: [StoredCommandStatus]) async throws {
         let refs = Array(Set(list.map(\.status.ref)))
-        let known = Set(try await jobs.find(["_id": ["$in": .array(refs.map { .string($0) })]], projection: ["_id": 1])
-            .compactMap { $0["_id"]?.stringValue })
+        let known = Set(
+            try await jobs.find(["_id": ["$in": .array(refs.map { .string($0) })]], projection: ["_id": 1])
+                .compactMap { $0["_id"]?.stringValue })
         let statuses = list.filter { known.contains($0.status.ref) }
             .sorted { ($0.executionID, $0.seq) < ($1.executionID, $1.seq) }
         guard !statuses.isEmpty else { return }
@@ -52,12 +53,15 @@ struct MongoTelemetryStore: TelemetryStore {
         var firstOf: [String: StoredCommandStatus] = [:]
         for s in statuses where !existing.contains(s.executionID) && firstOf[s.executionID] == nil { firstOf[s.executionID] = s }
         if !firstOf.isEmpty {
-            _ = try await executions.insertMany(firstOf.values.map { s in
-                let at = Self.date(s.receivedAt)
-                return ["_id": .string(s.executionID), "job": .string(s.status.ref), "device": .string(s.deviceID),
+            _ = try await executions.insertMany(
+                firstOf.values.map { s in
+                    let at = Self.date(s.receivedAt)
+                    return [
+                        "_id": .string(s.executionID), "job": .string(s.status.ref), "device": .string(s.deviceID),
                         "state": .string(ExecutionState.sent.rawValue), "attempts": .int(1), "createdAt": at, "updatedAt": at,
-                        "history": [["s": .string(ExecutionState.sent.rawValue), "at": at]]]
-            })
+                        "history": [["s": .string(ExecutionState.sent.rawValue), "at": at]],
+                    ]
+                })
         }
         // One update per execution per round in the common cases: the box's reports since the
         // last round collapse into the final state plus the history entries they add.
@@ -99,27 +103,40 @@ struct MongoTelemetryStore: TelemetryStore {
                 if let r = s.status.reason { set["reason"] = .string(r) }
                 if let r = s.status.result { set["result"] = BSON(json: r) }
                 if let progress { set["progress"] = .string(progress) }
-                writes.append(.updateOne(filter: ["_id": id, "state": ["$in": .array(open)]], update: [
-                    "$set": .document(set), "$min": ["confirmedAt": firstAt], "$push": ["history": ["$each": .array(entries)]],
-                ], upsert: false))
+                writes.append(
+                    .updateOne(
+                        filter: ["_id": id, "state": ["$in": .array(open)]],
+                        update: [
+                            "$set": .document(set), "$min": ["confirmedAt": firstAt], "$push": ["history": ["$each": .array(entries)]],
+                        ], upsert: false))
             } else if !entries.isEmpty {
                 var set: Document = ["state": .string(ExecutionState.inProgress.rawValue), "confirmed": true, "updatedAt": last]
                 if let progress { set["progress"] = .string(progress) }
-                writes.append(.updateOne(filter: ["_id": id, "state": early], update: [
-                    "$set": .document(set), "$min": ["confirmedAt": firstAt], "$push": ["history": ["$each": .array(entries)]],
-                ], upsert: false))
+                writes.append(
+                    .updateOne(
+                        filter: ["_id": id, "state": early],
+                        update: [
+                            "$set": .document(set), "$min": ["confirmedAt": firstAt], "$push": ["history": ["$each": .array(entries)]],
+                        ], upsert: false))
                 if let progress {
                     // Already running: record the new stage only.
-                    writes.append(.updateOne(filter: ["_id": id, "state": .string(ExecutionState.inProgress.rawValue), "progress": ["$ne": .string(progress)]],
-                                             update: ["$set": ["progress": .string(progress), "updatedAt": last],
-                                                      "$push": ["history": ["$each": .array(entries)]]], upsert: false))
+                    writes.append(
+                        .updateOne(
+                            filter: ["_id": id, "state": .string(ExecutionState.inProgress.rawValue), "progress": ["$ne": .string(progress)]],
+                            update: [
+                                "$set": ["progress": .string(progress), "updatedAt": last],
+                                "$push": ["history": ["$each": .array(entries)]],
+                            ], upsert: false))
                 }
             } else {
                 // Only `received`: confirmed (SENT; the SENT entry itself comes from the delivering node).
-                writes.append(.updateOne(filter: ["_id": id, "state": early], update: [
-                    "$set": ["state": .string(ExecutionState.sent.rawValue), "confirmed": true, "updatedAt": last],
-                    "$min": ["confirmedAt": firstAt],
-                ], upsert: false))
+                writes.append(
+                    .updateOne(
+                        filter: ["_id": id, "state": early],
+                        update: [
+                            "$set": ["state": .string(ExecutionState.sent.rawValue), "confirmed": true, "updatedAt": last],
+                            "$min": ["confirmedAt": firstAt],
+                        ], upsert: false))
             }
         }
         _ = try await executions.bulkWrite(writes, operation: "applyCommandStatuses")
@@ -129,8 +146,10 @@ struct MongoTelemetryStore: TelemetryStore {
 
     func insertEvents(_ list: [StoredEvent]) async throws -> [Bool] {
         let docs: [Document] = list.map { e in
-            var d: Document = ["_id": .string(e.key), "d": .string(e.deviceID), "b": .string(e.bootId), "s": .int64(e.seq),
-                               "t": Self.date(e.ts), "r": Self.date(e.receivedAt), "e": .string(e.event.kind.rawValue)]
+            var d: Document = [
+                "_id": .string(e.key), "d": .string(e.deviceID), "b": .string(e.bootId), "s": .int64(e.seq),
+                "t": Self.date(e.ts), "r": Self.date(e.receivedAt), "e": .string(e.event.kind.rawValue),
+            ]
             if let ch = e.event.channel { d["ch"] = .string(ch) }
             if let c = e.event.code { d["code"] = .string(c) }
             return d
@@ -143,9 +162,11 @@ struct MongoTelemetryStore: TelemetryStore {
 
     func insertLogs(_ list: [StoredLog]) async throws {
         let docs: [Document] = list.map { l in
-            var d: Document = ["_id": .string(l.key), "d": .string(l.deviceID), "b": .string(l.bootId), "s": .int64(l.seq),
-                               "t": Self.date(l.ts), "r": Self.date(l.receivedAt), "lvl": .string(l.line.level.rawValue),
-                               "src": .string(l.line.source), "txt": .string(l.line.text)]
+            var d: Document = [
+                "_id": .string(l.key), "d": .string(l.deviceID), "b": .string(l.bootId), "s": .int64(l.seq),
+                "t": Self.date(l.ts), "r": Self.date(l.receivedAt), "lvl": .string(l.line.level.rawValue),
+                "src": .string(l.line.source), "txt": .string(l.line.text),
+            ]
             if let tail = l.line.tail { d["tail"] = .string(tail) }
             return d
         }
@@ -165,11 +186,14 @@ struct MongoTelemetryStore: TelemetryStore {
     /// stored twice. (`$addToSet` would also dedupe, but compares every element: quadratic.)
     func appendMetrics(_ buckets: [MetricBucketAppend]) async throws {
         let writes: [WriteModel] = buckets.map { b in
-            .updateOne(filter: ["_id": .string(b.key), "last": ["$lt": .int64(b.samples.first?.seq ?? 0)]],
-                       update: ["$setOnInsert": ["d": .string(b.deviceID), "b": .string(b.bootId), "h": Self.date(b.hourStart)],
-                                "$push": ["samples": ["$each": .array(b.samples.map(Self.sampleDocument))]],
-                                "$max": ["last": .int64(b.samples.last?.seq ?? 0)]],
-                       upsert: true)
+            .updateOne(
+                filter: ["_id": .string(b.key), "last": ["$lt": .int64(b.samples.first?.seq ?? 0)]],
+                update: [
+                    "$setOnInsert": ["d": .string(b.deviceID), "b": .string(b.bootId), "h": Self.date(b.hourStart)],
+                    "$push": ["samples": ["$each": .array(b.samples.map(Self.sampleDocument))]],
+                    "$max": ["last": .int64(b.samples.last?.seq ?? 0)],
+                ],
+                upsert: true)
         }
         let r = try await metrics.bulkWrite(writes, operation: "appendMetrics")
         guard !r.duplicateIndexes.isEmpty else { return }
@@ -177,9 +201,11 @@ struct MongoTelemetryStore: TelemetryStore {
         for i in r.duplicateIndexes where i < buckets.count {
             let b = buckets[i]
             for s in b.samples {
-                slow.append(.updateOne(filter: ["_id": .string(b.key), "samples.s": ["$ne": .int64(s.seq)]],
-                                       update: ["$push": ["samples": Self.sampleDocument(s)], "$max": ["last": .int64(s.seq)]],
-                                       upsert: false))
+                slow.append(
+                    .updateOne(
+                        filter: ["_id": .string(b.key), "samples.s": ["$ne": .int64(s.seq)]],
+                        update: ["$push": ["samples": Self.sampleDocument(s)], "$max": ["last": .int64(s.seq)]],
+                        upsert: false))
             }
         }
         _ = try await metrics.bulkWrite(slow, operation: "appendMetrics.dedupe")
@@ -191,12 +217,15 @@ struct MongoTelemetryStore: TelemetryStore {
         let writes: [WriteModel] = changes.map { c in
             switch c {
             case .raise(let key, let rule, let target, let details):
-                return .insertOne(["_id": .string(ObjectID.generate().description), "key": .string(key), "rule": .string(rule),
-                                   "target": .string(target), "state": "raised", "active": true, "raisedAt": Self.date(now),
-                                   "details": .document(Document(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))])
+                return .insertOne([
+                    "_id": .string(ObjectID.generate().description), "key": .string(key), "rule": .string(rule),
+                    "target": .string(target), "state": "raised", "active": true, "raisedAt": Self.date(now),
+                    "details": .document(Document(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+                ])
             case .clear(let key):
-                return .updateMany(filter: ["key": .string(key), "active": true],
-                                   update: ["$set": ["state": "cleared", "clearedAt": Self.date(now)], "$unset": ["active": ""]], upsert: false)
+                return .updateMany(
+                    filter: ["key": .string(key), "active": true],
+                    update: ["$set": ["state": "cleared", "clearedAt": Self.date(now)], "$unset": ["active": ""]], upsert: false)
             }
         }
         // In order: a raise after a clear of the same key must see the clear first.
@@ -205,10 +234,13 @@ struct MongoTelemetryStore: TelemetryStore {
 
     func addAudience(_ counts: [AudienceCount]) async throws {
         let writes: [WriteModel] = counts.map { c in
-            .updateOne(filter: ["_id": .string("\(c.channel)|\(c.minute)")],
-                       update: ["$setOnInsert": ["ch": .string(c.channel), "m": Self.date(c.minute)],
-                                "$inc": ["viewers": .int(c.viewers), "seconds": .double(c.seconds), "errorBoxes": .int(c.errorBoxes)]],
-                       upsert: true)
+            .updateOne(
+                filter: ["_id": .string("\(c.channel)|\(c.minute)")],
+                update: [
+                    "$setOnInsert": ["ch": .string(c.channel), "m": Self.date(c.minute)],
+                    "$inc": ["viewers": .int(c.viewers), "seconds": .double(c.seconds), "errorBoxes": .int(c.errorBoxes)],
+                ],
+                upsert: true)
         }
         _ = try await audience.bulkWrite(writes, operation: "addAudience")
     }

@@ -1,8 +1,8 @@
+import ArgusSupport
 import Foundation
 import Logging
-import MongoStore
-import ArgusSupport
 import Metrics
+import MongoStore
 import ServiceLifecycle
 
 /// A change of a box's presence, to be written to `devices`.
@@ -86,16 +86,21 @@ final class PresenceWriter: Service, Sendable {
             let id = p.device
             switch p.change {
             case .online(let session, let at, let remote, let model, let firmware, let bootId):
-                return .updateOne(filter: ["_id": .string(id)], update: ["$set": [
-                    "online": true, "node": .string(node), "session": .string(session), "connectedAt": .date(at),
-                    "lastSeen": .date(at), "remoteAddress": remote.map { .string($0) } ?? .null,
-                    "model": .string(model), "firmware": .string(firmware), "bootId": .string(bootId),
-                ]], upsert: false)
+                return .updateOne(
+                    filter: ["_id": .string(id)],
+                    update: [
+                        "$set": [
+                            "online": true, "node": .string(node), "session": .string(session), "connectedAt": .date(at),
+                            "lastSeen": .date(at), "remoteAddress": remote.map { .string($0) } ?? .null,
+                            "model": .string(model), "firmware": .string(firmware), "bootId": .string(bootId),
+                        ]
+                    ], upsert: false)
             case .offline(let session, let lastSeen):
                 // Only the session that went away may mark the box offline: a newer session,
                 // here or on another node, has already replaced it.
-                return .updateOne(filter: ["_id": .string(id), "session": .string(session)],
-                                  update: ["$set": ["online": false, "lastSeen": .date(lastSeen)]], upsert: false)
+                return .updateOne(
+                    filter: ["_id": .string(id), "session": .string(session)],
+                    update: ["$set": ["online": false, "lastSeen": .date(lastSeen)]], upsert: false)
             }
         }
         do {
@@ -110,7 +115,9 @@ final class PresenceWriter: Service, Sendable {
 
     /// Marks every box this node had online as offline: at start (after a crash) and after draining.
     func markNodeOffline(now: Date = Date()) async throws -> Int {
-        try await devices.updateMany(["node": .string(node), "online": true],
-                                     ["$set": ["online": false, "lastSeen": .date(now)]]).modifiedCount
+        try await devices.updateMany(
+            ["node": .string(node), "online": true],
+            ["$set": ["online": false, "lastSeen": .date(now)]]
+        ).modifiedCount
     }
 }

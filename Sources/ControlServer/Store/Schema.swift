@@ -46,7 +46,7 @@ enum Schema {
             IndexModel(name: "rule_active", keys: ["rule": 1, "active": 1]),
         ])
         try await store.collection(devices).createIndexes([
-            IndexModel(name: "online_lastSeen", keys: ["online": 1, "lastSeen": 1]),
+            IndexModel(name: "online_lastSeen", keys: ["online": 1, "lastSeen": 1])
         ])
         try await store.collection(audience).createIndexes([
             IndexModel(name: "ch_m", keys: ["ch": 1, "m": 1]),
@@ -73,22 +73,22 @@ enum Schema {
             IndexModel(name: "state_updatedAt", keys: ["state": 1, "updatedAt": 1]),
         ])
         try await store.collection(revocations).createIndexes([
-            IndexModel(name: "ttl_at", keys: ["at": 1], expireAfterSeconds: day),
+            IndexModel(name: "ttl_at", keys: ["at": 1], expireAfterSeconds: day)
         ])
         try await store.collection(rollouts).createIndexes([
-            IndexModel(name: "state", keys: ["state": 1]),
+            IndexModel(name: "state", keys: ["state": 1])
         ])
         try await store.collection(executions).createIndexes([
-            IndexModel(name: "job_state_finishedAt", keys: ["job": 1, "state": 1, "finishedAt": -1]),
+            IndexModel(name: "job_state_finishedAt", keys: ["job": 1, "state": 1, "finishedAt": -1])
         ])
         try await store.collection(firmwareChunks).createIndexes([
-            IndexModel(name: "fw_n", keys: ["fw": 1, "n": 1], unique: true),
+            IndexModel(name: "fw_n", keys: ["fw": 1, "n": 1], unique: true)
         ])
         try await store.collection(firmwareImageChunks).createIndexes([
-            IndexModel(name: "fw_gen_n", keys: ["fw": 1, "gen": 1, "n": 1], unique: true),
+            IndexModel(name: "fw_gen_n", keys: ["fw": 1, "gen": 1, "n": 1], unique: true)
         ])
         try await store.collection(tokens).createIndexes([
-            IndexModel(name: "tokenId", keys: ["tokenId": 1], unique: true),
+            IndexModel(name: "tokenId", keys: ["tokenId": 1], unique: true)
         ])
         try await store.collection(audit).createIndexes([
             IndexModel(name: "at", keys: ["at": -1]),

@@ -89,8 +89,9 @@ struct TelemetryQueries: Sendable {
         try await store.collection(Schema.events).find(
             ["d": .string(device), "t": ["$gte": .date(from), "$lt": .date(to)]], sort: ["t": -1], limit: limit
         ).map { d in
-            EventView(t: d["t"]?.dateValue ?? .distantPast, seq: Int64(d["s"]?.intValue ?? 0), bootId: d["b"]?.stringValue ?? "",
-                      event: d["e"]?.stringValue ?? "", channel: d["ch"]?.stringValue, code: d["code"]?.stringValue)
+            EventView(
+                t: d["t"]?.dateValue ?? .distantPast, seq: Int64(d["s"]?.intValue ?? 0), bootId: d["b"]?.stringValue ?? "",
+                event: d["e"]?.stringValue ?? "", channel: d["ch"]?.stringValue, code: d["code"]?.stringValue)
         }
     }
 
@@ -98,8 +99,9 @@ struct TelemetryQueries: Sendable {
         var q: Document = ["d": .string(device), "t": ["$gte": .date(from), "$lt": .date(to)]]
         if let level { q["lvl"] = .string(level) }
         return try await store.collection(Schema.logs).find(q, sort: ["t": -1], limit: limit).map { d in
-            LogView(t: d["t"]?.dateValue ?? .distantPast, seq: Int64(d["s"]?.intValue ?? 0), bootId: d["b"]?.stringValue ?? "",
-                    level: d["lvl"]?.stringValue ?? "", source: d["src"]?.stringValue ?? "", text: d["txt"]?.stringValue ?? "")
+            LogView(
+                t: d["t"]?.dateValue ?? .distantPast, seq: Int64(d["s"]?.intValue ?? 0), bootId: d["b"]?.stringValue ?? "",
+                level: d["lvl"]?.stringValue ?? "", source: d["src"]?.stringValue ?? "", text: d["txt"]?.stringValue ?? "")
         }
     }
 

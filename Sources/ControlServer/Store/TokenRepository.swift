@@ -65,9 +65,10 @@ struct TokenRepository: Sendable {
         let h = Secrets.hash(token)
         if let p = cache.get(h) { return p }
         guard let d = try await collection.findOne(["_id": .string(h)]),
-              let stored = d["_id"]?.stringValue, Secrets.constantTimeEquals(Array(stored.utf8), Array(h.utf8)),
-              d["revoked"]?.boolValue != true,
-              let role = d["role"]?.stringValue.flatMap(Role.init(rawValue:)) else { return nil }
+            let stored = d["_id"]?.stringValue, Secrets.constantTimeEquals(Array(stored.utf8), Array(h.utf8)),
+            d["revoked"]?.boolValue != true,
+            let role = d["role"]?.stringValue.flatMap(Role.init(rawValue:))
+        else { return nil }
         let p = Principal(tokenId: d["tokenId"]?.stringValue ?? "", name: d["name"]?.stringValue ?? "", role: role)
         cache.put(h, p)
         return p
@@ -75,10 +76,11 @@ struct TokenRepository: Sendable {
 
     func list() async throws -> [TokenRecord] {
         try await collection.find([:], sort: ["createdAt": 1], limit: 1000).map { d in
-            TokenRecord(id: d["tokenId"]?.stringValue ?? "", name: d["name"]?.stringValue ?? "",
-                        role: d["role"]?.stringValue.flatMap(Role.init(rawValue:)) ?? .analyst,
-                        createdAt: d["createdAt"]?.dateValue, createdBy: d["createdBy"]?.stringValue,
-                        revoked: d["revoked"]?.boolValue ?? false)
+            TokenRecord(
+                id: d["tokenId"]?.stringValue ?? "", name: d["name"]?.stringValue ?? "",
+                role: d["role"]?.stringValue.flatMap(Role.init(rawValue:)) ?? .analyst,
+                createdAt: d["createdAt"]?.dateValue, createdBy: d["createdBy"]?.stringValue,
+                revoked: d["revoked"]?.boolValue ?? false)
         }
     }
 
