@@ -41,7 +41,7 @@ public final class MongoStore: Sendable {
             { level, domain, message, _ in
                 guard level.rawValue <= MONGOC_LOG_LEVEL_WARNING.rawValue, let message else { return }
                 let d = domain.map { String(cString: $0) } ?? "mongoc"
-                driverLogger.warning("libmongoc", metadata: ["mongoc.domain": .string(d), "mongoc.message": .string(String(cString: message))])
+                driverLogger.warning("libmongoc", metadata: [LogKey.mongocDomain: .string(d), LogKey.mongocMessage: .string(String(cString: message))])
             }, nil)
     }()
 
@@ -99,7 +99,7 @@ public final class MongoStore: Sendable {
         if watches.clientsOut > 0 {
             logger.warning(
                 "change streams still running at shutdown; leaving the client pool to the process exit",
-                metadata: ["streams": .stringConvertible(watches.clientsOut)])
+                metadata: [LogKey.streams: .stringConvertible(watches.clientsOut)])
             return
         }
         pool.destroy()

@@ -78,13 +78,13 @@ public final class TelemetryApplier: Sendable {
         for seg in segments {
             let records: [SpoolRecord]
             do { records = try spool.read(seg) } catch {
-                logger.error("unreadable spool segment skipped", metadata: ["spool.segment": .string(seg.path)])
+                logger.error("unreadable spool segment skipped", metadata: [LogKey.spoolSegment: .string(seg.path)])
                 continue
             }
             result.records += records.count
             for r in records {
                 guard case .success(.telemetry(_, let messages, _)) = FrameCodec.decode(r.frame) else {
-                    logger.error("spool record is not telemetry; skipped", metadata: ["stb.id": .string(r.deviceID)])
+                    logger.error("spool record is not telemetry; skipped", metadata: [LogKey.stbID: .string(r.deviceID)])
                     continue
                 }
                 result.messages += messages.count

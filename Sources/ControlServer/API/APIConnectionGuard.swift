@@ -76,7 +76,7 @@ final class APIConnectionStats: Sendable {
     func closed(_ reason: String) {
         Counter(label: "argus_api_connections_closed_total", dimensions: [("reason", reason)]).increment()
         log.event { folded in
-            logger.notice("API connection closed by a limit", metadata: ["reason": .string(reason), "closes.folded": .stringConvertible(folded)])
+            logger.notice("API connection closed by a limit", metadata: [LogKey.reason: .string(reason), LogKey.closesFolded: .stringConvertible(folded)])
         }
     }
 }

@@ -46,7 +46,7 @@ struct RefusalAuditMiddleware: RouterMiddleware {
             return response
         } catch {
             // Hummingbird would answer 500; say so in the same shape, and keep it.
-            context.logger.error("request failed", metadata: ["error": .string("\(error)")])
+            context.logger.error("request failed", metadata: [LogKey.error: .string("\(error)")])
             var response = try HTTPError(.internalServerError, message: "internal error").response(from: request, context: context)
             await refused(request, context, status: .internalServerError, reason: "internal error")
             SafeHeaders.apply(&response.headers)
@@ -62,8 +62,8 @@ struct RefusalAuditMiddleware: RouterMiddleware {
                 logger.notice(
                     "API request refused: no valid token",
                     metadata: [
-                        "http.path": .string(request.uri.path), "http.remote": .string(context.remote ?? "-"),
-                        "refusals.folded": .stringConvertible(folded),
+                        LogKey.httpPath: .string(request.uri.path), LogKey.httpRemote: .string(context.remote ?? "-"),
+                        LogKey.refusalsFolded: .stringConvertible(folded),
                     ])
             }
             return

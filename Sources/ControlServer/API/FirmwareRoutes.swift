@@ -1,3 +1,4 @@
+import ArgusSupport
 import Foundation
 import Hummingbird
 import MongoStore
@@ -102,7 +103,7 @@ enum FirmwareRoutes {
                     throw await refuse(.notFound, "no firmware \(v)")
                 }
             } catch {
-                context.logger.warning("firmware upload failed", metadata: ["firmware.version": .string(v), "error": .string("\(error)")])
+                context.logger.warning("firmware upload failed", metadata: [LogKey.firmwareVersion: .string(v), LogKey.error: .string("\(error)")])
                 throw await refuse(
                     .serviceUnavailable, "the store is unavailable; the upload was not kept and the served image is unchanged; retry shortly",
                     headers: [.retryAfter: "5"])
@@ -139,7 +140,7 @@ enum FirmwareRoutes {
                 firstBatch = try await firmware.chunks(rec, covering: range.lowerBound...min(range.upperBound, (range.lowerBound / chunk + 4) * chunk - 1))
                 try await firmware.checkPresent(rec, covering: range)
             } catch let d as DamagedImage {
-                context.logger.error("firmware image damaged", metadata: ["firmware.version": .string(v), "problem": .string(d.problem)])
+                context.logger.error("firmware image damaged", metadata: [LogKey.firmwareVersion: .string(v), LogKey.problem: .string(d.problem)])
                 try? await firmware.markDamaged(rec, problem: d.problem)
                 throw HTTPError(.serviceUnavailable, message: "firmware \(v) is unavailable: \(d.problem); upload the image again")
             } catch { throw OperatorAPI.storeUnavailable(error, context) }
@@ -167,7 +168,8 @@ enum FirmwareRoutes {
                                 batch = try await firmware.chunks(
                                     rec, covering: max(next * chunk, wanted.lowerBound)...min(wanted.upperBound, (upTo + 1) * chunk - 1))
                             } catch let d as DamagedImage {
-                                logger.error("firmware image damaged mid-download", metadata: ["firmware.version": .string(v), "problem": .string(d.problem)])
+                                logger.error(
+                                    "firmware image damaged mid-download", metadata: [LogKey.firmwareVersion: .string(v), LogKey.problem: .string(d.problem)])
                                 try? await firmware.markDamaged(rec, problem: d.problem)
                                 throw d
                             }

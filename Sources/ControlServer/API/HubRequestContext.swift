@@ -1,3 +1,4 @@
+import ArgusSupport
 import Commands
 import Foundation
 import Hummingbird
@@ -51,7 +52,7 @@ struct TokenAuthMiddleware: RouterMiddleware {
         do {
             principal = try await tokens.authenticate(token)
         } catch {
-            context.logger.warning("token check failed", metadata: ["error": .string("\(error)")])
+            context.logger.warning("token check failed", metadata: [LogKey.error: .string("\(error)")])
             throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "the store is unavailable; retry shortly")
         }
         guard let principal else {
@@ -60,7 +61,7 @@ struct TokenAuthMiddleware: RouterMiddleware {
         var context = context
         context.principal = principal
         context.trail.principal = principal
-        context.logger[metadataKey: "api.actor"] = .string(principal.name)
+        context.logger[metadataKey: LogKey.apiActor] = .string(principal.name)
         return try await next(request, context)
     }
 }

@@ -1,3 +1,4 @@
+import ArgusSupport
 import Foundation
 import Hummingbird
 import Logging
@@ -236,7 +237,7 @@ enum OperatorAPI {
 
     static func storeUnavailable(_ error: Error, _ context: HubRequestContext) -> HTTPError {
         if let e = error as? BSONDecodingError { return unreadable(e) }
-        context.logger.warning("store call failed", metadata: ["error": .string("\(error)")])
+        context.logger.warning("store call failed", metadata: [LogKey.error: .string("\(error)")])
         return HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "the store is unavailable; retry shortly")
     }
 }

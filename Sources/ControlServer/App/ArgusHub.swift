@@ -1,4 +1,5 @@
 import ArgumentParser
+import ArgusSupport
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
@@ -251,13 +252,20 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "argus.hub")
         let metrics = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
+        var factory = PrometheusMetricsFactory(registry: metrics)
+        // Presence lag spans seconds to minutes on a slow store during a storm; the default
+        // duration buckets stop at 10 s.
+        factory.durationHistogramBuckets["argus_presence_lag_seconds"] = [
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5),
+            .seconds(10), .seconds(20), .seconds(30), .seconds(60), .seconds(120), .seconds(300),
+        ]
+        MetricsSystem.bootstrap(factory)
 
         let store: MongoStore
         do {
             store = try MongoStore(uri: mongodbURI, database: database, threads: storeThreads, logger: Logger(label: "argus.store"))
         } catch {
-            logger.critical("cannot use the MongoDB URI", metadata: ["error": .string("\(error)")])
+            logger.critical("cannot use the MongoDB URI", metadata: [LogKey.error: .string("\(error)")])
             throw ExitCode(2)
         }
 
@@ -287,7 +295,7 @@ struct Serve: AsyncParsableCommand {
             if m > derived {
                 logger.warning(
                     "--max-connections is above what the descriptor limit allows; using the derived cap",
-                    metadata: ["requested": .stringConvertible(m), "cap": .stringConvertible(derived), "fd.limit": .stringConvertible(limit)])
+                    metadata: [LogKey.requested: .stringConvertible(m), LogKey.cap: .stringConvertible(derived), LogKey.fdLimit: .stringConvertible(limit)])
             } else {
                 cap = m
             }
@@ -295,8 +303,8 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "connection capacity",
             metadata: [
-                "fd.limit": .stringConvertible(limit), "cap": .stringConvertible(cap),
-                "api.cap": .stringConvertible(apiLimits.maxConnections),
+                LogKey.fdLimit: .stringConvertible(limit), LogKey.cap: .stringConvertible(cap),
+                LogKey.apiCap: .stringConvertible(apiLimits.maxConnections),
             ])
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -308,11 +316,11 @@ struct Serve: AsyncParsableCommand {
         do {
             spool = try Spool(configuration: .init(directory: spoolDir ?? ".data/spool-\(devicePort)", maxBytes: spoolMaxMB << 20))
         } catch {
-            logger.critical("cannot open the telemetry spool", metadata: ["error": .string("\(error)")])
+            logger.critical("cannot open the telemetry spool", metadata: [LogKey.error: .string("\(error)")])
             throw ExitCode(2)
         }
         if spool.bytesOnDisk > 0 {
-            logger.notice("telemetry spooled by an earlier run will be applied", metadata: ["spool.bytes": .stringConvertible(spool.bytesOnDisk)])
+            logger.notice("telemetry spooled by an earlier run will be applied", metadata: [LogKey.spoolBytes: .stringConvertible(spool.bytesOnDisk)])
         }
         spool.start()
         let live = LiveHub()
@@ -396,8 +404,8 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "starting hub",
             metadata: [
-                "node": .string(nodeName), "api.url": .string("http://\(apiHost):\(apiPort)/api/v1"),
-                "gateway.url": .string("ws://\(deviceHost):\(devicePort)\(STBProtocol.path)"), "store.database": .string(store.databaseName),
+                LogKey.node: .string(nodeName), LogKey.apiURL: .string("http://\(apiHost):\(apiPort)/api/v1"),
+                LogKey.gatewayURL: .string("ws://\(deviceHost):\(devicePort)\(STBProtocol.path)"), LogKey.storeDatabase: .string(store.databaseName),
             ])
         // Shutdown runs in reverse: the gateway drains first, then the spool is synced and sealed,
         // then presence flushes, then the API stops.
@@ -423,7 +431,7 @@ struct Serve: AsyncParsableCommand {
         do {
             try await services.run()
         } catch {
-            logger.error("hub stopped on an error", metadata: ["error": .string("\(error)")])
+            logger.error("hub stopped on an error", metadata: [LogKey.error: .string("\(error)")])
             await store.shutdown()
             try? await group.shutdownGracefully()
             throw ExitCode.failure

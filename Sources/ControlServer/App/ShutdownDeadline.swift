@@ -1,3 +1,4 @@
+import ArgusSupport
 import Dispatch
 import Foundation
 import Logging
@@ -27,7 +28,7 @@ struct ShutdownDeadline: Service {
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(max(500, seconds * 1000 - 300))) {
             logger.warning(
                 "drain deadline reached; exiting now (what was not written is repaired at the next start)",
-                metadata: ["drain.timeout.s": .stringConvertible(seconds)])
+                metadata: [LogKey.drainTimeoutSeconds: .stringConvertible(seconds)])
             exit(0)
         }
     }

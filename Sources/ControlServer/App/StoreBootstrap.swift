@@ -1,3 +1,4 @@
+import ArgusSupport
 import Foundation
 import Logging
 import MongoStore
@@ -48,14 +49,14 @@ final class StoreBootstrap: Service, Sendable {
                 try await Schema.ensureIndexes(store, retention: retention)
                 try await issueBootstrapTokenIfNeeded()
                 let stale = try await presence.markNodeOffline()
-                if stale > 0 { logger.notice("cleared presence left by an earlier run of this node", metadata: ["devices": .stringConvertible(stale)]) }
-                logger.info("store ready", metadata: ["store.database": .string(store.databaseName), "attempt": .stringConvertible(attempt)])
+                if stale > 0 { logger.notice("cleared presence left by an earlier run of this node", metadata: [LogKey.devices: .stringConvertible(stale)]) }
+                logger.info("store ready", metadata: [LogKey.storeDatabase: .string(store.databaseName), LogKey.attempt: .stringConvertible(attempt)])
                 return true
             } catch {
                 logger.warning(
                     "store not reachable; retrying",
                     metadata: [
-                        "error": .string("\(error)"), "attempt": .stringConvertible(attempt), "retry.in": .string("\(backoff)"),
+                        LogKey.error: .string("\(error)"), LogKey.attempt: .stringConvertible(attempt), LogKey.retryIn: .string("\(backoff)"),
                     ])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, maxBackoff)
@@ -77,7 +78,7 @@ final class StoreBootstrap: Service, Sendable {
         }
         let (token, record) = try await TokenRepository(store: store).create(name: "bootstrap", role: .admin, createdBy: "hub", now: Date())
         try Self.writeSecretFile(path: tokenFile, contents: token + "\n")
-        logger.notice("bootstrap admin token written", metadata: ["token.file": .string(tokenFile), "token.id": .string(record.id)])
+        logger.notice("bootstrap admin token written", metadata: [LogKey.tokenFile: .string(tokenFile), LogKey.tokenID: .string(record.id)])
     }
 
     /// Writes a file only its owner can read, replacing any old one.

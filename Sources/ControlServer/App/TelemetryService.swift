@@ -58,7 +58,7 @@ final class TelemetryService: Service, Sendable {
                 log.event { folded in
                     logger.warning(
                         "audience counts dropped: the store is behind",
-                        metadata: ["dropped": .stringConvertible(n), "drops.folded": .stringConvertible(folded)])
+                        metadata: [LogKey.dropped: .stringConvertible(n), LogKey.dropsFolded: .stringConvertible(folded)])
                 }
             })
     }
@@ -69,7 +69,7 @@ final class TelemetryService: Service, Sendable {
             await cancelWhenGracefulShutdown { await self.loop() }
         }
         spool.shutdown()
-        logger.info("spool closed", metadata: ["spool.bytes": .stringConvertible(spool.bytesOnDisk)])
+        logger.info("spool closed", metadata: [LogKey.spoolBytes: .stringConvertible(spool.bytesOnDisk)])
     }
 
     private func loop() async {
@@ -84,7 +84,7 @@ final class TelemetryService: Service, Sendable {
                 applied.increment(by: Int64(r.messages))
                 documents.increment(by: Int64(r.documentsWritten))
                 if failing {
-                    logger.notice("store writes resumed", metadata: ["spool.bytes": .stringConvertible(spool.bytesOnDisk)])
+                    logger.notice("store writes resumed", metadata: [LogKey.spoolBytes: .stringConvertible(spool.bytesOnDisk)])
                     failing = false
                 }
                 backoff = .milliseconds(200)
@@ -105,7 +105,7 @@ final class TelemetryService: Service, Sendable {
                     logger.warning(
                         "store write failed; telemetry stays in the spool",
                         metadata: [
-                            "error": .string("\(error)"), "spool.bytes": .stringConvertible(spool.bytesOnDisk),
+                            LogKey.error: .string("\(error)"), LogKey.spoolBytes: .stringConvertible(spool.bytesOnDisk),
                         ])
                     failing = true
                 }

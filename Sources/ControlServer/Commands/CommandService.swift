@@ -159,7 +159,7 @@ final class CommandService: Service, Sendable {
             do { job.devices = try await resolve(job.id, filter) } catch {
                 logger.warning(
                     "fleet job stored and delivered here; its executions will be written by the sweeper",
-                    metadata: ["job": .string(job.id), "error": .string("\(error)")])
+                    metadata: [LogKey.job: .string(job.id), LogKey.error: .string("\(error)")])
                 return job
             }
         }
@@ -176,7 +176,8 @@ final class CommandService: Service, Sendable {
                 try await repository.markMaterialized(job.id)
                 _ = state.withLock { $0.unmaterialized.removeValue(forKey: job.id) }
             } catch {
-                logger.warning("job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
+                logger.warning(
+                    "job stored; its executions will be written by the sweeper", metadata: [LogKey.job: .string(job.id), LogKey.error: .string("\(error)")])
             }
         } else {
             if job.filter == nil { deliverLocal(a, devices: job.devices) }
@@ -186,7 +187,7 @@ final class CommandService: Service, Sendable {
                 try? await Task.sleep(for: configuration.materializeDelay)
                 do { try await materialize(job) } catch {
                     logger.warning(
-                        "job stored; its executions will be written by the sweeper", metadata: ["job": .string(job.id), "error": .string("\(error)")])
+                        "job stored; its executions will be written by the sweeper", metadata: [LogKey.job: .string(job.id), LogKey.error: .string("\(error)")])
                 }
             }
         }
@@ -214,8 +215,8 @@ final class CommandService: Service, Sendable {
         logger.debug(
             "executions stored",
             metadata: [
-                "job": .string(job.id), "count": .stringConvertible(job.devices.count),
-                "ms": .stringConvertible((ContinuousClock.now - started).components.seconds * 1000),
+                LogKey.job: .string(job.id), LogKey.count: .stringConvertible(job.devices.count),
+                LogKey.milliseconds: .stringConvertible((ContinuousClock.now - started).components.seconds * 1000),
             ])
     }
 
@@ -415,7 +416,8 @@ final class CommandService: Service, Sendable {
                 } catch {
                     attempt += 1
                     logger.warning(
-                        "pending commands lookup failed; retrying", metadata: ["error": .string("\(error)"), "boxes": .stringConvertible(batch.count)])
+                        "pending commands lookup failed; retrying",
+                        metadata: [LogKey.error: .string("\(error)"), LogKey.boxes: .stringConvertible(batch.count)])
                     try? await Task.sleep(for: .seconds(min(30, 1 << min(attempt, 5))))
                 }
             }
@@ -490,7 +492,7 @@ final class CommandService: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.sweepInterval)
             do { try await sweep(now: Date()) } catch {
-                logger.debug("command sweep failed", metadata: ["error": .string("\(error)")])
+                logger.debug("command sweep failed", metadata: [LogKey.error: .string("\(error)")])
             }
         }
     }
@@ -528,7 +530,7 @@ final class CommandService: Service, Sendable {
             ],
             ["$set": ["lease": .date(now.addingTimeInterval(300)), "leaseNode": .string(node)]]), let job = Job(d)
         {
-            logger.notice("finishing the executions of a job left incomplete", metadata: ["job": .string(job.id)])
+            logger.notice("finishing the executions of a job left incomplete", metadata: [LogKey.job: .string(job.id)])
             try await materialize(job)
         }
     }
@@ -555,7 +557,7 @@ final class CommandService: Service, Sendable {
                     resume = nil
                     logger.warning(
                         "jobs change stream unavailable; polling for 30 s before retrying (a real MongoDB needs a replica set)",
-                        metadata: ["error": .string("\(error)")])
+                        metadata: [LogKey.error: .string("\(error)")])
                     let until = ContinuousClock.now + .seconds(30)
                     while !Task.isCancelled && ContinuousClock.now < until {
                         since = (try? await pollOnce(since: since)) ?? since
@@ -626,7 +628,7 @@ final class ExecutionWriter: Sendable {
                 log.event { folded in
                     logger.warning(
                         "execution updates dropped: the store is behind",
-                        metadata: ["dropped": .stringConvertible(n), "drops.folded": .stringConvertible(folded)])
+                        metadata: [LogKey.dropped: .stringConvertible(n), LogKey.dropsFolded: .stringConvertible(folded)])
                 }
             })
     }
@@ -689,7 +691,8 @@ final class ExecutionWriter: Sendable {
         do {
             _ = try await collection.bulkWrite(writes, operation: "executionUpdates")
         } catch {
-            logger.warning("execution updates failed; retrying", metadata: ["error": .string("\(error)"), "updates": .stringConvertible(batch.count)])
+            logger.warning(
+                "execution updates failed; retrying", metadata: [LogKey.error: .string("\(error)"), LogKey.updates: .stringConvertible(batch.count)])
             ops.putBack(batch)
             try? await Task.sleep(for: .seconds(1))
         }

@@ -1,3 +1,4 @@
+import ArgusSupport
 import Commands
 import Foundation
 import Logging
@@ -166,7 +167,7 @@ final class RolloutService: Service, Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.tick)
                 do { try await self.driveAll() } catch {
-                    self.logger.debug("rollout tick failed", metadata: ["error": .string("\(error)")])
+                    self.logger.debug("rollout tick failed", metadata: [LogKey.error: .string("\(error)")])
                 }
             }
         }

@@ -92,7 +92,7 @@ final class GatewayRefusals: Sendable {
 
     private func note(_ reason: String) {
         log.event { folded in
-            logger.notice("device handshake refused", metadata: ["reason": .string(reason), "refusals.folded": .stringConvertible(folded)])
+            logger.notice("device handshake refused", metadata: [LogKey.reason: .string(reason), LogKey.refusalsFolded: .stringConvertible(folded)])
         }
     }
 }

@@ -168,8 +168,8 @@ final class DeviceGateway: Service, Sendable {
         logger.info(
             "device gateway listening",
             metadata: [
-                "gateway.url": .string("ws://\(configuration.host):\(port)\(STBProtocol.path)"),
-                "gateway.cap": .stringConvertible(capacity.cap),
+                LogKey.gatewayURL: .string("ws://\(configuration.host):\(port)\(STBProtocol.path)"),
+                LogKey.gatewayCap: .stringConvertible(capacity.cap),
             ])
 
         await withTaskGroup(of: Void.self) { tasks in
@@ -185,7 +185,7 @@ final class DeviceGateway: Service, Sendable {
         draining.value = true
         try? await server.close()
         let sessions = shared.registry.snapshot()
-        logger.info("draining device gateway", metadata: ["sessions": .stringConvertible(sessions.count)])
+        logger.info("draining device gateway", metadata: [LogKey.sessions: .stringConvertible(sessions.count)])
         for s in sessions { s.eventLoop.execute { s.close(.goingAway) } }
         let deadline = NIODeadline.now() + configuration.drainTimeout
         while shared.registry.sessionCount > 0 && NIODeadline.now() < deadline {
@@ -198,9 +198,9 @@ final class DeviceGateway: Service, Sendable {
         do {
             try await withDeadline(limit, operation: "presence flush") { try await presence.flush() }
             let n = try await withDeadline(limit, operation: "marking the node's boxes offline") { try await presence.markNodeOffline() }
-            logger.info("device gateway drained", metadata: ["presence.offline": .stringConvertible(n)])
+            logger.info("device gateway drained", metadata: [LogKey.presenceOffline: .stringConvertible(n)])
         } catch {
-            logger.error("could not record presence while draining; it is repaired at the next start", metadata: ["error": .string("\(error)")])
+            logger.error("could not record presence while draining; it is repaired at the next start", metadata: [LogKey.error: .string("\(error)")])
         }
     }
 

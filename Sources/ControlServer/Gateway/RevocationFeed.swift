@@ -1,3 +1,4 @@
+import ArgusSupport
 import Foundation
 import Logging
 import MongoStore
@@ -63,7 +64,7 @@ final class RevocationFeed: Service, Sendable {
                     stream.stop()
                     logger.warning(
                         "revocations change stream unavailable; polling for 30 s before retrying",
-                        metadata: ["error": .string("\(error)")])
+                        metadata: [LogKey.error: .string("\(error)")])
                     let until = ContinuousClock.now + .seconds(30)
                     while !Task.isCancelled && ContinuousClock.now < until {
                         since = (try? await pollOnce(since: since)) ?? since

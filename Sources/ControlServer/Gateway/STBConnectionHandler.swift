@@ -1,3 +1,4 @@
+import ArgusSupport
 import Foundation
 import Logging
 import Metrics
@@ -161,7 +162,7 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         case .welcome(let hello):
             if let old = shared.registry.activate(self, deviceID: deviceID, model: hello.model, firmware: hello.firmware) {
                 old.eventLoop.execute { old.close(.replaced) }
-                shared.logger.info("session replaced", metadata: ["stb.id": .string(deviceID), "stb.session": .string(old.session)])
+                shared.logger.info("session replaced", metadata: [LogKey.stbID: .string(deviceID), LogKey.stbSession: .string(old.session)])
             }
             shared.presence.submit(
                 deviceID,
@@ -223,7 +224,7 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             shared.logger.warning(
                 "telemetry spool full; not acknowledging, closing session",
                 metadata: [
-                    "stb.id": .string(deviceID), "spool.bytes": .stringConvertible(ingest.spool.bytesOnDisk),
+                    LogKey.stbID: .string(deviceID), LogKey.spoolBytes: .stringConvertible(ingest.spool.bytesOnDisk),
                 ])
             close(.tryAgainLater)
         }
@@ -297,14 +298,14 @@ final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         case .sendPing:
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))), promise: nil)
         case .close(let code):
-            shared.logger.debug("closing session", metadata: ["stb.id": .string(deviceID), "close.code": .stringConvertible(code.rawValue)])
+            shared.logger.debug("closing session", metadata: [LogKey.stbID: .string(deviceID), LogKey.closeCode: .stringConvertible(code.rawValue)])
             machine.close()
             close(code)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        shared.logger.debug("connection error", metadata: ["stb.id": .string(deviceID), "error": .string("\(error)")])
+        shared.logger.debug("connection error", metadata: [LogKey.stbID: .string(deviceID), LogKey.error: .string("\(error)")])
         context.close(promise: nil)
     }
 

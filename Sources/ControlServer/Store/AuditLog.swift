@@ -1,3 +1,4 @@
+import ArgusSupport
 import Foundation
 import Logging
 import MongoStore
@@ -64,7 +65,7 @@ struct AuditLog: Sendable {
             "result": .string(Self.bounded(result, Bounds.result)), "node": .string(node),
         ]
         do { try await collection.insertOne(entry) } catch {
-            logger.error("audit write failed", metadata: ["audit.action": .string(action), "error": .string("\(error)")])
+            logger.error("audit write failed", metadata: [LogKey.auditAction: .string(action), LogKey.error: .string("\(error)")])
         }
     }
 

@@ -1,3 +1,4 @@
+import ArgusSupport
 import Logging
 import Metrics
 import MongoStore
@@ -38,7 +39,7 @@ final class DecodeFailures: Sendable {
             logger.error(
                 "stored document cannot be decoded; skipped",
                 metadata: [
-                    "collection": .string(collection), "error": .string(error.description),
+                    LogKey.collection: .string(collection), LogKey.error: .string(error.description),
                 ])
         }
     }

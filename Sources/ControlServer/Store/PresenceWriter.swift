@@ -67,7 +67,8 @@ final class PresenceWriter: Service, Sendable {
                     backoff = .milliseconds(200)
                     try? await Task.sleep(for: self.flushInterval)
                 } catch {
-                    self.logger.warning("presence write failed; will retry", metadata: ["error": .string("\(error)"), "retry.in": .string("\(backoff)")])
+                    self.logger.warning(
+                        "presence write failed; will retry", metadata: [LogKey.error: .string("\(error)"), LogKey.retryIn: .string("\(backoff)")])
                     try? await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .seconds(10))
                     self.wake.signal()
