@@ -191,3 +191,25 @@ struct CredentialCacheTests {
         #expect(c.count == 3)
     }
 }
+
+@Suite("Failed handshake limiter")
+struct FailedHandshakeLimiterTests {
+    @Test func anAddressIsLimitedAfterItsBurstAndRecoversAtTheRate() {
+        let l = FailedHandshakeLimiter(burst: 3, perSecond: 1, maxAddresses: 100)
+        let t0 = ContinuousClock.now
+        for _ in 0..<3 {
+            #expect(!l.isLimited("10.0.0.1", now: t0))
+            l.recordFailure("10.0.0.1", now: t0)
+        }
+        #expect(l.isLimited("10.0.0.1", now: t0))
+        #expect(!l.isLimited("10.0.0.2", now: t0), "other addresses are not affected")
+        #expect(!l.isLimited("10.0.0.1", now: t0 + .milliseconds(1100)), "one token back after a second")
+    }
+
+    @Test func boundedInAddresses() {
+        let l = FailedHandshakeLimiter(burst: 2, perSecond: 1, maxAddresses: 10)
+        let t0 = ContinuousClock.now
+        for i in 0..<50 { l.recordFailure("10.0.1.\(i)", now: t0 + .milliseconds(i)) }
+        #expect(l.addresses == 10)
+    }
+}

@@ -37,10 +37,10 @@ def store_pid(store):
         return None
 
 
-def handshake(port, device, secret, timeout=20.0):
+def handshake(port, device, secret, timeout=20.0, source="127.0.0.1"):
     """Sends one upgrade request on a raw socket and returns the status line and headers, or
     b"" if the hub closed without an answer (what must never happen)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
     try:
         s.sendall(raw_upgrade_request(device, secret))
         data = b""
@@ -179,3 +179,24 @@ def test_sigterm_exits_within_the_drain_timeout_with_a_hung_store_and_a_restart_
     # still land once it resumes); the next start repairs whatever it missed.
     hub.start()
     wait_for(lambda: db.devices.count_documents({"online": True}) == 0, timeout=30, what="presence repaired at start")
+
+
+def test_a_flood_of_wrong_secrets_from_one_address_gets_401_then_429_and_valid_boxes_still_connect(make_hub):
+    hub = make_hub(extra_args=["--heartbeat", "30"]).start()
+    good = hub.register("flood-good")
+    hub.register("flood-victim")
+    misses0 = metric(hub, 'argus_gateway_credential_cache_total{result="miss"}')
+    statuses = [handshake(hub.device_port, "flood-victim", "wrong", source="127.0.0.9").split(b"\r\n", 1)[0] for _ in range(40)]
+    # The documented burst of 20 failures per address, then 429 with Retry-After, without a store read.
+    assert statuses[:20] == [b"HTTP/1.1 401 Unauthorized"] * 20, statuses
+    assert set(statuses[20:]) == {b"HTTP/1.1 429 Too Many Requests"}, statuses
+    assert metric(hub, 'argus_gateway_refused_total{reason="too_many_failures"}') == 20
+    assert metric(hub, 'argus_gateway_credential_cache_total{result="miss"}') == misses0 + 20
+    r = handshake(hub.device_port, "flood-victim", "wrong", source="127.0.0.9")
+    assert re.search(rb"\r\nRetry-After: \d+\r\n", r), r
+    # The right secret from another address is let in at once, flood or not.
+
+    async def main():
+        ws = await connect_and_hello(hub, "flood-good", good)
+        await ws.close()
+    run(main())

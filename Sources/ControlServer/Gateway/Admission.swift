@@ -18,16 +18,20 @@ enum HandshakeRejection: Equatable, CaseIterable {
     case verifyBusy
     /// The store did not answer a credential lookup within the verification deadline.
     case verifyTimeout
+    /// Too many failed handshakes from this source address lately: refused without a store
+    /// read, so a brute force costs the hub nothing and never delays valid boxes.
+    case tooManyFailures
 
     var status: HTTPStatusCode {
         switch self {
         case .notFound: .notFound
         case .unauthorized: .unauthorized
         case .overCapacity, .draining, .storeUnavailable, .verifyBusy, .verifyTimeout: .serviceUnavailable
+        case .tooManyFailures: .tooManyRequests
         }
     }
 
-    enum HTTPStatusCode { case notFound, unauthorized, serviceUnavailable }
+    enum HTTPStatusCode { case notFound, unauthorized, serviceUnavailable, tooManyRequests }
 
     var reason: String {
         switch self {
@@ -38,6 +42,7 @@ enum HandshakeRejection: Equatable, CaseIterable {
         case .storeUnavailable: "store_unavailable"
         case .verifyBusy: "verify_busy"
         case .verifyTimeout: "verify_timeout"
+        case .tooManyFailures: "too_many_failures"
         }
     }
 
@@ -50,6 +55,7 @@ enum HandshakeRejection: Equatable, CaseIterable {
         case .storeUnavailable: "device registry unavailable; retry later"
         case .verifyBusy: "hub busy verifying other boxes; retry after the given delay"
         case .verifyTimeout: "device registry too slow to answer; retry later"
+        case .tooManyFailures: "too many failed handshakes from this address; retry later"
         }
     }
 
@@ -59,6 +65,7 @@ enum HandshakeRejection: Equatable, CaseIterable {
         switch self {
         case .notFound, .unauthorized: nil
         case .verifyBusy: Int.random(in: 1...max(2, base / 3))
+        case .tooManyFailures: Int.random(in: 5...15)
         case .overCapacity, .draining, .storeUnavailable, .verifyTimeout: Int.random(in: max(1, base / 2)...max(2, base * 3 / 2))
         }
     }
@@ -188,4 +195,50 @@ final class CredentialCache: Sendable {
     func forget(_ id: String) { _ = state.withLock { $0.entries.removeValue(forKey: id) } }
 
     var count: Int { state.withLock { $0.entries.count } }
+}
+
+/// Failed handshakes (wrong or missing credentials) per source address, as a token bucket:
+/// `burst` failures at once, then `perSecond`. An address with no tokens left is answered 429
+/// before any credential check. Bounded to `maxAddresses` (full buckets are dropped first,
+/// then the oldest), so a flood from many addresses cannot grow it.
+final class FailedHandshakeLimiter: Sendable {
+    private struct Bucket {
+        var tokens: Double
+        var at: ContinuousClock.Instant
+    }
+    let burst: Double
+    let perSecond: Double
+    let maxAddresses: Int
+    private let state = Mutex<[String: Bucket]>([:])
+
+    init(burst: Int = 20, perSecond: Double = 1, maxAddresses: Int = 10_000) {
+        self.burst = Double(max(1, burst))
+        self.perSecond = perSecond
+        self.maxAddresses = max(1, maxAddresses)
+    }
+
+    private func refilled(_ b: Bucket, _ now: ContinuousClock.Instant) -> Double {
+        let d = now - b.at
+        let secs = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        return min(burst, b.tokens + secs * perSecond)
+    }
+
+    /// True when the address has used up its failures.
+    func isLimited(_ address: String, now: ContinuousClock.Instant = .now) -> Bool {
+        state.withLock { s in s[address].map { refilled($0, now) < 1 } ?? false }
+    }
+
+    func recordFailure(_ address: String, now: ContinuousClock.Instant = .now) {
+        state.withLock { s in
+            let tokens = s[address].map { refilled($0, now) } ?? burst
+            s[address] = Bucket(tokens: max(0, tokens - 1), at: now)
+            if s.count > maxAddresses {
+                let full = s.filter { refilled($0.value, now) >= burst }.map(\.key)
+                for k in full.prefix(s.count - maxAddresses) { s[k] = nil }
+                while s.count > maxAddresses, let oldest = s.min(by: { $0.value.at < $1.value.at })?.key { s[oldest] = nil }
+            }
+        }
+    }
+
+    var addresses: Int { state.withLock { $0.count } }
 }

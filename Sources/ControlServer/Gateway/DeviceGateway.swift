@@ -45,6 +45,9 @@ struct GatewayConfiguration: Sendable {
     var verifyDeadline: TimeAmount = .seconds(4)
     /// Connections accepted per wake-up of the listening socket.
     var acceptBatch = 64
+    /// Failed handshakes one source address may make at once (then one a second) before it
+    /// is answered 429 without any credential check.
+    var failedHandshakeBurst = 20
 
     var timing: SessionStateMachine.Timing {
         let hb = TimeAmount.seconds(Int64(heartbeatSeconds))
@@ -78,7 +81,10 @@ final class DeviceAuthenticator: Sendable {
         guard id.utf8.count <= 64 else { return .rejected }
         switch cache.check(id, secret: secret, maxAge: cache.ttl) {
         case .match: return .accepted
-        case .mismatch, .unknown: return nil  // a changed or wrong secret: the store decides
+        // A box's secret never changes while it is registered (revocation removes the entry
+        // everywhere), so a mismatch with a fresh entry is a wrong secret: no store read.
+        case .mismatch: return .rejected
+        case .unknown: return nil
         }
     }
 
@@ -129,6 +135,7 @@ final class DeviceGateway: Service, Sendable {
     private let upgrades = Counter(label: "argus_gateway_handshakes_total")
     private let refusals: GatewayRefusals
     private let limiter: VerificationLimiter
+    private let failures: FailedHandshakeLimiter
     private let sessionsGauge = Gauge(label: "argus_gateway_sessions")
     private let socketsGauge = Gauge(label: "argus_gateway_sockets")
 
@@ -145,6 +152,7 @@ final class DeviceGateway: Service, Sendable {
         self.logger = logger
         self.refusals = GatewayRefusals(logger: logger)
         self.limiter = VerificationLimiter(limit: configuration.maxVerifications)
+        self.failures = FailedHandshakeLimiter(burst: configuration.failedHandshakeBurst)
     }
 
     /// The port actually bound (useful with port 0).
@@ -259,7 +267,11 @@ final class DeviceGateway: Service, Sendable {
         guard path == STBProtocol.path else { return refuse(.notFound) }
         if state.overCapacity { return refuse(.overCapacity) }
         if draining.value { return refuse(.draining) }
+        let source = channel.remoteAddress?.ipAddress ?? "-"
+        let failures = self.failures
+        if failures.isLimited(source) { return refuse(.tooManyFailures) }
         guard let auth = head.headers.first(name: "Authorization"), let creds = Secrets.parseBasic(auth) else {
+            failures.recordFailure(source)
             return refuse(.unauthorized)
         }
         let authenticator = self.authenticator
@@ -269,7 +281,9 @@ final class DeviceGateway: Service, Sendable {
         }
         // A known box reconnecting: no store read.
         if let cached = authenticator.verifyCached(id: creds.id, secret: creds.secret) {
-            return cached == .accepted ? accept() : refuse(.unauthorized)
+            if cached == .accepted { return accept() }
+            failures.recordFailure(source)
+            return refuse(.unauthorized)
         }
         // Otherwise one store read, if the store has room for it now; never a queue.
         guard limiter.tryAcquire() else { return refuse(.verifyBusy) }
@@ -298,6 +312,7 @@ final class DeviceGateway: Service, Sendable {
                 state.deviceID = creds.id
                 promise.succeed(HTTPHeaders())
             case .success(.rejected):
+                failures.recordFailure(source)
                 state.rejection = .unauthorized
                 refusals.count(.unauthorized)
                 promise.succeed(nil)

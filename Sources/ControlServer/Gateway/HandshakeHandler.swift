@@ -70,6 +70,7 @@ final class HandshakeResponder: ChannelInboundHandler, RemovableChannelHandler {
                 case .notFound: .notFound
                 case .unauthorized: .unauthorized
                 case .serviceUnavailable: .serviceUnavailable
+                case .tooManyRequests: .tooManyRequests
                 }
             message = r.message
             if let after = r.retryAfter(base: retryAfterSeconds) { headers.add(name: "Retry-After", value: String(after)) }
