@@ -1,4 +1,7 @@
+/* The JSON reader: UTF-8 validation and the parser (sj_parse). Values: json_value.c;
+ * writer: json_write.c. */
 #include "stb_json.h"
+#include "json_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +12,7 @@
 /* ------------------------------------------------------------------ UTF-8 */
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t avail)
+size_t sj_utf8_seq(const unsigned char *s, size_t avail)
 {
     unsigned char c = s[0];
     if (c < 0x80) return 1;
@@ -38,7 +41,7 @@ bool sj_utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = sj_utf8_seq(p + i, len - i);
         if (!n) return false;
         i += n;
     }
@@ -178,7 +181,7 @@ static char *parse_string(parser *p, size_t *out_len)
             if (sb_put(&s, &ch, 1)) { fail(p, SJ_ERR_NOMEM, "out of memory"); goto bad; }
             continue;
         }
-        size_t k = utf8_seq(p->b + p->i, p->n - p->i);
+        size_t k = sj_utf8_seq(p->b + p->i, p->n - p->i);
         if (!k) { fail(p, SJ_ERR_UTF8, "invalid UTF-8 in string"); goto bad; }
         if (sb_put(&s, p->b + p->i, k)) { fail(p, SJ_ERR_NOMEM, "out of memory"); goto bad; }
         p->i += k;
@@ -389,7 +392,7 @@ sj_status sj_parse(const char *text, size_t len, sj_value **out, char *err, size
     {
         size_t i = 0;
         while (i < len) {
-            size_t k = utf8_seq(p.b + i, len - i);
+            size_t k = sj_utf8_seq(p.b + i, len - i);
             if (!k) { p.i = i; fail(&p, SJ_ERR_UTF8, "invalid UTF-8"); return p.st; }
             i += k;
         }
@@ -406,232 +409,3 @@ sj_status sj_parse(const char *text, size_t len, sj_value **out, char *err, size
     *out = v;
     return SJ_OK;
 }
-
-void sj_free(sj_value *v)
-{
-    if (!v) return;
-    switch (v->type) {
-    case SJ_STRING: free(v->u.str.ptr); break;
-    case SJ_ARRAY:
-        for (size_t i = 0; i < v->u.arr.count; i++) sj_free(v->u.arr.items[i]);
-        free(v->u.arr.items);
-        break;
-    case SJ_OBJECT:
-        for (size_t i = 0; i < v->u.obj.count; i++) {
-            free(v->u.obj.members[i].key);
-            sj_free(v->u.obj.members[i].value);
-        }
-        free(v->u.obj.members);
-        break;
-    default: break;
-    }
-    free(v);
-}
-
-const sj_value *sj_get(const sj_value *obj, const char *key)
-{
-    if (!obj || obj->type != SJ_OBJECT) return NULL;
-    size_t kl = strlen(key);
-    for (size_t i = 0; i < obj->u.obj.count; i++)
-        if (obj->u.obj.members[i].key_len == kl && memcmp(obj->u.obj.members[i].key, key, kl) == 0)
-            return obj->u.obj.members[i].value;
-    return NULL;
-}
-
-const char *sj_get_str(const sj_value *obj, const char *key)
-{
-    const sj_value *v = sj_get(obj, key);
-    return v && v->type == SJ_STRING ? v->u.str.ptr : NULL;
-}
-
-bool sj_get_int(const sj_value *obj, const char *key, int64_t *out)
-{
-    const sj_value *v = sj_get(obj, key);
-    if (!v || v->type != SJ_INT) return false;
-    *out = v->u.integer;
-    return true;
-}
-
-bool sj_get_num(const sj_value *obj, const char *key, double *out)
-{
-    const sj_value *v = sj_get(obj, key);
-    if (!v) return false;
-    if (v->type == SJ_INT) { *out = (double)v->u.integer; return true; }
-    if (v->type == SJ_DOUBLE) { *out = v->u.number; return true; }
-    return false;
-}
-
-bool sj_equal(const sj_value *a, const sj_value *b)
-{
-    if (!a || !b) return a == b;
-    if (a->type != b->type) return false;
-    switch (a->type) {
-    case SJ_NULL: return true;
-    case SJ_BOOL: return a->u.boolean == b->u.boolean;
-    case SJ_INT: return a->u.integer == b->u.integer;
-    case SJ_DOUBLE: return a->u.number == b->u.number;
-    case SJ_STRING: return a->u.str.len == b->u.str.len && memcmp(a->u.str.ptr, b->u.str.ptr, a->u.str.len) == 0;
-    case SJ_ARRAY:
-        if (a->u.arr.count != b->u.arr.count) return false;
-        for (size_t i = 0; i < a->u.arr.count; i++)
-            if (!sj_equal(a->u.arr.items[i], b->u.arr.items[i])) return false;
-        return true;
-    case SJ_OBJECT:
-        if (a->u.obj.count != b->u.obj.count) return false;
-        for (size_t i = 0; i < a->u.obj.count; i++) {
-            const sj_value *o = sj_get(b, a->u.obj.members[i].key);
-            if (!o || !sj_equal(a->u.obj.members[i].value, o)) return false;
-        }
-        return true;
-    }
-    return false;
-}
-
-/* ------------------------------------------------------------------ writer */
-
-void sjw_init(sj_writer *w, char *buf, size_t cap)
-{
-    w->buf = buf;
-    w->cap = cap;
-    w->len = 0;
-    w->overflow = false;
-    w->need_comma = false;
-    if (cap) buf[0] = 0;
-}
-
-static void put(sj_writer *w, const char *s, size_t n)
-{
-    if (w->overflow) return;
-    if (w->len + n >= w->cap) { w->overflow = true; return; }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-}
-
-static void putc1(sj_writer *w, char c) { put(w, &c, 1); }
-
-static void sep(sj_writer *w)
-{
-    if (w->need_comma) putc1(w, ',');
-}
-
-void sjw_obj_begin(sj_writer *w) { sep(w); putc1(w, '{'); w->need_comma = false; }
-void sjw_obj_end(sj_writer *w) { putc1(w, '}'); w->need_comma = true; }
-void sjw_arr_begin(sj_writer *w) { sep(w); putc1(w, '['); w->need_comma = false; }
-void sjw_arr_end(sj_writer *w) { putc1(w, ']'); w->need_comma = true; }
-
-static void put_string(sj_writer *w, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    putc1(w, '"');
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c == '"') { put(w, "\\\"", 2); i++; continue; }
-        if (c == '\\') { put(w, "\\\\", 2); i++; continue; }
-        if (c == '\n') { put(w, "\\n", 2); i++; continue; }
-        if (c == '\r') { put(w, "\\r", 2); i++; continue; }
-        if (c == '\t') { put(w, "\\t", 2); i++; continue; }
-        if (c < 0x20 || c == 0x7F) {
-            char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            put(w, e, 6);
-            i++;
-            continue;
-        }
-        size_t k = utf8_seq(p + i, n - i);
-        if (!k) { put(w, "\xEF\xBF\xBD", 3); i++; continue; } /* U+FFFD for invalid bytes */
-        put(w, s + i, k);
-        i += k;
-    }
-    putc1(w, '"');
-}
-
-void sjw_key(sj_writer *w, const char *key)
-{
-    sep(w);
-    put_string(w, key, strlen(key));
-    putc1(w, ':');
-    w->need_comma = false;
-}
-
-void sjw_strn(sj_writer *w, const char *s, size_t n) { sep(w); put_string(w, s, n); w->need_comma = true; }
-void sjw_str(sj_writer *w, const char *s) { sjw_strn(w, s, strlen(s)); }
-
-void sjw_int(sj_writer *w, int64_t v)
-{
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    sep(w);
-    put(w, tmp, (size_t)n);
-    w->need_comma = true;
-}
-
-void sjw_double(sj_writer *w, double v, int decimals)
-{
-    char tmp[64];
-    int n;
-    if (!isfinite(v)) v = 0;
-    if (decimals >= 0) {
-        if (decimals == 0) decimals = 1;
-        n = snprintf(tmp, sizeof tmp, "%.*f", decimals, v);
-    } else {
-        n = snprintf(tmp, sizeof tmp, "%.17g", v);
-        for (int p = 15; p <= 17; p++) { /* shortest form that reads back exactly */
-            n = snprintf(tmp, sizeof tmp, "%.*g", p, v);
-            if (strtod(tmp, NULL) == v) break;
-        }
-        if (!strpbrk(tmp, ".eEn")) { tmp[n++] = '.'; tmp[n++] = '0'; tmp[n] = 0; }
-    }
-    /* "-0.0" is valid JSON but odd; normalize. */
-    if (strcmp(tmp, "-0.0") == 0) { strcpy(tmp, "0.0"); n = 3; }
-    sep(w);
-    put(w, tmp, (size_t)n);
-    w->need_comma = true;
-}
-
-void sjw_bool(sj_writer *w, bool v) { sep(w); put(w, v ? "true" : "false", v ? 4 : 5); w->need_comma = true; }
-void sjw_null(sj_writer *w) { sep(w); put(w, "null", 4); w->need_comma = true; }
-void sjw_raw(sj_writer *w, const char *json, size_t n) { sep(w); put(w, json, n); w->need_comma = true; }
-
-void sjw_raw2(sj_writer *w, const char *a, size_t an, const char *b, size_t bn)
-{
-    sep(w);
-    put(w, a, an);
-    put(w, b, bn);
-    w->need_comma = true;
-}
-
-void sjw_value(sj_writer *w, const sj_value *v)
-{
-    switch (v->type) {
-    case SJ_NULL: sjw_null(w); break;
-    case SJ_BOOL: sjw_bool(w, v->u.boolean); break;
-    case SJ_INT: sjw_int(w, v->u.integer); break;
-    case SJ_DOUBLE: sjw_double(w, v->u.number, -1); break;
-    case SJ_STRING: sjw_strn(w, v->u.str.ptr, v->u.str.len); break;
-    case SJ_ARRAY:
-        sjw_arr_begin(w);
-        for (size_t i = 0; i < v->u.arr.count; i++) sjw_value(w, v->u.arr.items[i]);
-        sjw_arr_end(w);
-        break;
-    case SJ_OBJECT:
-        sjw_obj_begin(w);
-        for (size_t i = 0; i < v->u.obj.count; i++) {
-            sjw_key(w, v->u.obj.members[i].key);
-            sjw_value(w, v->u.obj.members[i].value);
-        }
-        sjw_obj_end(w);
-        break;
-    }
-}
-
-int sjw_finish(sj_writer *w)
-{
-    if (w->overflow || w->len >= w->cap) { w->overflow = true; return -1; }
-    w->buf[w->len] = 0;
-    return 0;
-}
-
-void sjw_kv_str(sj_writer *w, const char *k, const char *v) { sjw_key(w, k); sjw_str(w, v); }
-void sjw_kv_int(sj_writer *w, const char *k, int64_t v) { sjw_key(w, k); sjw_int(w, v); }
-void sjw_kv_double(sj_writer *w, const char *k, double v, int decimals) { sjw_key(w, k); sjw_double(w, v, decimals); }
