@@ -228,3 +228,15 @@ def make_hub(tmpdir_path):
 @pytest.fixture
 def hub(make_hub):
     return make_hub(extra_args=["--heartbeat", "1"]).start()
+
+
+@pytest.fixture
+def private_store(tmpdir_path):
+    """A SecantusDB of the test's own, which the test may stop, start or freeze."""
+    from helpers import PrivateStore  # helpers imports this module: import it late
+    s = PrivateStore(tmpdir_path).start()
+    yield s
+    try:
+        s.stop()
+    except subprocess.SubprocessError:
+        pass

@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import wait_for
-from test_promises import PrivateStore, connect, connect_and_hello, db_of, metric, raw_upgrade_request, run, unique
+from helpers import PrivateStore, connect, connect_and_hello, db_of, metric, raw_upgrade_request, run, unique
 
 
 @pytest.fixture

@@ -2,7 +2,11 @@
 """Reconnect-storm clients for scripts/bench/storm: plain asyncio sockets, no retries
 unless told, like a box from a vendor whose client does not retry.
 
-    storm_clients.py HOST PORT IDS_FILE FIRST COUNT SOURCE_IP GO_FILE
+    storm_clients.py HOST PORT IDS_FILE FIRST COUNT SOURCE_IPS GO_FILE
+
+SOURCE_IPS is a comma-separated list: attempts take them in turn, so that no source address
+runs out of ephemeral ports (a connect that fails on the client side is counted apart, as
+"client_error", never as a silent hub).
 
 Waits until GO_FILE exists, then opens COUNT connections at once (lines FIRST.. of IDS_FILE,
 `id secret`), each sending one upgrade request. Each handshake ends in 101 (then the box
@@ -32,8 +36,10 @@ async def handshake(host, port, dev, secret, source_ip):
     """Returns ("101", writer) or (status, retry_after) or ("none", None)."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, local_addr=(source_ip, 0)), 30)
-    except (OSError, asyncio.TimeoutError):
-        return "none", None
+    except asyncio.TimeoutError:
+        return "none", None  # no TCP answer in 30 s
+    except OSError:
+        return "client_error", None  # e.g. no free port on this source address
     auth = base64.b64encode(f"{dev}:{secret}".encode()).decode()
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write((f"GET /v1/stb HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -62,13 +68,19 @@ async def handshake(host, port, dev, secret, source_ip):
 
 
 async def main(args):
-    host, port, ids_file, first, count, source_ip, go = args[0], int(args[1]), args[2], int(args[3]), int(args[4]), args[5], args[6]
+    host, port, ids_file, first, count, go = args[0], int(args[1]), args[2], int(args[3]), int(args[4]), args[6]
+    ips = args[5].split(",")
+    turn = [0]
+
+    def source_ip():
+        turn[0] += 1
+        return ips[turn[0] % len(ips)]
     pairs = [l.split() for l in open(ids_file).read().split("\n")[first:first + count] if l.strip()]
     while not os.path.exists(go):
         await asyncio.sleep(0.01)
     t0 = time.monotonic()
-    results = await asyncio.gather(*[handshake(host, port, d, s, source_ip) for d, s in pairs])
-    counts = {"101": 0, "503": 0, "other": 0, "none": 0}
+    results = await asyncio.gather(*[handshake(host, port, d, s, source_ip()) for d, s in pairs])
+    counts = {"101": 0, "503": 0, "other": 0, "none": 0, "client_error": 0}
     held, retry = [], []
     for (d, s), (status, extra) in zip(pairs, results):
         if status == "101":
@@ -77,8 +89,8 @@ async def main(args):
         elif status == "503":
             counts["503"] += 1
             retry.append((d, s, extra or 1))
-        elif status == "none":
-            counts["none"] += 1
+        elif status in ("none", "client_error"):
+            counts[status] += 1
             retry.append((d, s, 1))
         else:
             counts["other"] += 1
@@ -93,7 +105,7 @@ async def main(args):
 
         async def again(d, s, after):
             await asyncio.sleep(after + random.random())
-            return d, s, await handshake(host, port, d, s, source_ip)
+            return d, s, await handshake(host, port, d, s, source_ip())
         out = await asyncio.gather(*[again(d, s, a) for d, s, a in retry])
         retry = []
         for d, s, (status, extra) in out:
