@@ -106,8 +106,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "STBProtocolTests", dependencies: ["STBProtocol"]),
-        .testTarget(name: "ArgusSupportTests", dependencies: ["ArgusSupport"]),
-        .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore"]),
+        // What tests share: SplitMix64 (seeded randomness for property tests), ManualClock.
+        .target(name: "ArgusTestSupport", path: "Tests/ArgusTestSupport"),
+        .testTarget(name: "ArgusSupportTests", dependencies: ["ArgusSupport", "ArgusTestSupport"]),
+        .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore", "ArgusTestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol"]),
         .testTarget(

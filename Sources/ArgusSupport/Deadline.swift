@@ -12,17 +12,30 @@ public struct DeadlineExceeded: Error, CustomStringConvertible {
 /// pool): `body` is cancelled and left to finish on its own. For shutdown paths, which must
 /// end in bounded time whatever the store does.
 public func withDeadline<T: Sendable>(
-    _ deadline: Duration, operation: String,
-    _ body: @escaping @Sendable () async throws -> T
+    _ deadline: Duration, operation: String, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
+    try await withDeadline(deadline, clock: ContinuousClock(), operation: operation, body)
+}
+
+/// ``withDeadline(_:operation:_:)`` on a given clock (tests pass a manual one).
+public func withDeadline<T: Sendable, C: Clock>(
+    _ deadline: Duration, clock: C, operation: String, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T where C.Duration == Duration {
     let slot = ContinuationSlot<T>()
     return try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
         slot.set(c)
         let work = Task {
-            do { slot.take()?.resume(returning: try await body()) } catch { slot.take()?.resume(throwing: error) }
+            // Await first, then take the continuation: `slot.take()?.resume(returning: try await
+            // body())` would take it before the await and leave the deadline nothing to resume.
+            do {
+                let value = try await body()
+                slot.take()?.resume(returning: value)
+            } catch {
+                slot.take()?.resume(throwing: error)
+            }
         }
         Task {
-            try? await Task.sleep(for: deadline)
+            try? await clock.sleep(for: deadline)
             if let c = slot.take() {
                 work.cancel()
                 c.resume(throwing: DeadlineExceeded(operation: operation, after: deadline))

@@ -1,3 +1,4 @@
+import ArgusTestSupport
 import Synchronization
 import Testing
 
@@ -83,22 +84,10 @@ struct PendingBatchTests {
         }
     }
 
-    /// A small deterministic generator, so a failure can be replayed from its seed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test("matches the brute-force model over random operations", arguments: [false, true])
     func matchesModel(keyed: Bool) {
         for seed in 0..<200 as Range<UInt64> {
-            var rng = SplitMix(state: seed)
+            var rng = SplitMix64(seed: seed)
             let limit = Int.random(in: 1...40, using: &rng)
             var batch =
                 keyed
