@@ -24,7 +24,7 @@ enum Secrets {
         // batch registration hashes 1,000 secrets per request.
         var out = Array("sha256:".utf8)
         out.reserveCapacity(7 + 64)
-        for b in SHA256.hash(data: Array(secret.utf8)) {
+        for b in sha256(secret) {
             out.append(hexDigits[Int(b >> 4)])
             out.append(hexDigits[Int(b & 0x0F)])
         }

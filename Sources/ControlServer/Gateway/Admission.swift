@@ -2,6 +2,7 @@ import ArgusSupport
 import Atomics
 import Logging
 import Metrics
+import NIOHTTP1
 import STBProtocol
 import Synchronization
 
@@ -22,7 +23,7 @@ enum HandshakeRejection: Equatable, CaseIterable {
     /// read, so a brute force costs the hub nothing and never delays valid boxes.
     case tooManyFailures
 
-    var status: HTTPStatusCode {
+    var status: HTTPResponseStatus {
         switch self {
         case .notFound: .notFound
         case .unauthorized: .unauthorized
@@ -30,8 +31,6 @@ enum HandshakeRejection: Equatable, CaseIterable {
         case .tooManyFailures: .tooManyRequests
         }
     }
-
-    enum HTTPStatusCode { case notFound, unauthorized, serviceUnavailable, tooManyRequests }
 
     var reason: String {
         switch self {
@@ -155,8 +154,6 @@ final class CredentialCache: Sendable {
     let fallbackTTL: Duration
     let limit: Int
     private let state = Mutex(State())
-    private let hits = Counter(label: "argus_gateway_credential_cache_total", dimensions: [("result", "hit")])
-    private let misses = Counter(label: "argus_gateway_credential_cache_total", dimensions: [("result", "miss")])
 
     init(ttl: Duration = .seconds(600), fallbackTTL: Duration = .seconds(3600), limit: Int = 200_000) {
         self.ttl = ttl
@@ -168,11 +165,7 @@ final class CredentialCache: Sendable {
 
     /// Checks a secret against a fresh entry (younger than `maxAge`), in constant time.
     func check(_ id: String, secret: String, maxAge: Duration, now: ContinuousClock.Instant = .now) -> Lookup {
-        guard let e = state.withLock({ $0.entries[id] }), now - e.verifiedAt < maxAge else {
-            if maxAge == ttl { misses.increment() }
-            return .unknown
-        }
-        if maxAge == ttl { hits.increment() }
+        guard let e = state.withLock({ $0.entries[id] }), now - e.verifiedAt < maxAge else { return .unknown }
         return Secrets.constantTimeEquals(Secrets.sha256(secret), e.hash) ? .match : .mismatch
     }
 

@@ -68,6 +68,8 @@ struct GatewayConfiguration: Sendable {
 final class DeviceAuthenticator: Sendable {
     let devices: DeviceRepository
     let cache: CredentialCache
+    private let cacheHits = Counter(label: "argus_gateway_credential_cache_total", dimensions: [("result", "hit")])
+    private let cacheMisses = Counter(label: "argus_gateway_credential_cache_total", dimensions: [("result", "miss")])
 
     init(devices: DeviceRepository, cache: CredentialCache = CredentialCache()) {
         self.devices = devices
@@ -79,7 +81,9 @@ final class DeviceAuthenticator: Sendable {
     /// Answers from the cache alone, or nil when the store must be asked.
     func verifyCached(id: String, secret: String) -> Outcome? {
         guard id.utf8.count <= 64 else { return .rejected }
-        switch cache.check(id, secret: secret, maxAge: cache.ttl) {
+        let lookup = cache.check(id, secret: secret, maxAge: cache.ttl)
+        (lookup == .unknown ? cacheMisses : cacheHits).increment()
+        switch lookup {
         case .match: return .accepted
         // A box's secret never changes while it is registered (revocation removes the entry
         // everywhere), so a mismatch with a fresh entry is a wrong secret: no store read.

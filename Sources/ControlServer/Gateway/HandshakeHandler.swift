@@ -65,13 +65,7 @@ final class HandshakeResponder: ChannelInboundHandler, RemovableChannelHandler {
         var message: String
         var headers = HTTPHeaders([("Content-Type", "application/json"), ("Connection", "close")])
         if let r = state.rejection ?? (state.overCapacity ? .overCapacity : nil) {
-            status =
-                switch r.status {
-                case .notFound: .notFound
-                case .unauthorized: .unauthorized
-                case .serviceUnavailable: .serviceUnavailable
-                case .tooManyRequests: .tooManyRequests
-                }
+            status = r.status
             message = r.message
             if let after = r.retryAfter(base: retryAfterSeconds) { headers.add(name: "Retry-After", value: String(after)) }
             if r == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Basic realm=\"argus-stb\"") }
