@@ -55,11 +55,59 @@ let package = Package(
             ]),
         // Commands domain (pure, no Hummingbird, no Mongo).
         .target(name: "Commands", dependencies: ["STBProtocol"]),
-        // The hub executable: composition root.
-        .executableTarget(
-            name: "ControlServer",
+        // The hub, by product part. Each library target lists what it may import; none of the
+        // pure domains above imports these. Cross-module API is `package`, not `public`: it is
+        // one product's inside, not a library for others.
+        //
+        // Persistence: schema and indexes, typed records, repositories, the presence writer,
+        // the store bootstrap, credentials (Secrets, roles). No NIO channel code, no HTTP.
+        .target(
+            name: "ArgusStore",
             dependencies: [
                 "MongoStore", "STBProtocol", "Telemetry", "Commands", "ArgusSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The device gateway (SwiftNIO): upgrade and admission, sessions, the registry, the
+        // telemetry hand-off to the spool, revocations, the live view's fan-out. No Hummingbird.
+        .target(
+            name: "HubGateway",
+            dependencies: [
+                "ArgusStore", "MongoStore", "STBProtocol", "Telemetry", "Commands", "ArgusSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Commands at run time: dispatch to this node's sessions, the job feed, the sweeper,
+        // the execution writer, the rollout driver. No Hummingbird.
+        .target(
+            name: "CommandRuntime",
+            dependencies: [
+                "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Commands", "ArgusSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The operator API (Hummingbird 2): routes, auth middleware, connection guard, live route.
+        .target(
+            name: "HubAPI",
+            dependencies: [
+                "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry", "Commands",
+                "ArgusSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -69,13 +117,47 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            ]
+        ),
+        // The composition: `HubConfiguration` and `buildHub(_:)` → a `ServiceGroup`, plus the
+        // services that join the parts (telemetry applier loop, shutdown deadline). The
+        // executable and the tests both start hubs through it.
+        .target(
+            name: "Hub",
+            dependencies: [
+                "HubAPI", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
+                "Commands", "ArgusSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            ]
+        ),
+        // The hub executable: flags and environment → HubConfiguration → buildHub → run.
+        .executableTarget(
+            name: "ControlServer",
+            dependencies: [
+                "Hub", "HubAPI", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
+                "Commands", "ArgusSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
             ]
         ),
         // libwebsockets, for the C reference agent.
@@ -111,11 +193,12 @@ let package = Package(
         .testTarget(name: "ArgusSupportTests", dependencies: ["ArgusSupport", "ArgusTestSupport"]),
         .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore", "ArgusTestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
-        .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol"]),
+        .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol", "ArgusTestSupport"]),
         .testTarget(
-            name: "ControlServerTests",
+            name: "HubTests",
             dependencies: [
-                "ControlServer", "MongoStore", "STBProtocol",
+                "Hub", "HubAPI", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Commands",
+                "Telemetry", "ArgusSupport", "ArgusTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -88,6 +88,7 @@ public struct ExecutionStateMachine: Sendable, Equatable {
     }
 
     private mutating func move(_ s: ExecutionState, _ now: Int64) {
+        assert(Self.canMove(from: state, to: s), "ExecutionStateMachine: \(state) → \(s) is not in the table")
         state = s
         history.append((s, now))
     }
@@ -178,5 +179,40 @@ public struct ExecutionStateMachine: Sendable, Equatable {
         default:
             return .none
         }
+    }
+}
+
+// MARK: - The transition table
+
+extension ExecutionStateMachine {
+    /// Every state change an execution may make, in memory or in the store. The machine asserts
+    /// each of its own moves against it, and the store's one write path for executions
+    /// (`ExecutionTransitions` in ArgusStore) takes its guard from ``sources(of:)``, so the rule
+    /// "nothing leaves a terminal state" is written here once.
+    ///
+    /// - queued → sent (delivered; or the box's `received` arrived first), in progress and the
+    ///   box's final reports, expired (deadline), canceled;
+    /// - sent → queued (disconnected or no confirmation: back off and retry), sent (delivered
+    ///   again: the store may not have seen the requeue before the redelivery), in progress, the
+    ///   box's final reports, timed out, canceled;
+    /// - in progress → in progress (a new progress stage), the box's final reports, timed out,
+    ///   canceled;
+    /// - a terminal state → nothing.
+    public static func canMove(from: ExecutionState, to: ExecutionState) -> Bool {
+        switch (from, to) {
+        case (.queued, .sent), (.queued, .inProgress), (.queued, .expired): true
+        case (.sent, .queued), (.sent, .sent), (.sent, .inProgress), (.sent, .timedOut): true
+        case (.inProgress, .inProgress), (.inProgress, .timedOut): true
+        case (.queued, .succeeded), (.queued, .failed), (.queued, .rejected), (.queued, .canceled): true
+        case (.sent, .succeeded), (.sent, .failed), (.sent, .rejected), (.sent, .canceled): true
+        case (.inProgress, .succeeded), (.inProgress, .failed), (.inProgress, .rejected), (.inProgress, .canceled): true
+        default: false
+        }
+    }
+
+    /// The states from which an execution may move to `target`, in `ExecutionState.allCases`
+    /// order: the guard of every store update that moves executions to `target`.
+    public static func sources(of target: ExecutionState) -> [ExecutionState] {
+        ExecutionState.allCases.filter { canMove(from: $0, to: target) }
     }
 }

@@ -1,0 +1,179 @@
+import ArgusSupport
+import Foundation
+import MongoStore
+
+/// A registered box, as the operator API shows it.
+package struct DeviceRecord: Sendable, Codable, Equatable {
+    package var id: String
+    package var model: String
+    package var tags: [String]
+    package var firmware: String?
+    package var online: Bool
+    package var revoked: Bool
+    package var node: String?
+    package var session: String?
+    package var connectedAt: Date?
+    package var lastSeen: Date?
+    package var remoteAddress: String?
+    package var bootId: String?
+    package var createdAt: Date?
+
+    package init(
+        id: String, model: String, tags: [String], firmware: String? = nil, online: Bool = false, revoked: Bool = false,
+        node: String? = nil, session: String? = nil, connectedAt: Date? = nil, lastSeen: Date? = nil,
+        remoteAddress: String? = nil, bootId: String? = nil, createdAt: Date? = nil
+    ) {
+        self.id = id; self.model = model; self.tags = tags; self.firmware = firmware; self.online = online
+        self.revoked = revoked; self.node = node; self.session = session; self.connectedAt = connectedAt
+        self.lastSeen = lastSeen; self.remoteAddress = remoteAddress; self.bootId = bootId; self.createdAt = createdAt
+    }
+
+    package init(_ d: Document) {
+        self.init(
+            id: d["_id"]?.stringValue ?? "", model: d["model"]?.stringValue ?? "",
+            tags: d["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            firmware: d["firmware"]?.stringValue, online: d["online"]?.boolValue ?? false,
+            revoked: d["revoked"]?.boolValue ?? false, node: d["node"]?.stringValue,
+            session: d["session"]?.stringValue, connectedAt: d["connectedAt"]?.dateValue,
+            lastSeen: d["lastSeen"]?.dateValue, remoteAddress: d["remoteAddress"]?.stringValue,
+            bootId: d["bootId"]?.stringValue, createdAt: d["createdAt"]?.dateValue)
+    }
+}
+
+/// A box to register, its secret already hashed.
+package struct NewDevice: Sendable, Equatable {
+    package var id: String
+    package var model: String
+    package var tags: [String]
+    package var secretHash: String
+
+    package init(id: String, model: String, tags: [String], secretHash: String) {
+        self.id = id
+        self.model = model
+        self.tags = tags
+        self.secretHash = secretHash
+    }
+}
+
+/// Filters for listing devices. Every combination is served by an index on its first field.
+package struct DeviceFilter: Sendable, Equatable {
+    package var online: Bool?
+    package var model: String?
+    package var firmware: String?
+    package var tag: String?
+
+    package init(online: Bool? = nil, model: String? = nil, firmware: String? = nil, tag: String? = nil) {
+        self.online = online
+        self.model = model
+        self.firmware = firmware
+        self.tag = tag
+    }
+
+    /// Whether a node can tell from its sessions' hello which connected boxes match: model
+    /// and firmware, online only as true (tags live in the store). Fleet jobs need this.
+    package var answerableBySessions: Bool { tag == nil && online != false }
+}
+
+/// Registered boxes in the `devices` collection.
+package struct DeviceRepository: Sendable {
+    package let collection: MongoCollection
+    /// Never returned to a caller.
+    package static let hiddenFields: Document = ["secretHash": 0]
+
+    package let revocations: MongoCollection
+
+    package init(store: MongoStore) {
+        collection = store.collection(Schema.devices)
+        revocations = store.collection(Schema.revocations)
+    }
+
+    /// The stored document of a newly registered box.
+    package static func document(_ d: NewDevice, now: Date) -> Document {
+        [
+            "_id": .string(d.id), "model": .string(d.model), "tags": .array(d.tags.map { .string($0) }),
+            "secretHash": .string(d.secretHash), "online": false, "revoked": false, "createdAt": .date(now),
+        ]
+    }
+
+    /// Registers a box. Throws `duplicateKey` if the id exists.
+    package func register(id: String, model: String, tags: [String], secretHash: String, now: Date) async throws -> DeviceRecord {
+        try await collection.insertOne(Self.document(NewDevice(id: id, model: model, tags: tags, secretHash: secretHash), now: now))
+        return DeviceRecord(id: id, model: model, tags: tags, createdAt: now)
+    }
+
+    /// Registers `boxes` (distinct ids) with one unordered insertMany. Returns the positions
+    /// in `boxes` of those whose id was already registered (not stored); every other box is
+    /// stored. A store failure throws, and then some of the boxes may have been stored.
+    package func registerMany(_ boxes: [NewDevice], now: Date) async throws -> [Int] {
+        try await collection.insertMany(boxes.map { Self.document($0, now: now) }).duplicateIndexes
+    }
+
+    package func get(_ id: String) async throws -> DeviceRecord? {
+        try await collection.findOne(["_id": .string(id)], projection: Self.hiddenFields).map(DeviceRecord.init)
+    }
+
+    /// One page, ordered by id, starting after `cursor`.
+    package func list(_ f: DeviceFilter, after cursor: String?, limit: Int) async throws -> (items: [DeviceRecord], next: String?) {
+        var q = Document()
+        if let o = f.online { q["online"] = .bool(o) }
+        if let m = f.model { q["model"] = .string(m) }
+        if let fw = f.firmware { q["firmware"] = .string(fw) }
+        if let t = f.tag { q["tags"] = .string(t) }
+        if let cursor { q["_id"] = ["$gt": .string(cursor)] }
+        let docs = try await collection.find(q, sort: ["_id": 1], limit: limit + 1, projection: Self.hiddenFields)
+        let items = docs.prefix(limit).map(DeviceRecord.init)
+        return (Array(items), docs.count > limit ? items.last?.id : nil)
+    }
+
+    /// The stored secret hash, unless the box is revoked or unknown.
+    package func credentials(_ id: String) async throws -> String? {
+        guard let d = try await collection.findOne(["_id": .string(id)], projection: ["secretHash": 1, "revoked": 1]),
+            d["revoked"]?.boolValue != true
+        else { return nil }
+        return d["secretHash"]?.stringValue
+    }
+
+    /// Revokes a box's credentials. Returns false if it does not exist.
+    package func revoke(_ id: String, now: Date) async throws -> Bool {
+        let r = try await collection.updateOne(
+            ["_id": .string(id)],
+            ["$set": ["revoked": true, "revokedAt": .date(now)], "$unset": ["secretHash": ""]])
+        guard r.matchedCount == 1 else { return false }
+        // Tells every node (their credential caches and live sessions): see RevocationFeed.
+        _ = try await revocations.insertMany([["_id": .string("\(id)|\(now.millis)"), "device": .string(id), "at": .date(now)]])
+        return true
+    }
+
+    /// Revocations recorded since `since`, oldest first: (device, at).
+    package func revocations(since: Date, limit: Int = 1000) async throws -> [(device: String, at: Date)] {
+        try await revocations.find(["at": ["$gt": .date(since)]], sort: ["at": 1], limit: limit).compactMap { d in
+            guard let id = d["device"]?.stringValue, let at = d["at"]?.dateValue else { return nil }
+            return (id, at)
+        }
+    }
+
+    /// The non-revoked boxes matching `filter` (all boxes for an empty filter), as (id, model),
+    /// at most `limit`.
+    package func resolve(_ f: DeviceFilter, limit: Int) async throws -> [(id: String, model: String)] {
+        var q: Document = ["revoked": ["$ne": true]]
+        if let o = f.online { q["online"] = .bool(o) }
+        if let m = f.model { q["model"] = .string(m) }
+        if let fw = f.firmware { q["firmware"] = .string(fw) }
+        if let t = f.tag { q["tags"] = .string(t) }
+        return try await collection.find(q, limit: limit, projection: ["_id": 1, "model": 1, "revoked": 1]).compactMap { d in
+            d["_id"]?.stringValue.map { ($0, d["model"]?.stringValue ?? "") }
+        }
+    }
+
+    /// The given boxes as (id, model, revoked); unknown ids are left out.
+    package func lookup(_ ids: [String]) async throws -> [(id: String, model: String, revoked: Bool)] {
+        var out: [(id: String, model: String, revoked: Bool)] = []
+        for start in stride(from: 0, to: ids.count, by: CommandRepository.inChunk) {
+            let part = ids[start..<min(ids.count, start + CommandRepository.inChunk)].map { BSON.string($0) }
+            out += try await collection.find(["_id": ["$in": .array(part)]], projection: ["_id": 1, "model": 1, "revoked": 1]).compactMap { d in
+                d["_id"]?.stringValue.map { ($0, d["model"]?.stringValue ?? "", d["revoked"]?.boolValue ?? false) }
+            }
+        }
+        return out
+    }
+}

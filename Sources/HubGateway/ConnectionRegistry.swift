@@ -1,0 +1,81 @@
+import ArgusStore
+import ArgusSupport
+import NIOConcurrencyHelpers
+import Synchronization
+
+/// The live sessions on this node: every upgraded connection, and the one active session per box.
+package final class ConnectionRegistry: Sendable {
+    package init() {}
+
+    /// A box's current session, with the model and firmware from its hello.
+    private struct Active {
+        var handler: STBConnectionHandler
+        var model: String
+        var firmware: String
+
+        /// Judged by the hello, which is also what the store holds for the box.
+        func matches(_ f: DeviceFilter) -> Bool {
+            f.answerableBySessions && (f.model.map { $0 == model } ?? true) && (f.firmware.map { $0 == firmware } ?? true)
+        }
+    }
+    private struct State {
+        var sessions: [ObjectIdentifier: STBConnectionHandler] = [:]
+        var byDevice: [String: Active] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// A connection finished its upgrade.
+    package func opened(_ h: STBConnectionHandler) {
+        state.withLock { $0.sessions[ObjectIdentifier(h)] = h }
+    }
+
+    /// A box said hello. Returns the session it replaces, if any.
+    package func activate(_ h: STBConnectionHandler, deviceID: String, model: String = "", firmware: String = "") -> STBConnectionHandler? {
+        state.withLock { s in
+            let old = s.byDevice.updateValue(Active(handler: h, model: model, firmware: firmware), forKey: deviceID)?.handler
+            return old === h ? nil : old
+        }
+    }
+
+    /// A connection closed. Returns true if it was its box's current session (so the box is
+    /// now offline on this node), false if a newer session had replaced it.
+    package func closed(_ h: STBConnectionHandler, deviceID: String) -> Bool {
+        state.withLock { s in
+            s.sessions[ObjectIdentifier(h)] = nil
+            if s.byDevice[deviceID]?.handler === h { s.byDevice[deviceID] = nil; return true }
+            return false
+        }
+    }
+
+    /// The current session of a box on this node.
+    package func session(for deviceID: String) -> STBConnectionHandler? { state.withLock { $0.byDevice[deviceID]?.handler } }
+
+    /// The current sessions of those of `devices` connected here, under one lock.
+    package func sessions(for devices: some Sequence<String>) -> [(String, STBConnectionHandler)] {
+        state.withLock { s in devices.compactMap { d in s.byDevice[d].map { (d, $0.handler) } } }
+    }
+
+    /// The current sessions here of the boxes `filter` matches (none unless
+    /// ``DeviceFilter/answerableBySessions``).
+    package func sessions(matching filter: DeviceFilter) -> [(String, STBConnectionHandler)] {
+        state.withLock { s in s.byDevice.compactMap { d, a in a.matches(filter) ? (d, a.handler) : nil } }
+    }
+
+    /// Whether any box connected here matches `filter`.
+    package func anySession(matching filter: DeviceFilter) -> Bool {
+        state.withLock { s in s.byDevice.values.contains { $0.matches(filter) } }
+    }
+
+    /// Whether the box's current session here matches `filter`.
+    package func matches(_ deviceID: String, _ filter: DeviceFilter) -> Bool {
+        state.withLock { s in s.byDevice[deviceID]?.matches(filter) ?? false }
+    }
+
+    /// Every upgraded connection.
+    package func snapshot() -> [STBConnectionHandler] { state.withLock { Array($0.sessions.values) } }
+
+    /// Boxes with an active session.
+    package var activeCount: Int { state.withLock { $0.byDevice.count } }
+    /// Upgraded connections, active or still awaiting hello.
+    package var sessionCount: Int { state.withLock { $0.sessions.count } }
+}

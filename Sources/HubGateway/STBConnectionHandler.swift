@@ -1,0 +1,325 @@
+import ArgusStore
+import ArgusSupport
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOWebSocket
+import STBProtocol
+import Telemetry
+
+/// What every session on a node shares.
+package final class GatewayContext: Sendable {
+    package let node: String
+    package let registry: ConnectionRegistry
+    package let presence: PresenceWriter
+    package let ingest: TelemetryIngest
+    /// Delivers commands; nil in tests that run a gateway alone.
+    package let commands: (any SessionCommandHooks)?
+    package let heartbeatSeconds: Int
+    package let limits: Limits
+    package let timing: SessionStateMachine.Timing
+    package let logger: Logger
+    package let framesIn = Counter(label: "argus_gateway_frames_in_total")
+    package let protocolErrors = Counter(label: "argus_gateway_protocol_errors_total")
+    package let errorFramesDropped = Counter(label: "argus_gateway_error_frames_dropped_total")
+
+    package init(
+        node: String, registry: ConnectionRegistry, presence: PresenceWriter, ingest: TelemetryIngest, commands: (any SessionCommandHooks)? = nil,
+        heartbeatSeconds: Int, limits: Limits, timing: SessionStateMachine.Timing, logger: Logger
+    ) {
+        self.commands = commands
+        self.node = node
+        self.registry = registry
+        self.presence = presence
+        self.ingest = ingest
+        self.heartbeatSeconds = heartbeatSeconds
+        self.limits = limits
+        self.timing = timing
+        self.logger = logger
+    }
+}
+
+/// One box's WebSocket session, after an authenticated upgrade.
+///
+/// A `final class` with no long-lived task, timer or buffer of its own: the per-connection cost is this
+/// object and the channel. Liveness is checked by the gateway's sweeper calling ``sweep(now:)``
+/// on the channel's event loop, plus one check when the hello deadline passes. All methods run
+/// on that event loop.
+// @unchecked: its state is touched only on its channel's event loop; other threads hold a
+// reference only to call methods that hop there first (`sendCommand`, `close`, `sweep`), or
+// to read `let` fields set at the upgrade.
+package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+    package typealias InboundIn = WebSocketFrame
+    package typealias OutboundOut = WebSocketFrame
+
+    package let deviceID: String
+    package let session: String
+    private let remoteAddress: String?
+    private let shared: GatewayContext
+    private var machine: SessionStateMachine
+    private var context: ChannelHandlerContext?
+    private var bucket: TokenBucket
+    /// Consecutive frames refused by the rate limit; too many close the session (4029).
+    private var strikes = 0
+    /// Highest seq known durable, and highest sent in an `ack`.
+    private var durableSeq: Int64 = -1
+    private var ackedSeq: Int64 = -1
+    private var ackScheduled = false
+    private var readingPaused = false
+    /// Seqs refused for rate and not yet accepted since; acks stay below the lowest, so a
+    /// cumulative ack never covers a message the hub did not take. Bounded: at most
+    /// `maxStrikes` frames are refused before the session is closed.
+    private var refusedSeqs = Set<Int64>()
+    /// The highest seq of any frame accepted in this session.
+    private var highestAccepted: Int64 = -1
+    package static let maxStrikes = 10
+    /// The channel's event loop; other threads reach this session only through it.
+    package let eventLoop: EventLoop
+
+    package init(deviceID: String, remoteAddress: String?, eventLoop: EventLoop, shared: GatewayContext) {
+        self.deviceID = deviceID
+        self.session = Secrets.randomHex(bytes: 8)
+        self.remoteAddress = remoteAddress
+        self.eventLoop = eventLoop
+        self.shared = shared
+        self.machine = SessionStateMachine(now: .now(), timing: shared.timing)
+        self.bucket = TokenBucket(
+            rate: Double(shared.ingest.messagesPerSecond), capacity: Double(shared.ingest.burst),
+            now: NIODeadline.now().uptimeNanoseconds)
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        shared.registry.opened(self)
+        // The hello deadline is exact, not the sweeper's period: one check when it passes. The
+        // task holds the handler weakly and is gone after it runs, so an idle session keeps none.
+        context.eventLoop.scheduleTask(in: shared.timing.helloTimeout) { [weak self] in
+            self?.sweep(now: .now())
+        }
+    }
+
+    package func channelInactive(context: ChannelHandlerContext) {
+        machine.close()
+        shared.ingest.forget(self)
+        shared.commands?.sessionEnded(self)
+        if shared.registry.closed(self, deviceID: deviceID) {
+            shared.presence.submit(deviceID, .offline(session: session, lastSeen: Date()))
+        }
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        machine.activity(now: .now())
+        switch frame.opcode {
+        case .text:
+            shared.framesIn.increment()
+            guard frame.fin else {
+                perform(machine.rejected(ProtocolError(.fragmentedFrame, "send each message as one unfragmented frame")), context)
+                return
+            }
+            guard frame.length <= shared.limits.maxFrameBytes else {
+                perform(
+                    machine.rejected(ProtocolError(.frameTooLarge, "frame of \(frame.length) bytes exceeds maxFrameBytes \(shared.limits.maxFrameBytes)")),
+                    context)
+                return
+            }
+            let data = frame.unmaskedData
+            let bytes = Array(data.readableBytesView)
+            perform(machine.received(FrameCodec.decode(bytes)), context, frame: bytes)
+        case .binary:
+            perform(machine.rejected(ProtocolError(.binaryNotSupported, "binary frames are reserved in protocol v1")), context)
+        case .continuation:
+            perform(machine.rejected(ProtocolError(.fragmentedFrame, "send each message as one unfragmented frame")), context)
+        case .ping:
+            var payload = frame.unmaskedData
+            let buf = context.channel.allocator.buffer(buffer: payload.readSlice(length: min(payload.readableBytes, 125)) ?? ByteBuffer())
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: buf)), promise: nil)
+        case .pong:
+            break
+        case .connectionClose:
+            machine.close()
+            var payload = frame.unmaskedData
+            let code = payload.readInteger(as: UInt16.self) ?? CloseCode.normal.rawValue
+            var buf = context.channel.allocator.buffer(capacity: 2)
+            buf.writeInteger(code)
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: buf)))
+                .whenComplete { _ in loopBound.value.close(promise: nil) }
+        default:
+            perform(machine.rejected(ProtocolError(.invalidJSON, "unsupported frame opcode")), context)
+        }
+    }
+
+    private func perform(_ action: SessionStateMachine.FrameAction, _ context: ChannelHandlerContext, frame: [UInt8] = []) {
+        switch action {
+        case .ingest(let bootId, let ref, let messages, let rejected):
+            for e in rejected { sendError(e, context) }
+            ingest(bootId: bootId, ref: ref, messages, frame: frame, context)
+        case .ignore:
+            break
+        case .welcome(let hello):
+            if let old = shared.registry.activate(self, deviceID: deviceID, model: hello.model, firmware: hello.firmware) {
+                old.eventLoop.execute { old.close(.replaced) }
+                shared.logger.info("session replaced", metadata: [LogKey.stbID: .string(deviceID), LogKey.stbSession: .string(old.session)])
+            }
+            shared.presence.submit(
+                deviceID,
+                .online(
+                    session: session, connectedAt: Date(), remoteAddress: remoteAddress,
+                    model: hello.model, firmware: hello.firmware, bootId: hello.bootId))
+            send(
+                FrameCodec.welcome(
+                    ref: hello.envelope.id, serverTime: Self.nowMillis(), session: session, node: shared.node,
+                    heartbeatSeconds: shared.heartbeatSeconds, limits: shared.limits), context)
+            shared.commands?.sessionStarted(self)
+        case .pong(let ref):
+            send(FrameCodec.pong(ref: ref, serverTime: Self.nowMillis()), context)
+        case .sendError(let e):
+            sendError(e, context)
+        case .sendErrorAndClose(let e, let code):
+            sendError(e, context)
+            close(code)
+        }
+    }
+
+    /// Spools an accepted telemetry frame; the box gets its `ack` once the spool has synced it.
+    private func ingest(bootId: String, ref: String?, _ messages: [TelemetryMessage], frame: [UInt8], _ context: ChannelHandlerContext) {
+        let ingest = shared.ingest
+        guard bucket.take(messages.count, now: NIODeadline.now().uptimeNanoseconds) else {
+            ingest.rateLimited.increment(by: Int64(messages.count))
+            strikes += 1
+            for m in messages { refusedSeqs.insert(m.seq) }
+            sendError(ProtocolError(.rateLimited, "over \(ingest.messagesPerSecond) messages per second; resend later", ref: ref), context)
+            if strikes >= Self.maxStrikes { close(.rateLimited) }
+            return
+        }
+        strikes = 0
+        for m in messages {
+            refusedSeqs.remove(m.seq)
+            if case .commandStatus(let c) = m.body { shared.commands?.report(deviceID, c) }
+        }
+        highestAccepted = messages.reduce(highestAccepted) { max($0, $1.seq) }
+        // Completions arrive in append order, so when this frame is durable so is every frame
+        // accepted before it: the ack may cover up to `highestAccepted`, but not a refused seq.
+        let maxSeq = refusedSeqs.min().map { min(highestAccepted, $0 - 1) } ?? highestAccepted
+        let count = Int64(messages.count)
+        let record = SpoolRecord(deviceID: deviceID, bootId: bootId, receivedAt: Self.nowMillis(), frame: frame)
+        let loop = eventLoop
+        let result = ingest.spool.append(record) { [self] ok in
+            loop.execute {
+                if ok { ingest.countAcked(Int(count)); self.durable(upTo: maxSeq) } else { self.close(.internalError) }
+            }
+        }
+        if result != .full { ingest.live.publishTelemetry(device: deviceID, bootId: bootId, frame: frame) }
+        switch result {
+        case .queued:
+            ingest.countAccepted(Int(count))
+        case .queuedSlowDown:
+            ingest.countAccepted(Int(count))
+            pauseReading(context)
+        case .full:
+            ingest.spoolFull.increment()
+            shared.logger.warning(
+                "telemetry spool full; not acknowledging, closing session",
+                metadata: [
+                    LogKey.stbID: .string(deviceID), LogKey.spoolBytes: .stringConvertible(ingest.spool.bytesOnDisk),
+                ])
+            close(.tryAgainLater)
+        }
+    }
+
+    /// Coalesces acknowledgements: one `ack` per event-loop turn, however many records synced.
+    private func durable(upTo seq: Int64) {
+        durableSeq = max(durableSeq, seq)
+        guard !ackScheduled else { return }
+        ackScheduled = true
+        eventLoop.execute { [self] in
+            ackScheduled = false
+            guard durableSeq > ackedSeq, let context else { return }
+            ackedSeq = durableSeq
+            send(FrameCodec.ack(upTo: ackedSeq), context)
+        }
+    }
+
+    private func pauseReading(_ context: ChannelHandlerContext) {
+        guard !readingPaused else { return }
+        readingPaused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        shared.ingest.pause(self)
+    }
+
+    /// Called on ``eventLoop`` when the spool has drained.
+    package func resumeReading() {
+        guard readingPaused, let context else { return }
+        readingPaused = false
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+    }
+
+    /// Sends a `command` frame (shared by every box of the job). Must run on ``eventLoop``.
+    package func sendCommand(_ frame: ByteBuffer) {
+        guard let context else { return }
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: frame)), promise: nil)
+    }
+
+    private func sendError(_ e: ProtocolError, _ context: ChannelHandlerContext) {
+        shared.protocolErrors.increment()
+        // Error frames are advice. A box that does not read its socket does not get them
+        // queued without bound: they are dropped while the channel is not writable.
+        guard context.channel.isWritable else { shared.errorFramesDropped.increment(); return }
+        send(FrameCodec.error(e), context)
+    }
+
+    private func send(_ bytes: [UInt8], _ context: ChannelHandlerContext) {
+        let buf = context.channel.allocator.buffer(bytes: bytes)
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buf)), promise: nil)
+    }
+
+    /// Ends the session with a close frame. Must run on ``eventLoop``.
+    package func close(_ code: CloseCode) {
+        eventLoop.preconditionInEventLoop()
+        machine.close()
+        guard let context else { return }
+        var buf = context.channel.allocator.buffer(capacity: 2 + code.reason.utf8.count)
+        buf.writeInteger(code.rawValue)
+        buf.writeString(code.reason)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: buf)))
+            .whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// Liveness check by the sweeper. Must run on ``eventLoop``.
+    package func sweep(now: NIODeadline) {
+        guard let context else { return }
+        switch machine.tick(now: now) {
+        case .none:
+            break
+        case .sendPing:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))), promise: nil)
+        case .close(let code):
+            shared.logger.debug("closing session", metadata: [LogKey.stbID: .string(deviceID), LogKey.closeCode: .stringConvertible(code.rawValue)])
+            machine.close()
+            close(code)
+        }
+    }
+
+    package func errorCaught(context: ChannelHandlerContext, error: Error) {
+        shared.logger.debug("connection error", metadata: [LogKey.stbID: .string(deviceID), LogKey.error: .string("\(error)")])
+        context.close(promise: nil)
+    }
+
+    package static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// What the command runtime needs to hear from sessions. Called on the session's event loop;
+/// implementations must not block it.
+package protocol SessionCommandHooks: Sendable {
+    /// A box said hello: its open executions are looked up and sent.
+    func sessionStarted(_ h: STBConnectionHandler)
+    /// A box's session ended.
+    func sessionEnded(_ h: STBConnectionHandler)
+    /// A `command_status` the box sent (already accepted for the spool).
+    func report(_ device: String, _ status: CommandStatus)
+}
