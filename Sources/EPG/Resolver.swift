@@ -18,7 +18,10 @@ struct Resolver {
             }
             programmes += timeline(channel, raws, &warnings)
         }
-        warnings.sort { ($0.line, $0.otherLine ?? 0) < ($1.line, $1.otherLine ?? 0) }
+        // By line, then in the order found (explicitly stable).
+        warnings = warnings.enumerated()
+            .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }
+            .map(\.element)
         return EPGDocument(channels: collected.channels, programmes: programmes, warnings: warnings)
     }
 
@@ -78,17 +81,17 @@ struct Resolver {
 
     private func build(_ raw: RawProgramme, _ warnings: inout [EPGWarning]) -> Programme {
         let (info, undecoded) = EpisodeNumbers.decode(raw.episodeNumbers)
-        for number in undecoded {
-            warnings.append(
-                EPGWarning(
-                    kind: .undecodedEpisodeNumber, channel: raw.channel, line: raw.line,
-                    message: "<episode-num system=\"\(number.system)\"> \"\(number.raw)\" not understood; kept raw"))
-        }
         if raw.titles.isEmpty {
             warnings.append(
                 EPGWarning(
                     kind: .missingTitle, channel: raw.channel, line: raw.line,
                     message: "programme at \(XMLTVTime.iso8601(raw.start)) has no <title>; kept with title \"\""))
+        }
+        for number in undecoded {
+            warnings.append(
+                EPGWarning(
+                    kind: .undecodedEpisodeNumber, channel: raw.channel, line: raw.line,
+                    message: "<episode-num system=\"\(number.system)\"> \"\(number.raw)\" not understood; kept raw"))
         }
         return Programme(
             channel: raw.channel, start: raw.start, stop: raw.stop ?? raw.start, title: preferredTitle(raw.titles),
