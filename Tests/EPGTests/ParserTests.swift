@@ -16,16 +16,18 @@ struct SampleFeedTests {
     @Test func channelsAndDisplayNames() throws {
         let doc = try sample()
         #expect(doc.channels.map(\.id) == ["one.de", "news.us"])
-        #expect(doc.channels[0].displayNames == [LocalizedText("Das Erste", lang: "de"), LocalizedText("ARD One", lang: "en")])
+        let names = [LocalizedText("Das Erste", lang: "de"), LocalizedText("ARD One", lang: "en")]
+        #expect(doc.channels[0].displayNames == names)
         #expect(doc.channels[0].line == 4)
         #expect(doc.channels[1].displayNames == [LocalizedText("News US")])
     }
 
     @Test func programmesAreSortedPerChannelAndKeepTheirLines() throws {
         let doc = try sample()
-        #expect(doc.programmes.map(\.title) == [
-            "Evening News", "Late Show", "Tagesschau", "Tatort: Schöne Grüße", "Nachtfilm", "Nachtprogramm",
-        ])
+        #expect(
+            doc.programmes.map(\.title) == [
+                "Evening News", "Late Show", "Tagesschau", "Tatort: Schöne Grüße", "Nachtfilm", "Nachtprogramm",
+            ])
         #expect(doc.programmes.map(\.line) == [32, 36, 11, 16, 23, 26])
     }
 
@@ -88,9 +90,10 @@ struct SampleFeedTests {
         let doc = try sample()
         let tatort = try find(doc, "Tatort: Schöne Grüße")
         #expect(tatort.episode == EpisodeInfo(season: 2, episode: 5, part: 1, partCount: 1))
-        #expect(tatort.episodeNumbers == [
-            EpisodeNumber(system: "xmltv_ns", raw: "1.4.0/1"), EpisodeNumber(system: "onscreen", raw: "S02E05"),
-        ])
+        #expect(
+            tatort.episodeNumbers == [
+                EpisodeNumber(system: "xmltv_ns", raw: "1.4.0/1"), EpisodeNumber(system: "onscreen", raw: "S02E05"),
+            ])
         #expect(tatort.subTitles == [LocalizedText("Folge 5", lang: "de")])
         #expect(tatort.descriptions == [LocalizedText("Ein Krimi & mehr.", lang: "de")])
         #expect(try find(doc, "Evening News").episode == EpisodeInfo(season: 3, episode: 12))
@@ -146,10 +149,11 @@ struct RepairTests {
                     """
                 ).utf8))
         #expect(doc.channels.count == 1 && doc.channels[0].displayNames.isEmpty)
-        #expect(doc.warnings.map(\.kind) == [
-            .duplicateChannel, .stopNotAfterStart, .undeclaredChannel, .missingTitle, .missingTitle,
-            .undecodedEpisodeNumber,
-        ])
+        #expect(
+            doc.warnings.map(\.kind) == [
+                .duplicateChannel, .stopNotAfterStart, .undeclaredChannel, .missingTitle, .missingTitle,
+                .undecodedEpisodeNumber,
+            ])
         #expect(doc.warnings.map(\.line) == [4, 5, 6, 7, 8, 8])
         #expect(doc.programmes.map(\.channel) == ["c", "c", "ghost"])
         #expect(doc.programmes[0].title == "")

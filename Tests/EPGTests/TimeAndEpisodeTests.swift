@@ -4,20 +4,21 @@ import Testing
 
 @Suite("XMLTV times and episode numbers")
 struct TimeAndEpisodeTests {
-    @Test(arguments: [
-        ("20000101000000 +0000", 946_684_800_000),
-        ("20000101000000", 946_684_800_000),  // no offset: UTC
-        ("200001010000", 946_684_800_000),  // no seconds
-        ("2000010100", 946_684_800_000),
-        ("20000101", 946_684_800_000),  // date only
-        ("20000101010000 +0100", 946_684_800_000),
-        ("20000101010000+0100", 946_684_800_000),  // no space before the offset
-        ("19991231190000 -0500", 946_684_800_000),
-        ("20000101053000 +0530", 946_684_800_000),
-        ("19991231235959", 946_684_799_000),
-        ("  20000101000000   +0000  ", 946_684_800_000),
-        ("20240229120000 +0000", 1_709_208_000_000),  // leap day
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("20000101000000 +0000", 946_684_800_000),
+            ("20000101000000", 946_684_800_000),  // no offset: UTC
+            ("200001010000", 946_684_800_000),  // no seconds
+            ("2000010100", 946_684_800_000),
+            ("20000101", 946_684_800_000),  // date only
+            ("20000101010000 +0100", 946_684_800_000),
+            ("20000101010000+0100", 946_684_800_000),  // no space before the offset
+            ("19991231190000 -0500", 946_684_800_000),
+            ("20000101053000 +0530", 946_684_800_000),
+            ("19991231235959", 946_684_799_000),
+            ("  20000101000000   +0000  ", 946_684_800_000),
+            ("20240229120000 +0000", 1_709_208_000_000),  // leap day
+        ] as [(String, Int64)])
     func acceptedTimes(text: String, millis: Int64) {
         #expect(XMLTVTime.parse(text) == millis)
     }
@@ -41,7 +42,8 @@ struct TimeAndEpisodeTests {
         #expect(EpisodeNumbers.xmltvNS("1.4.0/1") == EpisodeInfo(season: 2, episode: 5, part: 1, partCount: 1))
         #expect(EpisodeNumbers.xmltvNS(" 0 . 0 . ") == EpisodeInfo(season: 1, episode: 1))
         #expect(EpisodeNumbers.xmltvNS(".4.") == EpisodeInfo(episode: 5))
-        #expect(EpisodeNumbers.xmltvNS("2/3.9/10.") == EpisodeInfo(season: 3, seasonCount: 3, episode: 10, episodeCount: 10))
+        let totals = EpisodeInfo(season: 3, seasonCount: 3, episode: 10, episodeCount: 10)
+        #expect(EpisodeNumbers.xmltvNS("2/3.9/10.") == totals)
         for bad in ["", "..", "1.2", "1.2.3.4", "a.b.c", "-1.0.0", "1/0.0.0", "1/2/3.0.0"] {
             #expect(EpisodeNumbers.xmltvNS(bad) == nil, "\(bad)")
         }
