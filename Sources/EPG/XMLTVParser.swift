@@ -30,7 +30,9 @@ public struct XMLTVParser: Sendable {
     public func parse(_ data: Data) throws(EPGError) -> EPGDocument {
         guard data.count <= limits.maxBytes else { throw tooLarge(data.count) }
         let collector = Collector(maxProgrammes: limits.maxProgrammes)
-        let parser = XMLParser(data: data)
+        // Fed as a stream: XMLParser then hands libxml2 small chunks. Given `Data` whole, it passes one chunk,
+        // and libxml2 refuses a chunk over 10 MB without XML_PARSE_HUGE (seen as a bogus "out of memory" error).
+        let parser = XMLParser(stream: InputStream(data: data))
         parser.shouldProcessNamespaces = false
         parser.shouldResolveExternalEntities = false
         parser.delegate = collector
@@ -198,10 +200,24 @@ final class Collector: NSObject, XMLParserDelegate {
 
     func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) {
         guard error == nil else { return }
+        // libxml2's error numbers do not map reliably onto XMLParser.ErrorCode's names: show the number only.
         let code = (parseError as NSError).code
-        let reason = XMLParser.ErrorCode(rawValue: code).map { "\($0)" } ?? "code \(code)"
-        error = EPGError(.notWellFormed, line: parser.lineNumber, "not well-formed XML (\(reason))")
+        var where_ = ""
+        if let open = stack.last { where_ = " inside <\(open)>" }
+        let what = Collector.libxml2Reasons[code].map { ": \($0)" } ?? ""
+        error = EPGError(
+            .notWellFormed, line: parser.lineNumber, "not well-formed XML\(where_)\(what) (libxml2 error \(code))")
     }
+
+    /// Words for the libxml2 errors (xmlParserErrors) a broken feed usually gives.
+    static let libxml2Reasons: [Int: String] = [
+        4: "empty document", 5: "unexpected end of document, or content after the root element",
+        9: "invalid character", 23: "';' missing after an entity reference", 26: "undeclared entity",
+        38: "'<' in an attribute value", 39: "attribute value not quoted", 40: "unterminated attribute value",
+        41: "attribute without a value", 42: "attribute given twice", 65: "space required",
+        68: "name expected", 73: "'>' expected", 76: "end tag does not match the open element",
+        77: "unfinished tag",
+    ]
 
     private func nonEmpty(_ s: String?) -> String? {
         guard let t = s?.trimmingCharacters(in: .whitespacesAndNewlines), !t.isEmpty else { return nil }

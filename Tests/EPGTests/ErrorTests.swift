@@ -16,13 +16,14 @@ struct ErrorTests {
     @Test func notWellFormed() throws {
         let e = try #require(failure(feed("<channel id=\"c\">\n<display-name>x</display-name>\n</chanel>")))
         #expect(e.kind == .notWellFormed && e.line == 5)
-        #expect(e.description.hasPrefix("line 5: not well-formed XML"))
+        #expect(e.description.hasPrefix("line 5: not well-formed XML inside <channel>: end tag does not match"))
     }
 
     @Test func unclosedDocument() throws {
         let e = try #require(failure("<?xml version=\"1.0\"?>\n<tv>\n<channel id=\"c\">\n"))
         #expect(e.kind == .notWellFormed)
         #expect(e.line == 4 || e.line == 3)  // libxml2 reports the end of input
+        #expect(e.message.contains("inside <channel>") && e.message.contains("unexpected end of document"))
     }
 
     @Test func emptyInput() throws {

@@ -106,6 +106,16 @@ struct SampleFeedTests {
         #expect(fromData == (try sample()))
     }
 
+    /// XMLParser given `Data` whole passes libxml2 one chunk, refused over 10 MB; the parser streams it.
+    @Test func aFeedOver10MBParses() throws {
+        let padding = "<icon src=\"" + String(repeating: "a", count: 200) + "\"/>\n"
+        let body = String(repeating: padding, count: 11 * 1024 * 1024 / padding.utf8.count + 1)
+        let xml = feed(body + programme("c", "20260101100000", "20260101110000", "Last"))
+        #expect(xml.utf8.count > 11 * 1024 * 1024)
+        let doc = try XMLTVParser().parse(Array(xml.utf8))
+        #expect(doc.programmes.map(\.title) == ["Last"])
+    }
+
     @Test func parsesConcurrently() async throws {
         let expected = try sample()
         let results = try await withThrowingTaskGroup(of: EPGDocument.self) { group in
