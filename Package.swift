@@ -55,6 +55,8 @@ let package = Package(
             ]),
         // Commands domain (pure, no Hummingbird, no Mongo).
         .target(name: "Commands", dependencies: ["STBProtocol"]),
+        // XMLTV (EPG) parser, channel mapping, programme minute slots; imports only Foundation / FoundationXML.
+        .target(name: "EPG"),
         // The hub executable: composition root.
         .executableTarget(
             name: "ControlServer",
@@ -112,6 +114,7 @@ let package = Package(
         .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore", "ArgusTestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol"]),
+        .testTarget(name: "EPGTests", dependencies: ["EPG"]),
         .testTarget(
             name: "ControlServerTests",
             dependencies: [
