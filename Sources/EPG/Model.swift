@@ -116,7 +116,7 @@ public struct Programme: Sendable, Hashable {
     /// The line of the `<programme>` start tag.
     public var line: Int
 
-    /// Creates a programme. Titles and the rest default to empty.
+    /// Creates a programme. The lists default to empty; with no `titles`, a non-empty `title` becomes the only one.
     public init(
         channel: String, start: Int64, stop: Int64, stopSource: StopSource = .explicit, truncated: Bool = false,
         title: String, titles: [LocalizedText] = [], subTitles: [LocalizedText] = [],
