@@ -55,6 +55,8 @@ let package = Package(
             ]),
         // Commands domain (pure, no Hummingbird, no Mongo).
         .target(name: "Commands", dependencies: ["STBProtocol"]),
+        // XMLTV (EPG) parser, channel mapping, programme minute slots; imports only Foundation / FoundationXML.
+        .target(name: "EPG"),
         // The hub, by product part. Each library target lists what it may import; none of the
         // pure domains above imports these. Cross-module API is `package`, not `public`: it is
         // one product's inside, not a library for others.
@@ -194,6 +196,7 @@ let package = Package(
         .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore", "ArgusTestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol", "ArgusTestSupport"]),
+        .testTarget(name: "EPGTests", dependencies: ["EPG"]),
         .testTarget(
             name: "HubTests",
             dependencies: [
