@@ -44,7 +44,8 @@ public enum LateData {
             return Plan(window: nil, credited: [], skewed: placement.skewed, late: placement.late)
         }
         let from = minuteIndex(first.time - parameters.dwellMs)
-        let window = Window(fromMinute: from, toMinute: convergence(after: last.time, in: existing).map { minuteIndex($0) + 1 })
+        let window = Window(
+            fromMinute: from, toMinute: convergence(after: last.time, in: existing).map { minuteIndex($0) + 1 })
         return Plan(window: window, credited: placement.events, skewed: placement.skewed, late: placement.late)
     }
 

@@ -163,8 +163,12 @@ public struct Rollup: Sendable, Hashable {
             reached[key.channel, default: []].formUnion(cell.reached)
             run3[key.channel, default: []].formUnion(cell.run3)
             // A run across the edge with the next bucket, if that one is selected too.
-            if selected.contains(key.bucket + 1), let next = reach[ReachKey(channel: key.channel, bucket: key.bucket + 1)] {
-                for (box, tail) in cell.tail where tail + (next.head[box] ?? 0) >= 3 { run3[key.channel, default: []].insert(box) }
+            if selected.contains(key.bucket + 1),
+                let next = reach[ReachKey(channel: key.channel, bucket: key.bucket + 1)]
+            {
+                for (box, tail) in cell.tail where tail + (next.head[box] ?? 0) >= 3 {
+                    run3[key.channel, default: []].insert(box)
+                }
             }
         }
         for (channel, boxes) in reached {

@@ -12,7 +12,9 @@ enum Reference {
         var late: Int
     }
 
-    static func run(_ connections: [ConnectionLog], horizon: Int64, tick: Int64, parameters p: RatingsParameters) -> Result {
+    static func run(
+        _ connections: [ConnectionLog], horizon: Int64, tick: Int64, parameters p: RatingsParameters
+    ) -> Result {
         // Clocks: hub time = box ts + (hello received − hello ts); judge against the receive time.
         var placed: [(time: Int64, order: Int, kind: RatedKind)] = []
         var skewed = 0
@@ -91,7 +93,9 @@ enum Reference {
         }
         var credits: [MinuteCredit] = []
         for (minute, list) in minutes {
-            guard let best = list.max(by: { $0.ticks != $1.ticks ? $0.ticks < $1.ticks : $0.first > $1.first }) else { continue }
+            guard let best = list.max(by: { $0.ticks != $1.ticks ? $0.ticks < $1.ticks : $0.first > $1.first }) else {
+                continue
+            }
             if best.ticks * tick >= p.minuteMinimumMs {
                 credits.append(MinuteCredit(minute: minute, channel: best.key.channel, mode: best.key.mode))
             }

@@ -29,10 +29,14 @@ import Testing
             let modes: Set<ViewingMode> = rng.next() % 2 == 0 ? [.live] : Set(ViewingMode.allCases)
             // Built in two halves (two nodes), merged.
             let half = boxes.count / 2
-            var rollup = try Rollup.build(Array(boxes[..<half]), bucketMinutes: bucket, alignMinutes: align, reachModes: modes)
-            try rollup.merge(try Rollup.build(Array(boxes[half...]), bucketMinutes: bucket, alignMinutes: align, reachModes: modes))
+            var rollup = try Rollup.build(
+                Array(boxes[..<half]), bucketMinutes: bucket, alignMinutes: align, reachModes: modes)
+            try rollup.merge(
+                try Rollup.build(Array(boxes[half...]), bucketMinutes: bucket, alignMinutes: align, reachModes: modes))
             // A selection of whole buckets, some adjacent, some not.
-            let buckets = (rollup.bucket(of: all.lowerBound)...rollup.bucket(of: all.upperBound)).filter { _ in rng.next() % 3 != 0 }
+            let buckets = (rollup.bucket(of: all.lowerBound)...rollup.bucket(of: all.upperBound)).filter { _ in
+                rng.next() % 3 != 0
+            }
             let selection = MinuteSelection(buckets.map { rollup.minutes(ofBucket: $0) })
             let universe = boxes.count + Int(rng.next() % 5)
             let raw = Tallies.fromCredits(boxes, selection: selection, modes: modes, universe: universe)
@@ -59,9 +63,11 @@ import Testing
         // Minutes 58, 59 | 60: a 3-minute run only across the edge of two hour buckets.
         let box = BoxCredits(box: 7, credits: (58...60).map { MinuteCredit(minute: $0, channel: "a", mode: .live) })
         let rollup = try Rollup.build([box], bucketMinutes: 60)
-        let both = try rollup.tallies(selection: MinuteSelection(0..<120), modes: Set(ViewingMode.allCases), universe: 10)
+        let both = try rollup.tallies(
+            selection: MinuteSelection(0..<120), modes: Set(ViewingMode.allCases), universe: 10)
         #expect(both.channels["a"] == Tallies.Channel(boxMinutes: 3, reach1: 1, reach3: 1))
-        let first = try rollup.tallies(selection: MinuteSelection(0..<60), modes: Set(ViewingMode.allCases), universe: 10)
+        let first = try rollup.tallies(
+            selection: MinuteSelection(0..<60), modes: Set(ViewingMode.allCases), universe: 10)
         #expect(first.channels["a"] == Tallies.Channel(boxMinutes: 2, reach1: 1, reach3: 0))
     }
 }
@@ -72,7 +78,8 @@ import Testing
         // Ten minutes, universe 4: box 0 watches a for all ten, box 1 watches a 2 minutes then b 3 (not
         // consecutive for a twice), box 2 watches b at minutes 0, 2, 4 (never 3 in a row), box 3 nothing.
         let a = (0..<10).map { MinuteCredit(minute: $0, channel: "a", mode: .live) }
-        let b1 = [0, 1].map { MinuteCredit(minute: $0, channel: "a", mode: .live) }
+        let b1 =
+            [0, 1].map { MinuteCredit(minute: $0, channel: "a", mode: .live) }
             + [5, 6, 7].map { MinuteCredit(minute: $0, channel: "b", mode: .catchup) }
         let b2 = [0, 2, 4].map { MinuteCredit(minute: Int64($0), channel: "b", mode: .live) }
         let boxes = [BoxCredits(box: 0, credits: a), BoxCredits(box: 1, credits: b1), BoxCredits(box: 2, credits: b2)]
@@ -83,7 +90,8 @@ import Testing
         #expect(m[0].reach1 == 2 && m[0].reach3 == 1 && m[0].atvMinutes == 6)
         #expect(m[1].boxMinutes == 6 && m[1].reach1 == 2 && m[1].reach3 == 1 && m[1].atvMinutes == 3)
         // Live only: b loses box 1's catch-up minutes.
-        let live = Measures.compute(Tallies.fromCredits(boxes, selection: MinuteSelection(0..<10), modes: [.live], universe: 4))
+        let live = Measures.compute(
+            Tallies.fromCredits(boxes, selection: MinuteSelection(0..<10), modes: [.live], universe: 4))
         #expect(live[1].boxMinutes == 3 && live[1].reach3 == 0 && live[1].share == 3.0 / 15)
         // A selection that splits the run: minutes 0…4 and 6…9.
         let split = Tallies.fromCredits(boxes, selection: MinuteSelection([0..<5, 6..<10]), universe: 4)

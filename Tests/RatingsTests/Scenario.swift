@@ -43,7 +43,9 @@ struct Scenario: CustomStringConvertible {
             case 4: gap = upTo(180) * 1000
             case 5: gap = upTo(10) * 60_000
             default:  // capping edges, mostly for short caps (a 4 h gap is 14,400 ticks)
-                gap = p.capMs > 3_600_000 && pick(4) != 0 ? upTo(300) * 1000 : [0, p.capMs - tick, p.capMs, p.capMs + tick][pick(4)]
+                gap =
+                    p.capMs > 3_600_000 && pick(4) != 0
+                    ? upTo(300) * 1000 : [0, p.capMs - tick, p.capMs, p.capMs + tick][pick(4)]
             }
             t += gap
             let kind: RatedKind
@@ -85,7 +87,8 @@ struct Scenario: CustomStringConvertible {
                 }
                 events.append(RatedEvent(boxTime: boxTime, receivedAt: receivedAt, kind: e.kind))
             }
-            connections.append(ConnectionLog(helloBoxTime: helloAt + error - latency, helloReceivedAt: helloAt, events: events))
+            connections.append(
+                ConnectionLog(helloBoxTime: helloAt + error - latency, helloReceivedAt: helloAt, events: events))
         }
         self.connections = connections
         let last = timeline.last?.time ?? Self.start

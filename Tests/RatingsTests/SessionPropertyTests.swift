@@ -42,7 +42,8 @@ import Testing
             let plan = LateData.plan(existing: existing, arrived: [arrived], parameters: s.parameters)
             let before = MinuteCrediting.credits(connections: stored, horizon: s.horizon, parameters: s.parameters)
             // The hub orders the arrived connection where it belongs among the stored ones.
-            let after = MinuteCrediting.credits(connections: s.connections, horizon: s.horizon, parameters: s.parameters)
+            let after = MinuteCrediting.credits(
+                connections: s.connections, horizon: s.horizon, parameters: s.parameters)
             guard let window = plan.window else {
                 #expect(before.credits == after.credits, "\(s)")
                 continue
@@ -58,7 +59,11 @@ import Testing
     @Test func casesCoverTheEdges() {
         let scenarios = Self.cases.map { Scenario(seed: $0) }
         #expect(scenarios.filter { $0.tick == 1 }.count >= 25)
-        let late = scenarios.reduce(0) { $0 + MinuteCrediting.credits(connections: $1.connections, horizon: $1.horizon, parameters: $1.parameters).late }
+        let late = scenarios.reduce(0) {
+            $0
+                + MinuteCrediting.credits(connections: $1.connections, horizon: $1.horizon, parameters: $1.parameters)
+                .late
+        }
         #expect(late > 50)
     }
 }

@@ -3,7 +3,8 @@ import Testing
 
 @Suite struct WilsonTests {
     @Test func knownValues() throws {
-        // Newcombe (1998) / standard tables: 1 of 10 → 0.0179 … 0.4042; 0 of 10 → 0 … 0.2775; 50 of 100 → 0.4038 … 0.5962.
+        // Newcombe (1998) and standard tables: 1 of 10 → 0.0179 … 0.4042; 0 of 10 → 0 … 0.2775;
+        // 50 of 100 → 0.4038 … 0.5962.
         for (p, n, lower, upper) in [(0.1, 10, 0.0179, 0.4042), (0.0, 10, 0.0, 0.2775), (0.5, 100, 0.4038, 0.5962)] {
             let i = try #require(ConfidenceInterval.wilson(p: p, n: n))
             #expect(abs(i.lower - lower) < 0.00005 && abs(i.upper - upper) < 0.00005, "\(p) \(n) \(i)")
@@ -51,7 +52,10 @@ import Testing
 
     @Test func acceptsDashesGapsAndMidnight() throws {
         let s = try DaypartSchedule.parse("evening 18–24,night 00-02")
-        #expect(s.dayparts == [Daypart(name: "evening", startHour: 18, endHour: 24), Daypart(name: "night", startHour: 0, endHour: 2)])
+        #expect(
+            s.dayparts == [
+                Daypart(name: "evening", startHour: 18, endHour: 24), Daypart(name: "night", startHour: 0, endHour: 2),
+            ])
         #expect(s.daypart(ofMinute: 12 * 60) == nil)
     }
 }
@@ -78,16 +82,22 @@ import Testing
         let k1 = PseudonymousID.periodKey(master: master, period: "2026-11")
         let k2 = PseudonymousID.periodKey(master: master, period: "2026-12")
         #expect(k1 != k2 && k1.count == 32)
-        #expect(PseudonymousID.make(boxId: "box-1", periodKey: k1) != PseudonymousID.make(boxId: "box-1", periodKey: k2))
-        #expect(PseudonymousID.make(boxId: "box-1", periodKey: k1) == PseudonymousID.make(boxId: "box-1", periodKey: k1))
+        #expect(
+            PseudonymousID.make(boxId: "box-1", periodKey: k1) != PseudonymousID.make(boxId: "box-1", periodKey: k2))
+        #expect(
+            PseudonymousID.make(boxId: "box-1", periodKey: k1) == PseudonymousID.make(boxId: "box-1", periodKey: k1))
     }
 }
 
 @Suite struct ParameterTests {
     @Test func defaultsAreValidAndChecked() throws {
         try RatingsParameters.default.validate()
-        #expect(throws: RatingsParameters.Invalid.capShorterThanDwell) { try RatingsParameters(dwellMs: 20_000, capMs: 10_000).validate() }
-        #expect(throws: RatingsParameters.Invalid.minuteMinimumOutOfRange) { try RatingsParameters(minuteMinimumMs: 0).validate() }
+        #expect(throws: RatingsParameters.Invalid.capShorterThanDwell) {
+            try RatingsParameters(dwellMs: 20_000, capMs: 10_000).validate()
+        }
+        #expect(throws: RatingsParameters.Invalid.minuteMinimumOutOfRange) {
+            try RatingsParameters(minuteMinimumMs: 0).validate()
+        }
         #expect(minuteIndex(-1) == -1 && minuteIndex(59_999) == 0 && minuteIndex(60_000) == 1)
     }
 }

@@ -18,8 +18,10 @@ import Testing
     static let threeHours: Int64 = 3 * 3_600_000
     static let a = log(
         clockError: 0, hello: at(-1, 50),
-        [(at(0, 0), .tune(channel: "one")), (at(0, 7), .tune(channel: "two")), (at(1, 40), .tune(channel: "one")),
-         (at(3, 30), .standbyOn)])
+        [
+            (at(0, 0), .tune(channel: "one")), (at(0, 7), .tune(channel: "two")), (at(1, 40), .tune(channel: "one")),
+            (at(3, 30), .standbyOn),
+        ])
     static let b = log(
         clockError: -threeHours, hello: at(-2, 0), [(at(0, 30), .tune(channel: "two")), (at(2, 45), .leave)])
     static let c = log(
@@ -36,11 +38,13 @@ import Testing
     @Test func sessions() {
         let placed = ClockCorrection.place([Self.b], parameters: .default)
         #expect(placed.events.first?.time == Self.at(0, 30))  // box B's 17:00:30 is the hub's 20:00:30
-        let a = Sessionizer.sessions(ClockCorrection.place([Self.a], parameters: .default).events, horizon: Self.horizon)
-        #expect(a == [
-            TuningSession(channel: "two", mode: .live, start: Self.at(0, 7), end: Self.at(1, 40)),
-            TuningSession(channel: "one", mode: .live, start: Self.at(1, 40), end: Self.at(3, 30)),
-        ])
+        let a = Sessionizer.sessions(
+            ClockCorrection.place([Self.a], parameters: .default).events, horizon: Self.horizon)
+        #expect(
+            a == [
+                TuningSession(channel: "two", mode: .live, start: Self.at(0, 7), end: Self.at(1, 40)),
+                TuningSession(channel: "one", mode: .live, start: Self.at(1, 40), end: Self.at(3, 30)),
+            ])
     }
 
     @Test func minuteCredit() {
@@ -51,7 +55,9 @@ import Testing
 
     @Test func measures() throws {
         let boxes: [BoxCredits] = [Self.a, Self.b, Self.c].enumerated().map {
-            BoxCredits(box: BoxIndex($0.offset), credits: MinuteCrediting.credits(connections: [$0.element], horizon: Self.horizon).credits)
+            BoxCredits(
+                box: BoxIndex($0.offset),
+                credits: MinuteCrediting.credits(connections: [$0.element], horizon: Self.horizon).credits)
         }
         let selection = MinuteSelection(Self.m0..<(Self.m0 + 4))
         let tallies = Tallies.fromCredits(boxes, selection: selection, universe: 5)
