@@ -53,6 +53,8 @@ let package = Package(
                 "STBProtocol", "ArgusSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]),
+        // Ratings domain (docs/ratings-method.md), pure: imports only the standard library and swift-crypto (HMAC).
+        .target(name: "Ratings", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Commands domain (pure, no Hummingbird, no Mongo).
         .target(name: "Commands", dependencies: ["STBProtocol"]),
         // The hub executable: composition root.
@@ -112,6 +114,7 @@ let package = Package(
         .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore", "ArgusTestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol"]),
+        .testTarget(name: "RatingsTests", dependencies: ["Ratings", "ArgusTestSupport"]),
         .testTarget(
             name: "ControlServerTests",
             dependencies: [
