@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct WilsonTests {
     @Test func knownValues() throws {
-        // Newcombe (1998) and standard tables: 1 of 10 → 0.0179 … 0.4042; 0 of 10 → 0 … 0.2775;
+        // Computed independently (Python, z = 1.959964): 1 of 10 → 0.0179 … 0.4042; 0 of 10 → 0 … 0.2775;
         // 50 of 100 → 0.4038 … 0.5962.
         for (p, n, lower, upper) in [(0.1, 10, 0.0179, 0.4042), (0.0, 10, 0.0, 0.2775), (0.5, 100, 0.4038, 0.5962)] {
             let i = try #require(ConfidenceInterval.wilson(p: p, n: n))
