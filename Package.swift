@@ -53,6 +53,8 @@ let package = Package(
                 "STBProtocol", "ArgusSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]),
+        // Ratings domain (docs/ratings-method.md), pure: imports only the standard library and swift-crypto (HMAC).
+        .target(name: "Ratings", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Commands domain (pure, no Hummingbird, no Mongo).
         .target(name: "Commands", dependencies: ["STBProtocol"]),
         // XMLTV (EPG) parser, channel mapping, programme minute slots; imports only Foundation / FoundationXML.
@@ -197,6 +199,7 @@ let package = Package(
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol", "ArgusTestSupport"]),
         .testTarget(name: "EPGTests", dependencies: ["EPG"]),
+        .testTarget(name: "RatingsTests", dependencies: ["Ratings", "ArgusTestSupport"]),
         .testTarget(
             name: "HubTests",
             dependencies: [
