@@ -19,8 +19,7 @@ public struct MinuteCredit: Sendable, Hashable {
 public enum MinuteCrediting {
     /// The credited minutes of one box, in minute order, from its sessions (non-overlapping, as
     /// `Sessionizer.sessions` gives them, in any order).
-    public static func credits(_ sessions: [TuningSession], parameters: RatingsParameters = .default) -> [MinuteCredit]
-    {
+    public static func credits(_ sessions: [TuningSession], parameters: RatingsParameters = .default) -> [MinuteCredit] {
         struct Tally {
             var ms: Int64
             var first: Int64
