@@ -110,7 +110,19 @@ public enum FrameCodec {
                 }
                 let channel = v["channel"] == nil && kind != .tune ? nil : try identifier(v, "channel")
                 let code = v["code"] == nil && kind != .playError ? nil : try identifier(v, "code")
-                return TelemetryMessage(seq: seq, ts: ts, body: .event(ViewingEvent(kind: kind, channel: channel, code: code)))
+                var mode: ViewingEvent.Mode? = nil
+                if v["mode"] != nil {
+                    let text = try identifier(v, "mode")
+                    guard kind == .tune else {
+                        throw ProtocolError(.invalidField, "mode is only for tune events", field: "mode")
+                    }
+                    guard let m = ViewingEvent.Mode(rawValue: text) else {
+                        throw ProtocolError(.invalidField, "mode must be live, timeshift or catchup", field: "mode")
+                    }
+                    mode = m
+                }
+                return TelemetryMessage(
+                    seq: seq, ts: ts, body: .event(ViewingEvent(kind: kind, channel: channel, code: code, mode: mode)))
             case "command_status":
                 let ref = try identifier(v, "ref")
                 let stateText = try identifier(v, "state")

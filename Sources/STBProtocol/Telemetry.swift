@@ -33,16 +33,21 @@ public struct ViewingEvent: Sendable, Equatable {
         case playStart = "play_start", playStop = "play_stop", playError = "play_error"
         case appCrash = "app_crash", portalReload = "portal_reload"
     }
+    /// How a `tune` is watched (protocol 1.1, optional): a box that does not say is live.
+    public enum Mode: String, Sendable, CaseIterable { case live, timeshift, catchup }
     public var kind: Kind
     /// The channel, required for `tune`; optional elsewhere.
     public var channel: String?
     /// The error code, required for `play_error`.
     public var code: String?
+    /// `tune` only: live, time-shifted or catch-up viewing; nil when the box did not say.
+    public var mode: Mode?
 
-    public init(kind: Kind, channel: String? = nil, code: String? = nil) {
+    public init(kind: Kind, channel: String? = nil, code: String? = nil, mode: Mode? = nil) {
         self.kind = kind
         self.channel = channel
         self.code = code
+        self.mode = mode
     }
 }
 

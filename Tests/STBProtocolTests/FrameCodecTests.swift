@@ -118,6 +118,9 @@ struct FrameCodecTests {
         (#"{"type":"event","seq":1,"ts":1,"event":"tune"}"#, .missingField, "channel"),
         (#"{"type":"event","seq":1,"ts":1,"event":"play_error","channel":"c"}"#, .missingField, "code"),
         (#"{"type":"event","seq":1,"ts":1,"event":"explode"}"#, .invalidField, "event"),
+        (#"{"type":"event","seq":1,"ts":1,"event":"tune","channel":"c","mode":"rewind"}"#, .invalidField, "mode"),
+        (#"{"type":"event","seq":1,"ts":1,"event":"tune","channel":"c","mode":1}"#, .invalidField, "mode"),
+        (#"{"type":"event","seq":1,"ts":1,"event":"leave","mode":"live"}"#, .invalidField, "mode"),
         (#"{"type":"log","seq":1,"ts":1,"level":"loud","source":"s","text":"t"}"#, .invalidField, "level"),
         (#"{"type":"log","seq":1,"ts":1,"level":"info","source":"s"}"#, .missingField, "text"),
         (#"{"type":"batch","messages":[]}"#, .invalidField, "messages"),
@@ -127,6 +130,22 @@ struct FrameCodecTests {
         guard case .failure(let e) = FrameCodec.decode(Array(frame.utf8)) else { Issue.record("accepted \(frame)"); return }
         #expect(e.code == code)
         #expect(e.field == field)
+    }
+
+    /// Protocol 1.1: `tune` may say how it is watched; a 1.0 box that says nothing is unchanged.
+    @Test func aTuneCarriesItsModeAndATuneWithoutOneHasNone() throws {
+        for (text, mode) in [("live", ViewingEvent.Mode.live), ("timeshift", .timeshift), ("catchup", .catchup)] {
+            let frame = #"{"type":"event","seq":1,"ts":1,"event":"tune","channel":"c","mode":""# + text + #""}"#
+            guard case .success(.telemetry(_, let m, _)) = FrameCodec.decode(Array(frame.utf8)) else {
+                Issue.record("refused \(frame)"); continue
+            }
+            #expect(m == [TelemetryMessage(seq: 1, ts: 1, body: .event(ViewingEvent(kind: .tune, channel: "c", mode: mode)))])
+        }
+        let plain = #"{"type":"event","seq":1,"ts":1,"event":"tune","channel":"c"}"#
+        guard case .success(.telemetry(_, let m, _)) = FrameCodec.decode(Array(plain.utf8)) else {
+            Issue.record("refused \(plain)"); return
+        }
+        #expect(m == [TelemetryMessage(seq: 1, ts: 1, body: .event(ViewingEvent(kind: .tune, channel: "c")))])
     }
 
     @Test func anInvalidMessageInABatchIsRefusedAloneAndTheRestAccepted() throws {
