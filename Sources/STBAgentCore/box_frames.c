@@ -84,7 +84,8 @@ void box_enc_rec(const stb_box *b, sj_writer *w, const stb_rec *r, bool with_id)
     case STB_REC_EVENT:
         stb_enc_event(w, idp, r->seq, r->ts, stb_event_names[r->a % STB_EV_COUNT],
                       r->u.e.chan == NONE16 ? NULL : stb_channel_name(b->w, r->u.e.chan),
-                      r->u.e.code == NONE16 ? NULL : stb_error_codes[r->u.e.code % STB_ERR_CODES]);
+                      r->u.e.code == NONE16 ? NULL : stb_error_codes[r->u.e.code % STB_ERR_CODES],
+                      r->u.e.num == STB_MODE_TIMESHIFT ? "timeshift" : r->u.e.num == STB_MODE_CATCHUP ? "catchup" : NULL);
         break;
     case STB_REC_LOG: {
         char text[512];

@@ -102,6 +102,11 @@ size_t stb_box_format_log(const stb_box *b, const stb_logline *l, char *out, siz
 
 void stb_box_event(stb_box *b, int64_t ts, stb_event_kind ev, int chan, int code)
 {
+    stb_box_event_mode(b, ts, ev, chan, code, STB_MODE_UNSAID);
+}
+
+void stb_box_event_mode(stb_box *b, int64_t ts, stb_event_kind ev, int chan, int code, int mode)
+{
     if (ts < 0) ts = box_sim_ms(b);
     stb_rec *r = box_ring_push(b);
     if (!r) return;
@@ -111,6 +116,7 @@ void stb_box_event(stb_box *b, int64_t ts, stb_event_kind ev, int chan, int code
     r->a = (uint8_t)ev;
     r->u.e.chan = chan < 0 ? NONE16 : (uint16_t)chan;
     r->u.e.code = code < 0 ? NONE16 : (uint16_t)code;
+    r->u.e.num = (uint32_t)mode;
     b->w->stats.events++;
     box_kick(b);
 }

@@ -45,12 +45,13 @@ void stb_enc_metrics(sj_writer *w, const char *id, int64_t seq, int64_t ts, cons
 }
 
 void stb_enc_event(sj_writer *w, const char *id, int64_t seq, int64_t ts, const char *event,
-                   const char *channel, const char *code)
+                   const char *channel, const char *code, const char *mode)
 {
     envelope(w, "event", id, seq, ts);
     sjw_kv_str(w, "event", event);
     if (channel) sjw_kv_str(w, "channel", channel);
     if (code) sjw_kv_str(w, "code", code);
+    if (mode) sjw_kv_str(w, "mode", mode);
     sjw_obj_end(w);
 }
 

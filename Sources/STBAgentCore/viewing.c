@@ -289,7 +289,10 @@ static void tune(stb_box *b, int chan, int64_t t, bool from_standby)
     stb_world *w = b->w;
     stb_view *v = &b->view;
     v->chan = (uint16_t)chan;
-    stb_box_event(b, t, STB_EV_TUNE, chan, -1);
+    /* Most viewing is live; about 5 % of tunes are time-shifted and 3 % catch-up. */
+    double u = stb_rand_unit(&v->rng);
+    int mode = u < 0.05 ? STB_MODE_TIMESHIFT : u < 0.08 ? STB_MODE_CATCHUP : STB_MODE_UNSAID;
+    stb_box_event_mode(b, t, STB_EV_TUNE, chan, -1, mode);
     if (w->ch[chan].in_outage) {
         v->erroring = 1;
         stb_box_event(b, t + 300, STB_EV_PLAY_ERROR, chan, w->ch[chan].code);

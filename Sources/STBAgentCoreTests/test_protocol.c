@@ -103,9 +103,14 @@ void test_encoders(void)
     expect_same("in-metrics.json", buf);
 
     sjw_init(&w, buf, sizeof buf);
-    stb_enc_event(&w, "e-43", 43, 1795315640000LL, "tune", "bbc-one.uk", NULL);
+    stb_enc_event(&w, "e-43", 43, 1795315640000LL, "tune", "bbc-one.uk", NULL, NULL);
     sjw_finish(&w);
     expect_same("in-event-tune.json", buf);
+
+    sjw_init(&w, buf, sizeof buf);
+    stb_enc_event(&w, "e-47", 47, 1795315660000LL, "tune", "bbc-one.uk", NULL, "timeshift");
+    sjw_finish(&w);
+    expect_same("in-event-tune-timeshift.json", buf);
 
     sjw_init(&w, buf, sizeof buf);
     stb_enc_log(&w, "l-44", 44, 1795315641000LL, "warn", "player", "buffer underrun on bbc-one.uk", NULL);
@@ -114,7 +119,7 @@ void test_encoders(void)
 
     sjw_init(&w, buf, sizeof buf);
     stb_enc_batch_begin(&w, "b-45", 1795315642000LL);
-    stb_enc_event(&w, NULL, 45, 1795315641500LL, "play_error", "bbc-one.uk", "E_DECODE");
+    stb_enc_event(&w, NULL, 45, 1795315641500LL, "play_error", "bbc-one.uk", "E_DECODE", NULL);
     stb_enc_log(&w, NULL, 46, 1795315641600LL, "error", "player", "decoder reset", NULL);
     stb_enc_batch_end(&w);
     sjw_finish(&w);

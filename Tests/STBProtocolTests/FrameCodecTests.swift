@@ -31,7 +31,7 @@ struct FrameCodecTests {
 
     /// Message types this hub's codec decodes (every `in-` example).
     static let implemented: Set<String> = [
-        "hello", "ping", "metrics", "event-tune", "log", "batch",
+        "hello", "ping", "metrics", "event-tune", "event-tune-timeshift", "log", "batch",
         "command-status-progress", "command-status-rejected",
     ]
 
@@ -72,6 +72,12 @@ struct FrameCodecTests {
                     ])
             case "in-event-tune.json":
                 #expect(messages == [TelemetryMessage(seq: 43, ts: 1795315640000, body: .event(ViewingEvent(kind: .tune, channel: "bbc-one.uk")))])
+            case "in-event-tune-timeshift.json":
+                #expect(
+                    messages == [
+                        TelemetryMessage(
+                            seq: 47, ts: 1795315660000, body: .event(ViewingEvent(kind: .tune, channel: "bbc-one.uk", mode: .timeshift)))
+                    ])
             case "in-log.json":
                 #expect(
                     messages == [

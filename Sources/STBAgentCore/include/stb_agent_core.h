@@ -320,6 +320,9 @@ void stb_box_fw_done(stb_box *b, bool ok, int http_status, const char *error);
 
 /* telemetry producers */
 void stb_box_event(stb_box *b, int64_t ts, stb_event_kind ev, int chan, int code);
+/* A tune's viewing mode (protocol 1.1). Live is left unsaid, as a 1.0 box would. */
+enum { STB_MODE_UNSAID = 0, STB_MODE_TIMESHIFT = 2, STB_MODE_CATCHUP = 3 };
+void stb_box_event_mode(stb_box *b, int64_t ts, stb_event_kind ev, int chan, int code, int mode);
 void stb_box_log(stb_box *b, int64_t ts, int level, const char *source, const char *text);
 /* A templated log line (see the template table in box.c). */
 void stb_box_log_t(stb_box *b, int64_t ts, int tmpl, int chan, int code, uint32_t num);

@@ -30,9 +30,9 @@ void stb_enc_hello(sj_writer *w, const char *id, int64_t seq, int64_t ts, const 
                    const char *firmware, const char *boot_id);
 void stb_enc_ping(sj_writer *w, const char *id, int64_t seq, int64_t ts);
 void stb_enc_metrics(sj_writer *w, const char *id, int64_t seq, int64_t ts, const stb_metrics *m);
-/* channel and code may be NULL. */
+/* channel, code and mode may be NULL. mode (protocol 1.1, tune only): live, timeshift, catchup. */
 void stb_enc_event(sj_writer *w, const char *id, int64_t seq, int64_t ts, const char *event,
-                   const char *channel, const char *code);
+                   const char *channel, const char *code, const char *mode);
 /* tail may be NULL. */
 void stb_enc_log(sj_writer *w, const char *id, int64_t seq, int64_t ts, const char *level,
                  const char *source, const char *text, const char *tail);
