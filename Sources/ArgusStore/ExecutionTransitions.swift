@@ -82,12 +82,9 @@ package enum ExecutionTransitions {
         if let p = c.progress { set["progress"] = .string(p) }
         if let r = c.result { set["result"] = r }
         if let n = c.node { set["node"] = .string(n) }
+        if c.confirmedAt != nil { set["confirmed"] = true }
         var u: Document = ["$set": .document(set)]
-        if let confirmedAt = c.confirmedAt {
-            set["confirmed"] = true
-            u["$set"] = .document(set)
-            u["$min"] = ["confirmedAt": .date(confirmedAt)]
-        }
+        if let confirmedAt = c.confirmedAt { u["$min"] = ["confirmedAt": .date(confirmedAt)] }
         if c.countsAttempt { u["$inc"] = ["attempts": 1] }
         let entries = c.history ?? [entry(c.to, at: c.at, reason: c.reason)]
         if entries.count == 1 {
