@@ -37,11 +37,7 @@ extension CommandService {
     /// Looks up the open executions of boxes that said hello, one query per batch.
     private func helloLoop() async {
         while !Task.isCancelled {
-            let batch = state.withLock { s -> [STBConnectionHandler] in
-                let b = Array(s.hellos.prefix(CommandRepository.inChunk))
-                s.hellos.removeFirst(b.count)
-                return b
-            }
+            let batch = state.withLock { $0.takeHellos(max: CommandRepository.inChunk) }
             if batch.isEmpty { try? await Task.sleep(for: .milliseconds(50)); continue }
             var attempt = 0
             while !Task.isCancelled {
@@ -59,7 +55,7 @@ extension CommandService {
         }
     }
 
-    private func deliverPending(_ batch: [STBConnectionHandler]) async throws {
+    private func deliverPending(_ batch: [SessionHandle]) async throws {
         let devices = batch.map(\.deviceID)
         let docs = try await repository.executions.find(
             ["device": ["$in": .array(devices.map { .string($0) })], "state": ["$in": .array(CommandRepository.open)]],
@@ -90,35 +86,21 @@ extension CommandService {
     private func tickLoop() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
-            let now = Self.nowMillis()
-            var resend: [(STBConnectionHandler, ByteBuffer, String, String)] = []
-            var done: [(String, ExecutionState, String?)] = []
-            // Unconfirmed deliveries back in the queue for their retry: stored too, so the
-            // execution's history shows every transition (and its state is QUEUED while it backs off).
-            var requeued: [String] = []
-            state.withLock { s in
-                for (key, var t) in s.tracked {
-                    let before = t.machine.state
-                    switch t.machine.tick(now: now) {
-                    case .finished(let st):
-                        done.append((key, st, t.machine.reason))
-                        remove(key, t.device, &s)
-                        continue
-                    default:
-                        break
-                    }
-                    if before == .sent && t.machine.state == .queued { requeued.append(key) }
-                    if t.machine.state == .queued, case .send = t.machine.deliver(now: now) {
-                        resend.append((t.handler, t.frame, t.job, t.device))
-                    }
-                    s.tracked[key] = t
-                }
-                trackedGauge.record(s.tracked.count)
+            let now = now()
+            let t = state.withLock { s in
+                let t = s.tick(now: now)
+                trackedGauge.record(s.trackedCount)
+                return t
             }
-            for key in requeued { writer.requeue(key, at: now) }
-            for (h, f, _, _) in resend { h.eventLoop.execute { h.sendCommand(f) } }
-            for (job, devices) in Dictionary(grouping: resend, by: { $0.2 }) { writer.sent(job: job, devices: devices.map(\.3), at: now) }
-            for (key, st, reason) in done { finished.increment(); writer.finish(key, st, reason: reason, at: now) }
+            // Unconfirmed deliveries back in the queue for their retry are stored too, so the
+            // execution's history shows every transition (its state is QUEUED while it backs off).
+            for key in t.requeued { writer.requeue(key, at: now) }
+            for r in t.resend { r.session.sendCommand(r.job.frame) }
+            for (job, rs) in Dictionary(grouping: t.resend, by: { $0.job.id }) { writer.sent(job: job, devices: rs.map(\.device), at: now) }
+            for f in t.finished {
+                finished.increment()
+                writer.finish(f.key, f.state, reason: f.reason, at: now)
+            }
         }
     }
 
@@ -126,7 +108,7 @@ extension CommandService {
     private func sweepLoop() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.sweepInterval)
-            do { try await sweep(now: Date()) } catch {
+            do { try await sweep(now: Date(timeIntervalSince1970: Double(now()) / 1000)) } catch {
                 logger.debug("command sweep failed", metadata: [LogKey.error: .string("\(error)")])
             }
         }
@@ -202,21 +184,15 @@ extension CommandService {
 
     private func handle(_ doc: Document) {
         guard let id = doc["_id"]?.stringValue, let v = doc["v"]?.intValue, let job = Job(doc) else { return }
-        let first = state.withLock { s -> Bool? in
-            if let seen = s.seen[id], seen >= v { return nil }
-            let first = s.seen[id] == nil
-            s.seen[id] = v
-            if s.seen.count > 100_000 { s.seen.removeAll(keepingCapacity: true); s.seen[id] = v }
-            return first
-        }
-        guard let first else { return }
+        let seen = state.withLock { $0.observe(job: id, version: v) }
+        if seen == .stale { return }
         if job.state == "canceled" { cancelLocal(id); return }
-        guard job.deadline > Self.nowMillis() else { return }
+        guard job.deadline > now() else { return }
         let a = Announced(job)
         state.withLock { s in
-            if job.materialized { s.unmaterialized[id] = nil } else { Self.remember(a, in: &s) }
+            if job.materialized { s.materialized(id) } else { s.remember(a) }
         }
-        guard first else { return }
+        guard seen == .first else { return }
         if let f = job.filter { deliverLocal(a, sessions: registry.sessions(matching: f)) } else { deliverLocal(a, devices: job.devices) }
     }
 }

@@ -65,7 +65,7 @@ package struct CommandSettings: Sendable {
 ///   batched by ``ExecutionWriter``. A periodic sweep expires queued executions past their
 ///   deadline and times out those a dead node left behind.
 package final class CommandService: Service, SessionCommandHooks, Sendable {
-    package struct Announced: Sendable {
+    package struct Announced: DispatchJob {
         package var id: String
         package var name: String
         package var createdAt: Int64
@@ -82,29 +82,8 @@ package final class CommandService: Service, SessionCommandHooks, Sendable {
         }
     }
 
-    package struct Tracked {
-        package var machine: ExecutionStateMachine
-        package var job: String
-        package var name: String
-        package var device: String
-        package var frame: ByteBuffer
-        package var handler: STBConnectionHandler
-    }
-
-    package struct State {
-        package var tracked: [String: Tracked] = [:]
-        package var byDevice: [String: Set<String>] = [:]
-        /// Jobs whose executions may not all be stored yet (checked on hello).
-        package var unmaterialized: [String: Announced] = [:]
-        /// Last version of each job handled (change stream and polling both deliver it).
-        package var seen: [String: Int] = [:]
-        package var hellos: [STBConnectionHandler] = []
-        /// Executions that finished in a session here, so a late duplicate path (a change
-        /// event, a hello lookup that raced the box's report) does not send them again.
-        package var finishedIn: [String: ObjectIdentifier] = [:]
-        package var finishedOrder: [String] = []
-        package var finishedHead = 0
-    }
+    /// The dispatch bookkeeping this node keeps (pure; see ``DispatchStateMachine``).
+    package typealias Dispatch = DispatchStateMachine<SessionHandle, Announced>
 
     package let repository: CommandRepository
     package let devices: DeviceRepository
@@ -113,7 +92,9 @@ package final class CommandService: Service, SessionCommandHooks, Sendable {
     package let configuration: CommandSettings
     package let node: String
     package let logger: Logger
-    package let state = Mutex(State())
+    package let state: Mutex<Dispatch>
+    /// The clock, in milliseconds since 1970 (injected by tests).
+    package let now: @Sendable () -> Int64
     package let delivered = Counter(label: "argus_commands_delivered_total")
     /// One per job per node (plus one per job in each batch of hellos), however many boxes.
     package static let framesEncoded = Counter(label: "argus_command_frames_encoded_total")
@@ -133,9 +114,12 @@ package final class CommandService: Service, SessionCommandHooks, Sendable {
 
     package init(
         store: MongoStore, registry: ConnectionRegistry, node: String, configuration: CommandSettings = .init(),
-        gate: ReadinessGate? = nil, logger: Logger
+        gate: ReadinessGate? = nil, logger: Logger, now: @escaping @Sendable () -> Int64 = { Date().millis }
     ) {
         self.gate = gate
+        self.now = now
+        state = Mutex(
+            Dispatch(configuration: .init(timeouts: configuration.timeouts, maxTracked: configuration.maxTracked)))
         repository = CommandRepository(store: store)
         devices = DeviceRepository(store: store)
         self.registry = registry
@@ -144,8 +128,6 @@ package final class CommandService: Service, SessionCommandHooks, Sendable {
         self.logger = logger
         writer = ExecutionWriter(collection: repository.executions, node: node, logger: logger)
     }
-
-    package static func nowMillis() -> Int64 { Date().millis }
 
     // MARK: - Jobs
 
@@ -159,8 +141,8 @@ package final class CommandService: Service, SessionCommandHooks, Sendable {
         // Marked seen before the insert, so this node's own change event does not deliver it
         // ahead of its executions.
         state.withLock { s in
-            s.seen[job.id] = 1
-            Self.remember(a, in: &s)
+            _ = s.observe(job: job.id, version: 1)
+            s.remember(a)
         }
         try await repository.insert(job)
         if let filter = job.filter {
@@ -186,7 +168,7 @@ package final class CommandService: Service, SessionCommandHooks, Sendable {
             do {
                 try await stored
                 try await repository.markMaterialized(job.id)
-                _ = state.withLock { $0.unmaterialized.removeValue(forKey: job.id) }
+                state.withLock { $0.materialized(job.id) }
             } catch {
                 logger.warning(
                     "job stored; its executions will be written by the sweeper", metadata: [LogKey.job: .string(job.id), LogKey.error: .string("\(error)")])
@@ -223,7 +205,7 @@ package final class CommandService: Service, SessionCommandHooks, Sendable {
             }
         }
         try await repository.markMaterialized(job.id)
-        _ = state.withLock { $0.unmaterialized.removeValue(forKey: job.id) }
+        state.withLock { $0.materialized(job.id) }
         logger.debug(
             "executions stored",
             metadata: [
@@ -235,54 +217,16 @@ package final class CommandService: Service, SessionCommandHooks, Sendable {
     /// Cancels a job everywhere (idempotent). Boxes running it here are told to stop where the
     /// command allows (`log_tail`); their later reports do not change CANCELED.
     package func cancel(job id: String, by: String) async throws -> (exists: Bool, changed: Bool, executions: Int) {
-        let r = try await repository.cancel(job: id, by: by, now: Date())
+        let r = try await repository.cancel(job: id, by: by, now: Date(timeIntervalSince1970: Double(now()) / 1000))
         if r.exists { cancelLocal(id) }
         return r
     }
 
     package func cancelLocal(_ job: String) {
-        let now = Self.nowMillis()
-        var stops: [(STBConnectionHandler, ByteBuffer)] = []
-        state.withLock { s in
-            s.unmaterialized[job] = nil
-            for (key, t) in s.tracked where t.job == job {
-                var m = t.machine
-                if case .sendCancel = m.cancel(now: now), t.name == CommandName.logTail.rawValue {
-                    let f = FrameCodec.command(id: job + "-stop", name: "log_tail_stop", params: [("ref", .string(job))], deadline: nil)
-                    stops.append((t.handler, ByteBuffer(bytes: f)))
-                }
-                remove(key, t.device, &s)
-            }
-        }
-        for (h, f) in stops { h.eventLoop.execute { h.sendCommand(f) } }
-    }
-
-    /// Jobs still being written, checked on hello; bounded (the oldest go first: by then most
-    /// of their executions are stored and found by the hello lookup).
-    private static let unmaterializedLimit = 64
-
-    package static func remember(_ a: Announced, in s: inout State) {
-        s.unmaterialized[a.id] = a
-        if s.unmaterialized.count > unmaterializedLimit, let oldest = s.unmaterialized.values.min(by: { $0.createdAt < $1.createdAt }) {
-            s.unmaterialized[oldest.id] = nil
-        }
-    }
-
-    private static let finishedMemory = 100_000
-
-    package func rememberFinished(_ key: String, _ h: STBConnectionHandler, _ s: inout State) {
-        if s.finishedIn.updateValue(ObjectIdentifier(h), forKey: key) == nil { s.finishedOrder.append(key) }
-        if s.finishedOrder.count - s.finishedHead > Self.finishedMemory {
-            s.finishedIn[s.finishedOrder[s.finishedHead]] = nil
-            s.finishedHead += 1
-            if s.finishedHead > Self.finishedMemory { s.finishedOrder.removeFirst(s.finishedHead); s.finishedHead = 0 }
-        }
-    }
-
-    package func remove(_ key: String, _ device: String, _ s: inout State) {
-        s.tracked[key] = nil
-        s.byDevice[device]?.remove(key)
-        if s.byDevice[device]?.isEmpty == true { s.byDevice[device] = nil }
+        let stop = state.withLock { $0.cancel(job: job, now: now()) }
+        guard !stop.isEmpty else { return }
+        let f = ByteBuffer(bytes: FrameCodec.command(id: job + "-stop", name: "log_tail_stop", params: [("ref", .string(job))], deadline: nil))
+        SessionHandle.forEach(stop) { $0.sendCommand(f) }
     }
 
     /// Sends a job's frame to those of `devices` that are connected here, unless already sent
@@ -292,105 +236,70 @@ package final class CommandService: Service, SessionCommandHooks, Sendable {
     }
 
     /// Sends a job's frame to these sessions, unless already sent in this session.
-    package func deliverLocal(_ job: Announced, sessions: [(String, STBConnectionHandler)]) {
+    package func deliverLocal(_ job: Announced, sessions: [(String, SessionHandle)]) {
         guard !sessions.isEmpty else { return }
-        let now = Self.nowMillis()
-        var sends: [ObjectIdentifier: (EventLoop, [STBConnectionHandler])] = [:]
-        var sent: [String] = []
-        var expired: [String] = []
-        state.withLock { s in
-            for (device, h) in sessions {
-                let key = CommandRepository.executionID(job.id, device)
-                if let t = s.tracked[key], t.handler === h { continue }
-                if s.finishedIn[key] == ObjectIdentifier(h) { continue }
-                var timeouts = configuration.timeouts
-                if job.name == CommandName.logTail.rawValue { timeouts.runMillis = 630_000 }
-                var m = ExecutionStateMachine(createdAt: job.createdAt, deadline: job.deadline, timeouts: timeouts)
-                switch m.deliver(now: now) {
-                case .send:
-                    if s.tracked.count < configuration.maxTracked {
-                        s.tracked[key] = Tracked(machine: m, job: job.id, name: job.name, device: device, frame: job.frame, handler: h)
-                        s.byDevice[device, default: []].insert(key)
-                    }
-                    sends[ObjectIdentifier(h.eventLoop), default: (h.eventLoop, [])].1.append(h)
-                    sent.append(device)
-                case .finished(.expired):
-                    expired.append(key)
-                default:
-                    break
-                }
-            }
-            trackedGauge.record(s.tracked.count)
+        let now = now()
+        let d = state.withLock { s in
+            let d = s.deliver(job, to: sessions.lazy.map { (device: $0.0, session: $0.1) }, now: now)
+            trackedGauge.record(s.trackedCount)
+            return d
         }
         let frame = job.frame
         // For large fan-outs, how long after the job was created it started here, and how
-        // long writing every frame took (gauges, for the commands benchmark and dashboards).
-        let measure = sent.count >= 100
-        let started = ContinuousClock.now
-        if measure { fanoutDelay.recordMilliseconds(max(0, now - job.createdAt)) }
-        let left = ManagedAtomic(sends.count)
-        for (_, (loop, handlers)) in sends {
-            loop.execute { [fanoutDuration] in
-                for h in handlers { h.sendCommand(frame) }
-                if measure, left.wrappingDecrementThenLoad(ordering: .relaxed) == 0 {
-                    fanoutDuration.record(ContinuousClock.now - started)
+        // long handing every frame to its socket took.
+        if d.send.count >= 100 {
+            fanoutDelay.recordMilliseconds(max(0, now - job.createdAt))
+            let started = ContinuousClock.now
+            let left = ManagedAtomic(SessionHandle.loopCount(d.send))
+            SessionHandle.forEach(
+                d.send,
+                done: { [fanoutDuration] in
+                    if left.wrappingDecrementThenLoad(ordering: .relaxed) == 0 { fanoutDuration.record(ContinuousClock.now - started) }
                 }
-            }
+            ) { $0.sendCommand(frame) }
+        } else {
+            SessionHandle.forEach(d.send) { $0.sendCommand(frame) }
         }
-        delivered.increment(by: Int64(sent.count))
-        if !sent.isEmpty { writer.sent(job: job.id, devices: sent, at: now) }
-        for key in expired { writer.finish(key, .expired, reason: "deadline passed", at: now) }
+        delivered.increment(by: Int64(d.sent.count))
+        if !d.sent.isEmpty { writer.sent(job: job.id, devices: d.sent, at: now) }
+        for key in d.expired { writer.finish(key, .expired, reason: "deadline passed", at: now) }
     }
 
     // MARK: - Gateway hooks (called on the session's event loop)
 
     /// A box said hello: its open executions are looked up (batched) and sent.
-    package func sessionStarted(_ h: STBConnectionHandler) {
-        state.withLock { $0.hellos.append(h) }
+    package func sessionStarted(_ h: SessionHandle) {
+        state.withLock { $0.sessionStarted(h) }
     }
 
     /// A box's session ended: an unconfirmed delivery goes back to QUEUED.
-    package func sessionEnded(_ h: STBConnectionHandler) {
-        let now = Self.nowMillis()
-        var requeued: [String] = []
-        state.withLock { s in
-            guard let keys = s.byDevice[h.deviceID] else { return }
-            for key in keys {
-                guard var t = s.tracked[key], t.handler === h else { continue }
-                _ = t.machine.disconnected(now: now)
-                if t.machine.state == .queued { requeued.append(key) }
-                remove(key, h.deviceID, &s)
-            }
-        }
+    package func sessionEnded(_ h: SessionHandle) {
+        let now = now()
+        let requeued = state.withLock { $0.sessionEnded(h, now: now) }
         for key in requeued { writer.requeue(key, at: now) }
     }
 
     /// A `command_status` the box sent (already accepted for the spool).
     package func report(_ device: String, _ status: CommandStatus) {
         reports.increment()
-        let now = Self.nowMillis()
-        state.withLock { s in
-            let key = CommandRepository.executionID(status.ref, device)
-            guard var t = s.tracked[key] else { return }
-            let r: BoxReport =
-                switch status.state {
-                case .received: .received
-                case .inProgress: .inProgress
-                case .succeeded: .succeeded
-                case .failed: .failed
-                case .rejected: .rejected
-                }
-            if case .received = r, let sentAt = t.machine.history.last(where: { $0.state == .sent })?.at {
-                roundTrip.recordMilliseconds(max(0, now - sentAt))
+        let now = now()
+        let r: BoxReport =
+            switch status.state {
+            case .received: .received
+            case .inProgress: .inProgress
+            case .succeeded: .succeeded
+            case .failed: .failed
+            case .rejected: .rejected
             }
-            if case .finished = t.machine.report(r, now: now, progress: status.progress, reason: status.reason) {
-                finished.increment()
-                rememberFinished(key, t.handler, &s)
-                remove(key, device, &s)
-            } else {
-                s.tracked[key] = t
-            }
+        let outcome = state.withLock { $0.report(device: device, ref: status.ref, r, progress: status.progress, reason: status.reason, now: now) }
+        switch outcome {
+        case .untracked:
+            break
+        case .open(let rt):
+            if let rt { roundTrip.recordMilliseconds(rt) }
+        case .finished(_, let rt):
+            if let rt { roundTrip.recordMilliseconds(rt) }
+            finished.increment()
         }
     }
-
 }

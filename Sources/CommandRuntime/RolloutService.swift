@@ -154,7 +154,7 @@ package final class RolloutService: Service, Sendable {
         for _ in 0..<10 {
             guard let (r0, v) = try await load(id) else { return nil }
             var r = r0
-            let now = CommandService.nowMillis()
+            let now = Date().millis
             try change(&r, now)
             do { try await save(r, v: v, now: now); return r } catch Conflict.version { continue }
         }
@@ -212,7 +212,7 @@ package final class RolloutService: Service, Sendable {
     package func drive(_ id: String) async throws {
         guard let (loaded, v) = try await load(id) else { return }
         var r = loaded
-        let now = CommandService.nowMillis()
+        let now = Date().millis
         // Batches recorded but not created (a crash in between): create them now.
         for i in r.batches.indices where !r.batches[i].created {
             try await createJob(r, r.batches[i], now: now)

@@ -172,7 +172,7 @@ package enum CommandRoutes {
             var image: FirmwareImage? = nil
             if let v = request.catalogueVersion { image = try await OperatorAPI.storeCall({ try await firmware.get(v) })?.image }
             let planner = JobPlanner(maxTargets: commands.configuration.maxTargets, defaultTTLMillis: commands.configuration.defaultTTLMillis)
-            let plan = try planner.plan(request, firmware: image, now: CommandService.nowMillis())
+            let plan = try planner.plan(request, firmware: image, now: commands.now())
             switch plan.scope {
             case .fleet(let query):
                 // The store is asked only whether any box matches (not even that when a box

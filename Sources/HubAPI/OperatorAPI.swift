@@ -211,7 +211,7 @@ package enum OperatorAPI {
                 throw HTTPError(.notFound, message: "no device \(id)")
             }
             deps.authenticator?.forget(id)
-            if let s = deps.registry.session(for: id) { s.eventLoop.execute { s.close(.revoked) } }
+            if let s = deps.registry.session(for: id) { s.close(.revoked) }
             await deps.audit.record(who, in: context, action: "device.revoke", target: id, result: "ok")
             return Response(status: .noContent)
         }

@@ -75,7 +75,7 @@ package enum RolloutRoutes {
                 if !fw.models.isEmpty, let bad = boxes.first(where: { !fw.models.contains($0.model) }) {
                     throw Refusal("firmware \(fw.version) is for models \(fw.models.joined(separator: ", ")); target device \(bad.id) is model \(bad.model)")
                 }
-                let now = CommandService.nowMillis()
+                let now = rollouts.commands.now()
                 let machine: RolloutMachine
                 do { machine = try RolloutMachine(policy: policy, targetCount: boxes.count, createdAt: now) } catch let e as CommandError {
                     throw Refusal(e.message)

@@ -9,7 +9,7 @@ package final class ConnectionRegistry: Sendable {
 
     /// A box's current session, with the model and firmware from its hello.
     private struct Active {
-        var handler: STBConnectionHandler
+        var handler: SessionHandle
         var model: String
         var firmware: String
 
@@ -19,45 +19,45 @@ package final class ConnectionRegistry: Sendable {
         }
     }
     private struct State {
-        var sessions: [ObjectIdentifier: STBConnectionHandler] = [:]
+        var sessions: [String: SessionHandle] = [:]
         var byDevice: [String: Active] = [:]
     }
     private let state = Mutex(State())
 
     /// A connection finished its upgrade.
-    package func opened(_ h: STBConnectionHandler) {
-        state.withLock { $0.sessions[ObjectIdentifier(h)] = h }
+    package func opened(_ h: SessionHandle) {
+        state.withLock { $0.sessions[h.id] = h }
     }
 
     /// A box said hello. Returns the session it replaces, if any.
-    package func activate(_ h: STBConnectionHandler, deviceID: String, model: String = "", firmware: String = "") -> STBConnectionHandler? {
+    package func activate(_ h: SessionHandle, model: String = "", firmware: String = "") -> SessionHandle? {
         state.withLock { s in
-            let old = s.byDevice.updateValue(Active(handler: h, model: model, firmware: firmware), forKey: deviceID)?.handler
-            return old === h ? nil : old
+            let old = s.byDevice.updateValue(Active(handler: h, model: model, firmware: firmware), forKey: h.deviceID)?.handler
+            return old == h ? nil : old
         }
     }
 
     /// A connection closed. Returns true if it was its box's current session (so the box is
     /// now offline on this node), false if a newer session had replaced it.
-    package func closed(_ h: STBConnectionHandler, deviceID: String) -> Bool {
+    package func closed(_ h: SessionHandle) -> Bool {
         state.withLock { s in
-            s.sessions[ObjectIdentifier(h)] = nil
-            if s.byDevice[deviceID]?.handler === h { s.byDevice[deviceID] = nil; return true }
+            s.sessions[h.id] = nil
+            if s.byDevice[h.deviceID]?.handler == h { s.byDevice[h.deviceID] = nil; return true }
             return false
         }
     }
 
     /// The current session of a box on this node.
-    package func session(for deviceID: String) -> STBConnectionHandler? { state.withLock { $0.byDevice[deviceID]?.handler } }
+    package func session(for deviceID: String) -> SessionHandle? { state.withLock { $0.byDevice[deviceID]?.handler } }
 
     /// The current sessions of those of `devices` connected here, under one lock.
-    package func sessions(for devices: some Sequence<String>) -> [(String, STBConnectionHandler)] {
+    package func sessions(for devices: some Sequence<String>) -> [(String, SessionHandle)] {
         state.withLock { s in devices.compactMap { d in s.byDevice[d].map { (d, $0.handler) } } }
     }
 
     /// The current sessions here of the boxes `filter` matches (none unless
     /// ``DeviceFilter/answerableBySessions``).
-    package func sessions(matching filter: DeviceFilter) -> [(String, STBConnectionHandler)] {
+    package func sessions(matching filter: DeviceFilter) -> [(String, SessionHandle)] {
         state.withLock { s in s.byDevice.compactMap { d, a in a.matches(filter) ? (d, a.handler) : nil } }
     }
 
@@ -72,7 +72,7 @@ package final class ConnectionRegistry: Sendable {
     }
 
     /// Every upgraded connection.
-    package func snapshot() -> [STBConnectionHandler] { state.withLock { Array($0.sessions.values) } }
+    package func snapshot() -> [SessionHandle] { state.withLock { Array($0.sessions.values) } }
 
     /// Boxes with an active session.
     package var activeCount: Int { state.withLock { $0.byDevice.count } }

@@ -213,7 +213,7 @@ package final class DeviceGateway: Service, Sendable {
         try? await server.close()
         let sessions = shared.registry.snapshot()
         logger.info("draining device gateway", metadata: [LogKey.sessions: .stringConvertible(sessions.count)])
-        for s in sessions { s.eventLoop.execute { s.close(.goingAway) } }
+        SessionHandle.forEach(sessions) { $0.close(.goingAway) }
         let deadline = NIODeadline.now() + configuration.drainTimeout
         while shared.registry.sessionCount > 0 && NIODeadline.now() < deadline {
             try? await Task.sleep(for: .milliseconds(20))
@@ -239,13 +239,7 @@ package final class DeviceGateway: Service, Sendable {
             let now = NIODeadline.now()
             sessionsGauge.record(shared.registry.activeCount)
             socketsGauge.record(capacity.current)
-            var byLoop: [ObjectIdentifier: (EventLoop, [STBConnectionHandler])] = [:]
-            for h in shared.registry.snapshot() {
-                byLoop[ObjectIdentifier(h.eventLoop), default: (h.eventLoop, [])].1.append(h)
-            }
-            for (_, (loop, handlers)) in byLoop {
-                loop.execute { for h in handlers { h.sweep(now: now) } }
-            }
+            SessionHandle.forEach(shared.registry.snapshot()) { $0.sweep(now: now) }
         }
     }
 
@@ -349,9 +343,9 @@ package final class DeviceGateway: Service, Sendable {
         let handler = STBConnectionHandler(
             deviceID: state.deviceID ?? "", remoteAddress: channel.remoteAddress?.ipAddress,
             eventLoop: channel.eventLoop, shared: shared)
-        return channel.pipeline.removeHandler(name: HandshakeResponder.name).flatMap {
-            channel.pipeline.addHandler(handler)
-        }
+        return channel.pipeline.removeHandler(name: HandshakeResponder.name).assumeIsolated().flatMapThrowing {
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }.nonisolated()
     }
 }
 

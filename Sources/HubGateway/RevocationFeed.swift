@@ -45,7 +45,7 @@ package final class RevocationFeed: Service, Sendable {
     /// Applies one revocation on this node.
     package func apply(_ device: String) {
         authenticator.forget(device)
-        if let s = registry.session(for: device) { s.eventLoop.execute { s.close(.revoked) } }
+        if let s = registry.session(for: device) { s.close(.revoked) }
     }
 
     private func loop() async {

@@ -45,11 +45,9 @@ package final class GatewayContext: Sendable {
 /// A `final class` with no long-lived task, timer or buffer of its own: the per-connection cost is this
 /// object and the channel. Liveness is checked by the gateway's sweeper calling ``sweep(now:)``
 /// on the channel's event loop, plus one check when the hello deadline passes. All methods run
-/// on that event loop.
-// @unchecked: its state is touched only on its channel's event loop; other threads hold a
-// reference only to call methods that hop there first (`sendCommand`, `close`, `sweep`), or
-// to read `let` fields set at the upgrade.
-package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+/// on that event loop. Not `Sendable`: other threads hold a ``SessionHandle``, which hops to
+/// the loop.
+package final class STBConnectionHandler: ChannelInboundHandler {
     package typealias InboundIn = WebSocketFrame
     package typealias OutboundOut = WebSocketFrame
 
@@ -76,6 +74,8 @@ package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Send
     package static let maxStrikes = 10
     /// The channel's event loop; other threads reach this session only through it.
     package let eventLoop: EventLoop
+    /// This session as other threads may hold it. Call on ``eventLoop``.
+    package var handle: SessionHandle { SessionHandle(self) }
 
     package init(deviceID: String, remoteAddress: String?, eventLoop: EventLoop, shared: GatewayContext) {
         self.deviceID = deviceID
@@ -91,19 +91,20 @@ package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Send
 
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        shared.registry.opened(self)
+        shared.registry.opened(handle)
         // The hello deadline is exact, not the sweeper's period: one check when it passes. The
         // task holds the handler weakly and is gone after it runs, so an idle session keeps none.
-        context.eventLoop.scheduleTask(in: shared.timing.helloTimeout) { [weak self] in
+        context.eventLoop.assumeIsolated().scheduleTask(in: shared.timing.helloTimeout) { [weak self] in
             self?.sweep(now: .now())
         }
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
         machine.close()
-        shared.ingest.forget(self)
-        shared.commands?.sessionEnded(self)
-        if shared.registry.closed(self, deviceID: deviceID) {
+        let handle = handle
+        shared.ingest.forget(handle)
+        shared.commands?.sessionEnded(handle)
+        if shared.registry.closed(handle) {
             shared.presence.submit(deviceID, .offline(session: session, lastSeen: Date()))
         }
         self.context = nil
@@ -161,9 +162,9 @@ package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Send
         case .ignore:
             break
         case .welcome(let hello):
-            if let old = shared.registry.activate(self, deviceID: deviceID, model: hello.model, firmware: hello.firmware) {
-                old.eventLoop.execute { old.close(.replaced) }
-                shared.logger.info("session replaced", metadata: [LogKey.stbID: .string(deviceID), LogKey.stbSession: .string(old.session)])
+            if let old = shared.registry.activate(handle, model: hello.model, firmware: hello.firmware) {
+                old.close(.replaced)
+                shared.logger.info("session replaced", metadata: [LogKey.stbID: .string(deviceID), LogKey.stbSession: .string(old.id)])
             }
             shared.presence.submit(
                 deviceID,
@@ -174,7 +175,7 @@ package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Send
                 FrameCodec.welcome(
                     ref: hello.envelope.id, serverTime: Self.nowMillis(), session: session, node: shared.node,
                     heartbeatSeconds: shared.heartbeatSeconds, limits: shared.limits), context)
-            shared.commands?.sessionStarted(self)
+            shared.commands?.sessionStarted(handle)
         case .pong(let ref):
             send(FrameCodec.pong(ref: ref, serverTime: Self.nowMillis()), context)
         case .sendError(let e):
@@ -208,9 +209,10 @@ package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Send
         let count = Int64(messages.count)
         let record = SpoolRecord(deviceID: deviceID, bootId: bootId, receivedAt: Self.nowMillis(), frame: frame)
         let loop = eventLoop
-        let result = ingest.spool.append(record) { [self] ok in
+        let this = NIOLoopBound(self, eventLoop: loop)
+        let result = ingest.spool.append(record) { ok in
             loop.execute {
-                if ok { ingest.countAcked(Int(count)); self.durable(upTo: maxSeq) } else { self.close(.internalError) }
+                if ok { ingest.countAcked(Int(count)); this.value.durable(upTo: maxSeq) } else { this.value.close(.internalError) }
             }
         }
         if result != .full { ingest.live.publishTelemetry(device: deviceID, bootId: bootId, frame: frame) }
@@ -236,7 +238,7 @@ package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Send
         durableSeq = max(durableSeq, seq)
         guard !ackScheduled else { return }
         ackScheduled = true
-        eventLoop.execute { [self] in
+        eventLoop.assumeIsolated().execute { [self] in
             ackScheduled = false
             guard durableSeq > ackedSeq, let context else { return }
             ackedSeq = durableSeq
@@ -248,7 +250,7 @@ package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Send
         guard !readingPaused else { return }
         readingPaused = true
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-        shared.ingest.pause(self)
+        shared.ingest.pause(handle)
     }
 
     /// Called on ``eventLoop`` when the spool has drained.
@@ -317,9 +319,9 @@ package final class STBConnectionHandler: ChannelInboundHandler, @unchecked Send
 /// implementations must not block it.
 package protocol SessionCommandHooks: Sendable {
     /// A box said hello: its open executions are looked up and sent.
-    func sessionStarted(_ h: STBConnectionHandler)
+    func sessionStarted(_ h: SessionHandle)
     /// A box's session ended.
-    func sessionEnded(_ h: STBConnectionHandler)
+    func sessionEnded(_ h: SessionHandle)
     /// A `command_status` the box sent (already accepted for the spool).
     func report(_ device: String, _ status: CommandStatus)
 }

@@ -14,7 +14,7 @@ package final class TelemetryIngest: Sendable {
     /// Messages per second per box, and the burst a box may send at once.
     package let messagesPerSecond: Int
     package let burst: Int
-    private let paused = Mutex<[ObjectIdentifier: STBConnectionHandler]>([:])
+    private let paused = Mutex<[String: SessionHandle]>([:])
     package let accepted = Counter(label: "argus_telemetry_messages_accepted_total")
     package let acked = Counter(label: "argus_telemetry_messages_acked_total")
     package let rateLimited = Counter(label: "argus_telemetry_messages_rate_limited_total")
@@ -39,18 +39,18 @@ package final class TelemetryIngest: Sendable {
         self.burst = burst
         spool.onResume { [weak self] in
             guard let self else { return }
-            let handlers = self.paused.withLock { p -> [STBConnectionHandler] in
+            let handles = self.paused.withLock { p -> [SessionHandle] in
                 defer { p = [:] }; return Array(p.values)
             }
-            for h in handlers { h.eventLoop.execute { h.resumeReading() } }
+            SessionHandle.forEach(handles) { $0.resumeReading() }
         }
     }
 
     /// A handler stopped reading; it is resumed when the spool drains.
-    package func pause(_ h: STBConnectionHandler) {
+    package func pause(_ h: SessionHandle) {
         pauses.increment()
-        paused.withLock { $0[ObjectIdentifier(h)] = h }
+        paused.withLock { $0[h.id] = h }
     }
 
-    package func forget(_ h: STBConnectionHandler) { _ = paused.withLock { $0.removeValue(forKey: ObjectIdentifier(h)) } }
+    package func forget(_ h: SessionHandle) { _ = paused.withLock { $0.removeValue(forKey: h.id) } }
 }
