@@ -145,6 +145,7 @@ package struct MongoTelemetryStore: TelemetryStore {
             if let ch = e.event.channel { d["ch"] = .string(ch) }
             if let c = e.event.code { d["code"] = .string(c) }
             if let m = e.event.mode { d["mode"] = .string(m.rawValue) }
+            if let o = e.clockOffsetMs { d["o"] = .int64(o) }
             return d
         }
         let r = try await events.insertMany(docs)

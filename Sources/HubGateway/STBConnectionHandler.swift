@@ -71,6 +71,8 @@ package final class STBConnectionHandler: ChannelInboundHandler {
     private var refusedSeqs = Set<Int64>()
     /// The highest seq of any frame accepted in this session.
     private var highestAccepted: Int64 = -1
+    /// Hub receive time of `hello` − its `ts` (0 when `hello` has no `ts`).
+    private var clockOffsetMs: Int64 = 0
     package static let maxStrikes = 10
     /// The channel's event loop; other threads reach this session only through it.
     package let eventLoop: EventLoop
@@ -162,6 +164,9 @@ package final class STBConnectionHandler: ChannelInboundHandler {
         case .ignore:
             break
         case .welcome(let hello):
+            // The box's clock against the hub's, for ratings: events are placed with it.
+            let now = Self.nowMillis()
+            clockOffsetMs = hello.envelope.ts.map { now &- $0 } ?? 0
             if let old = shared.registry.activate(handle, model: hello.model, firmware: hello.firmware) {
                 old.close(.replaced)
                 shared.logger.info("session replaced", metadata: [LogKey.stbID: .string(deviceID), LogKey.stbSession: .string(old.id)])
@@ -207,7 +212,7 @@ package final class STBConnectionHandler: ChannelInboundHandler {
         // accepted before it: the ack may cover up to `highestAccepted`, but not a refused seq.
         let maxSeq = refusedSeqs.min().map { min(highestAccepted, $0 - 1) } ?? highestAccepted
         let count = Int64(messages.count)
-        let record = SpoolRecord(deviceID: deviceID, bootId: bootId, receivedAt: Self.nowMillis(), frame: frame)
+        let record = SpoolRecord(deviceID: deviceID, bootId: bootId, receivedAt: Self.nowMillis(), clockOffsetMs: clockOffsetMs, frame: frame)
         let loop = eventLoop
         let this = NIOLoopBound(self, eventLoop: loop)
         let result = ingest.spool.append(record) { ok in

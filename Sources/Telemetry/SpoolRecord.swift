@@ -2,30 +2,41 @@
 /// arrived, and the frame's bytes exactly as received (JSON: one message or a `batch`).
 ///
 /// On disk a record is `[u32 length][u32 crc32][payload]`, little-endian; the payload is
-/// `[i64 receivedAt ms][u16 n][device id][u16 n][boot id][frame]`. A reader stops at the first
-/// record that is short or fails its checksum: only a write that was never acknowledged can
-/// be torn.
+/// `[i64 receivedAt ms][i64 clock offset ms, if bit 63 of the first field is set][u16 n][device id]
+/// [u16 n][boot id][frame]`. Records written before the offset existed have bit 63 clear and
+/// read with no offset. A reader stops at the first record that is short or fails its checksum:
+/// only a write that was never acknowledged can be torn.
 public struct SpoolRecord: Sendable, Equatable {
     public var deviceID: String
     public var bootId: String
     public var receivedAt: Int64
+    /// The session's clock offset (hub receive time of `hello` − `hello`'s `ts`), for ratings.
+    public var clockOffsetMs: Int64?
     public var frame: [UInt8]
 
-    public init(deviceID: String, bootId: String, receivedAt: Int64, frame: [UInt8]) {
+    public init(deviceID: String, bootId: String, receivedAt: Int64, clockOffsetMs: Int64? = nil, frame: [UInt8]) {
         self.deviceID = deviceID
         self.bootId = bootId
         self.receivedAt = receivedAt
+        self.clockOffsetMs = clockOffsetMs
         self.frame = frame
     }
 
+    private static let offsetFlag: UInt64 = 1 << 63
+
     /// Bytes this record takes on disk.
-    public var encodedSize: Int { 8 + 8 + 2 + deviceID.utf8.count + 2 + bootId.utf8.count + frame.count }
+    public var encodedSize: Int { 8 + 8 + (clockOffsetMs == nil ? 0 : 8) + 2 + deviceID.utf8.count + 2 + bootId.utf8.count + frame.count }
 
     /// Appends the framed record to `out`.
     public func encode(into out: inout [UInt8]) {
         var payload: [UInt8] = []
         payload.reserveCapacity(encodedSize - 8)
-        Self.put(UInt64(bitPattern: receivedAt), 8, &payload)
+        if let clockOffsetMs {
+            Self.put(UInt64(bitPattern: receivedAt) | Self.offsetFlag, 8, &payload)
+            Self.put(UInt64(bitPattern: clockOffsetMs), 8, &payload)
+        } else {
+            Self.put(UInt64(bitPattern: receivedAt), 8, &payload)
+        }
         Self.put(UInt64(deviceID.utf8.count), 2, &payload)
         payload.append(contentsOf: deviceID.utf8)
         Self.put(UInt64(bootId.utf8.count), 2, &payload)
@@ -47,14 +58,20 @@ public struct SpoolRecord: Sendable, Equatable {
             let payload = bytes[start..<(start + len)]
             guard CRC32.checksum(payload) == crc else { break }
             var p = start
-            let receivedAt = Int64(bitPattern: get(bytes, p, 8)); p += 8
+            let first = get(bytes, p, 8); p += 8
+            var offset: Int64? = nil
+            if first & offsetFlag != 0 {
+                guard p + 8 <= start + len else { break }
+                offset = Int64(bitPattern: get(bytes, p, 8)); p += 8
+            }
+            let receivedAt = Int64(bitPattern: first & ~offsetFlag)
             let idLen = Int(get(bytes, p, 2)); p += 2
             guard p + idLen + 2 <= start + len else { break }
             let id = String(decoding: bytes[p..<(p + idLen)], as: UTF8.self); p += idLen
             let bootLen = Int(get(bytes, p, 2)); p += 2
             guard p + bootLen <= start + len else { break }
             let boot = String(decoding: bytes[p..<(p + bootLen)], as: UTF8.self); p += bootLen
-            out.append(SpoolRecord(deviceID: id, bootId: boot, receivedAt: receivedAt, frame: Array(bytes[p..<(start + len)])))
+            out.append(SpoolRecord(deviceID: id, bootId: boot, receivedAt: receivedAt, clockOffsetMs: offset, frame: Array(bytes[p..<(start + len)])))
             i = start + len
         }
         return (out, i)

@@ -7,10 +7,13 @@ public struct StoredEvent: Sendable, Equatable {
     public var seq: Int64
     public var ts: Int64
     public var receivedAt: Int64
+    /// The session's clock offset (hub time of `hello` − its `ts`); nil if not known.
+    public var clockOffsetMs: Int64?
     public var event: ViewingEvent
 
-    public init(deviceID: String, bootId: String, seq: Int64, ts: Int64, receivedAt: Int64, event: ViewingEvent) {
-        self.deviceID = deviceID; self.bootId = bootId; self.seq = seq; self.ts = ts; self.receivedAt = receivedAt; self.event = event
+    public init(deviceID: String, bootId: String, seq: Int64, ts: Int64, receivedAt: Int64, clockOffsetMs: Int64? = nil, event: ViewingEvent) {
+        self.deviceID = deviceID; self.bootId = bootId; self.seq = seq; self.ts = ts; self.receivedAt = receivedAt
+        self.clockOffsetMs = clockOffsetMs; self.event = event
     }
 
     /// The dedupe key: a resent message has the same one.

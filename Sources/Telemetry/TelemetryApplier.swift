@@ -94,7 +94,10 @@ public final class TelemetryApplier: Sendable {
                     observed.append((r.deviceID, m))
                     switch m.body {
                     case .event(let e):
-                        events.append(StoredEvent(deviceID: r.deviceID, bootId: r.bootId, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, event: e))
+                        events.append(
+                            StoredEvent(
+                                deviceID: r.deviceID, bootId: r.bootId, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, clockOffsetMs: r.clockOffsetMs,
+                                event: e))
                     case .log(let l):
                         logs.append(StoredLog(deviceID: r.deviceID, bootId: r.bootId, seq: m.seq, ts: m.ts, receivedAt: r.receivedAt, line: l))
                     case .commandStatus(let c):

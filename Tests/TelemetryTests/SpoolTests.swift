@@ -31,6 +31,27 @@ struct SpoolTests {
         #expect(SpoolRecord.decodeAll(bytes).records.isEmpty)
     }
 
+    @Test func theClockOffsetRoundTripsAndRecordsWithoutOneStillRead() {
+        var bytes: [UInt8] = []
+        var withOffset = record(1)
+        withOffset.clockOffsetMs = -10_800_000
+        var zero = record(2)
+        zero.clockOffsetMs = 0
+        record(0).encode(into: &bytes)  // as written before offsets existed
+        withOffset.encode(into: &bytes)
+        zero.encode(into: &bytes)
+        let (records, valid) = SpoolRecord.decodeAll(bytes)
+        #expect(records == [record(0), withOffset, zero] && valid == bytes.count)
+        #expect(records[0].clockOffsetMs == nil && records[1].receivedAt == 1)
+        // A record without an offset is encoded in the format written before offsets existed.
+        func le(_ v: UInt64, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+        let r0 = record(0)
+        let payload = le(0, 8) + le(5, 2) + Array("box-0".utf8) + le(4, 2) + Array("boot".utf8) + r0.frame
+        let old = le(UInt64(payload.count), 4) + le(UInt64(CRC32.checksum(payload)), 4) + payload
+        #expect(Array(bytes.prefix(old.count)) == old && old.count == r0.encodedSize)
+        #expect(SpoolRecord.decodeAll(old).records == [r0])
+    }
+
     @Test func crc32KnownVector() {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
     }
