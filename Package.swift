@@ -53,8 +53,12 @@ let package = Package(
                 "STBProtocol", "ArgusSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]),
-        // Ratings domain (docs/ratings-method.md), pure: imports only the standard library and swift-crypto (HMAC).
-        .target(name: "Ratings", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // CRoaring (Debian's libroaring-dev 0.2.66): roaring bitmaps. No pkg-config file ships with it; the header is
+        // in the default include path. Only Ratings imports it (BoxSet).
+        .systemLibrary(name: "CRoaring", providers: [.apt(["libroaring-dev"])]),
+        // Ratings domain (docs/ratings-method.md), pure: imports only the standard library, swift-crypto (HMAC)
+        // and CRoaring (reach sets as roaring bitmaps).
+        .target(name: "Ratings", dependencies: ["CRoaring", .product(name: "Crypto", package: "swift-crypto")]),
         // Commands domain (pure, no Hummingbird, no Mongo).
         .target(name: "Commands", dependencies: ["STBProtocol"]),
         // XMLTV (EPG) parser, channel mapping, programme minute slots; imports only Foundation / FoundationXML.

@@ -4,9 +4,10 @@
 /// - Audience: per (channel, mode, minute), the number of boxes credited. Counters add up across boxes
 ///   and nodes.
 /// - Reach: per (channel, bucket of `bucketMinutes`, e.g. a day), the exact set of boxes with ≥ 1 credited
-///   minute, the set with a run of ≥ 3 consecutive minutes inside the bucket, and for runs that cross a bucket
-///   edge each box's run at the bucket's start (`head`) and end (`tail`), capped at 2 minutes. Reach is built
-///   for one set of modes (`reachModes`), as a run may mix modes.
+///   minute, the set with a run of ≥ 3 consecutive minutes inside the bucket (both `BoxSet`s: roaring bitmaps,
+///   unioned in one many-way OR per channel at query time), and for runs that cross a bucket edge each box's run
+///   at the bucket's start (`head`) and end (`tail`), capped at 2 minutes. Reach is built for one set of modes
+///   (`reachModes`), as a run may mix modes.
 public struct Rollup: Sendable, Hashable {
     public struct AudienceKey: Sendable, Hashable {
         public var channel: String
@@ -33,9 +34,9 @@ public struct Rollup: Sendable, Hashable {
     /// The boxes of one channel in one bucket.
     public struct ReachCell: Sendable, Hashable {
         /// ≥ 1 credited minute in the bucket.
-        public var reached: Set<BoxIndex> = []
+        public var reached: BoxSet = []
         /// ≥ 3 consecutive credited minutes inside the bucket.
-        public var run3: Set<BoxIndex> = []
+        public var run3: BoxSet = []
         /// Length (1 or 2; 2 means ≥ 2) of the run of credited minutes starting at the bucket's first minute.
         public var head: [BoxIndex: UInt8] = [:]
         /// Length (1 or 2; 2 means ≥ 2) of the run ending at the bucket's last minute.
@@ -49,6 +50,14 @@ public struct Rollup: Sendable, Hashable {
             run3.formUnion(other.run3)
             head.merge(other.head) { max($0, $1) }
             tail.merge(other.tail) { max($0, $1) }
+        }
+
+        /// Adds one box's minutes of the bucket.
+        mutating func add(_ box: BoxIndex, run3 hasRun3: Bool, head: UInt8?, tail: UInt8?) {
+            reached.insert(box)
+            if hasRun3 { run3.insert(box) }
+            if let head { self.head[box] = head }
+            if let tail { self.tail[box] = tail }
         }
     }
 
@@ -107,16 +116,14 @@ public struct Rollup: Sendable, Hashable {
             for (b, ms) in byBucket {
                 let sorted = ms.sorted()
                 let range = minutes(ofBucket: b)
-                var cell = reach[ReachKey(channel: channel, bucket: b)] ?? ReachCell()
-                cell.reached.insert(box.box)
-                if Tallies.hasRun(of: 3, in: sorted) { cell.run3.insert(box.box) }
-                if sorted.first == range.lowerBound {
-                    cell.head[box.box] = sorted.count > 1 && sorted[1] == range.lowerBound + 1 ? 2 : 1
-                }
-                if sorted.last == range.upperBound - 1 {
-                    cell.tail[box.box] = sorted.count > 1 && sorted[sorted.count - 2] == range.upperBound - 2 ? 2 : 1
-                }
-                reach[ReachKey(channel: channel, bucket: b)] = cell
+                let head: UInt8? =
+                    sorted.first == range.lowerBound ? (sorted.count > 1 && sorted[1] == range.lowerBound + 1 ? 2 : 1) : nil
+                let tail: UInt8? =
+                    sorted.last == range.upperBound - 1
+                    ? (sorted.count > 1 && sorted[sorted.count - 2] == range.upperBound - 2 ? 2 : 1) : nil
+                // In place (the dictionary's modify accessor), so the cell's sets are not copied.
+                reach[ReachKey(channel: channel, bucket: b), default: ReachCell()].add(
+                    box.box, run3: Tallies.hasRun(of: 3, in: sorted), head: head, tail: tail)
             }
         }
     }
@@ -157,23 +164,23 @@ public struct Rollup: Sendable, Hashable {
             all += Int64(count)
         }
         let selected = Set(buckets)
-        var reached: [String: Set<BoxIndex>] = [:]
-        var run3: [String: Set<BoxIndex>] = [:]
+        // Per channel, the sets to union: one many-way OR each, not box by box.
+        var reached: [String: [BoxSet]] = [:]
+        var run3: [String: [BoxSet]] = [:]
         for (key, cell) in reach where selected.contains(key.bucket) {
-            reached[key.channel, default: []].formUnion(cell.reached)
-            run3[key.channel, default: []].formUnion(cell.run3)
+            reached[key.channel, default: []].append(cell.reached)
+            run3[key.channel, default: []].append(cell.run3)
             // A run across the edge with the next bucket, if that one is selected too.
             if selected.contains(key.bucket + 1),
                 let next = reach[ReachKey(channel: key.channel, bucket: key.bucket + 1)]
             {
-                for (box, tail) in cell.tail where tail + (next.head[box] ?? 0) >= 3 {
-                    run3[key.channel, default: []].insert(box)
-                }
+                let across = cell.tail.filter { $0.value + (next.head[$0.key] ?? 0) >= 3 }.keys
+                if !across.isEmpty { run3[key.channel, default: []].append(BoxSet(across)) }
             }
         }
-        for (channel, boxes) in reached {
-            channels[channel, default: Tallies.Channel()].reach1 = boxes.count
-            channels[channel, default: Tallies.Channel()].reach3 = run3[channel]?.count ?? 0
+        for (channel, sets) in reached {
+            channels[channel, default: Tallies.Channel()].reach1 = BoxSet.union(sets).count
+            channels[channel, default: Tallies.Channel()].reach3 = BoxSet.union(run3[channel] ?? []).count
         }
         return Tallies(minutes: selection.count, universe: universe, allBoxMinutes: all, channels: channels)
     }
