@@ -111,10 +111,21 @@ let package = Package(
             ]
         ),
         // The operator API (Hummingbird 2): routes, auth middleware, connection guard, live route.
+        // Ratings at run time: the leased builder of stored rollups from stored events, the
+        // rollup store, and the query service the API calls. No Hummingbird, no NIO.
+        .target(
+            name: "RatingsRuntime",
+            dependencies: [
+                "Ratings", "ArgusStore", "MongoStore", "ArgusSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "HubAPI",
             dependencies: [
-                "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry", "Commands",
+                "RatingsRuntime", "Ratings", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry", "Commands",
                 "ArgusSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -139,8 +150,8 @@ let package = Package(
         .target(
             name: "Hub",
             dependencies: [
-                "HubAPI", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
-                "Commands", "ArgusSupport",
+                "HubAPI", "CommandRuntime", "RatingsRuntime", "Ratings", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol",
+                "Telemetry", "Commands", "ArgusSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -155,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "ControlServer",
             dependencies: [
-                "Hub", "HubAPI", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
+                "Hub", "HubAPI", "Ratings", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
                 "Commands", "ArgusSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -205,10 +216,17 @@ let package = Package(
         .testTarget(name: "EPGTests", dependencies: ["EPG"]),
         .testTarget(name: "RatingsTests", dependencies: ["Ratings", "ArgusTestSupport"]),
         .testTarget(
+            name: "RatingsRuntimeTests",
+            dependencies: [
+                "RatingsRuntime", "Ratings", "ArgusStore", "MongoStore", "ArgusTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "HubTests",
             dependencies: [
-                "Hub", "HubAPI", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Commands",
-                "Telemetry", "ArgusSupport", "ArgusTestSupport",
+                "Hub", "HubAPI", "CommandRuntime", "RatingsRuntime", "Ratings", "HubGateway", "ArgusStore", "MongoStore",
+                "STBProtocol", "Commands", "Telemetry", "ArgusSupport", "ArgusTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -14,6 +14,7 @@ import MongoStore
 import NIOCore
 import NIOPosix
 import Prometheus
+import Ratings
 import STBProtocol
 import ServiceLifecycle
 import Telemetry
@@ -170,6 +171,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often a rollout's health gate is evaluated, seconds (env ARGUS_ROLLOUT_HEALTH_SECONDS).")
     var rolloutHealthSeconds = Env.int("ARGUS_ROLLOUT_HEALTH_SECONDS", 30)
 
+    @Option(help: "Seconds between ratings builds; only the node holding the lease builds (env ARGUS_RATINGS_BUILD_SECONDS).")
+    var ratingsBuildSeconds = Env.int("ARGUS_RATINGS_BUILD_SECONDS", 60)
+
+    @Option(help: "Named dayparts for ratings, UTC hours, end exclusive (env ARGUS_DAYPARTS).")
+    var dayparts = ProcessInfo.processInfo.environment["ARGUS_DAYPARTS"] ?? DaypartSchedule.defaultSpec
+
     @Option(help: "Base URL boxes use to download uploaded firmware (env ARGUS_PUBLIC_URL); default http://<api host>:<api port>.")
     var publicURL: String?
 
@@ -238,6 +245,8 @@ struct Serve: AsyncParsableCommand {
         guard JobNotification(rawValue: commandNotify) != nil else { throw ValidationError("--command-notify must be stream or poll") }
         guard (50...60_000).contains(commandPollMs) else { throw ValidationError("--command-poll-ms must be from 50 to 60000") }
         guard (50...60_000).contains(rolloutTickMs) else { throw ValidationError("--rollout-tick-ms must be from 50 to 60000") }
+        guard (1...86_400).contains(ratingsBuildSeconds) else { throw ValidationError("--ratings-build-seconds must be from 1 to 86400") }
+        do { _ = try DaypartSchedule.parse(dayparts) } catch { throw ValidationError("--dayparts: \(error)") }
         guard (1...3600).contains(rolloutHealthSeconds) else { throw ValidationError("--rollout-health-seconds must be from 1 to 3600") }
         guard (1...3600).contains(commandAckTimeout) else { throw ValidationError("--command-ack-timeout must be from 1 to 3600") }
         guard (1...100).contains(commandMaxAttempts) else { throw ValidationError("--command-max-attempts must be from 1 to 100") }
@@ -285,6 +294,8 @@ struct Serve: AsyncParsableCommand {
         c.commandMaxAttempts = commandMaxAttempts
         c.commandRunTimeout = commandRunTimeout
         c.rolloutTickMs = rolloutTickMs
+        c.ratingsBuildSeconds = ratingsBuildSeconds
+        c.dayparts = dayparts
         c.rolloutHealthSeconds = rolloutHealthSeconds
         c.publicURL = publicURL
         c.drainTimeout = drainTimeout

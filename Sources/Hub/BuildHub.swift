@@ -13,6 +13,8 @@ import MongoStore
 import NIOCore
 import NIOPosix
 import Prometheus
+import Ratings
+import RatingsRuntime
 import STBProtocol
 import ServiceLifecycle
 import Telemetry
@@ -65,6 +67,10 @@ package struct HubConfiguration: Sendable {
     /// running (``ShutdownDeadline``). The executable sets it; a test that starts hubs in its
     /// own process leaves it off.
     package var exitAtDrainTimeout = false
+    /// Seconds between ratings builds (only the node holding the lease builds).
+    package var ratingsBuildSeconds = 60
+    /// Named dayparts for ratings, e.g. `peak 19-23` (UTC hours; see docs/ratings-method.md).
+    package var dayparts = DaypartSchedule.defaultSpec
 
     package init() {}
 }
@@ -208,12 +214,21 @@ extension HubConfiguration {
         let gateway = DeviceGateway(
             configuration: gw, capacity: capacity, shared: shared, group: group,
             authenticator: authenticator, ready: gate, logger: Logger(label: "argus.gateway"))
-        let deps = APIDependencies(
+        let schedule: DaypartSchedule
+        do { schedule = try DaypartSchedule.parse(dayparts) } catch {
+            throw HubStartError(message: "invalid dayparts \(dayparts)", underlying: error)
+        }
+        let ratingsBuilder = RatingsBuilder(
+            store: store, node: nodeName, settings: RatingsSettings(interval: .seconds(Int64(ratingsBuildSeconds))), gate: gate,
+            logger: Logger(label: "argus.ratings"))
+        var apiDeps = APIDependencies(
             store: store, devices: devices, tokens: TokenRepository(store: store),
             audit: AuditLog(store: store, node: nodeName, logger: Logger(label: "argus.audit")),
             registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
             authenticator: authenticator, live: live, commands: commands, rollouts: rollouts,
             publicURL: (publicURL ?? "http://\(apiHost):\(apiPort)").trimmingCharacters(in: CharacterSet(charactersIn: "/")))
+        apiDeps.ratings = RatingsService(store: store, dayparts: schedule)
+        let deps = apiDeps
         let api = Application(
             router: OperatorAPI.router(deps),
             server: .guardedHTTP1WebSocket(
@@ -247,6 +262,7 @@ extension HubConfiguration {
                     .init(service: telemetry),
                     .init(service: commands),
                     .init(service: rollouts),
+                    .init(service: ratingsBuilder),
                     .init(service: FleetTicker(live: live, registry: registry, ingest: ingest, node: nodeName)),
                     .init(service: revocationFeed),
                     .init(service: gateway),

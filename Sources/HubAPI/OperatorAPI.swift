@@ -7,6 +7,7 @@ import Hummingbird
 import Logging
 import MongoStore
 import Prometheus
+import RatingsRuntime
 import STBProtocol
 
 /// What the operator API's routes need.
@@ -27,6 +28,8 @@ package struct APIDependencies: Sendable {
     /// Command jobs; the command routes exist only with it.
     package var commands: CommandService? = nil
     package var rollouts: RolloutService? = nil
+    /// Viewing ratings; the ratings route exists only with it.
+    package var ratings: RatingsService? = nil
     /// Base URL of this hub for firmware downloads.
     package var publicURL: String = "http://127.0.0.1:8080"
 
@@ -130,6 +133,7 @@ package enum OperatorAPI {
         addTelemetryRoutes(api, deps)
         LiveRoute.addFallbackRoute(api)
         addAlarmRoutes(api, deps)
+        if let ratings = deps.ratings { RatingsRoutes.add(api, ratings) }
         if let commands = deps.commands {
             let firmware = FirmwareRepository(store: deps.store)
             CommandRoutes.add(api, deps, commands, firmware)

@@ -81,7 +81,7 @@ public enum ViewingMode: String, Sendable, Hashable, CaseIterable, Comparable {
 public func minuteIndex(_ ms: Int64) -> Int64 { floorDiv(ms, RatingsParameters.minuteMs) }
 
 /// `a / b` rounded towards −∞ (`b` > 0).
-func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+public func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
     let q = a / b
     return a % b < 0 ? q - 1 : q
 }

@@ -1,0 +1,195 @@
+import ArgusStore
+import ArgusSupport
+import Foundation
+import Logging
+import Metrics
+import MongoStore
+import Ratings
+import ServiceLifecycle
+
+package struct RatingsSettings: Sendable {
+    /// How often the lease holder looks for new events and rebuilds the days they touch.
+    package var interval: Duration = .seconds(60)
+    /// How long a lease lasts without renewal.
+    package var leaseSeconds: TimeInterval = 180
+    /// Events received up to this long before the watermark are looked at again (the telemetry
+    /// applier may store an event a little after it was received).
+    package var rescanMs: Int64 = 120_000
+    /// How far before a day its events are read, to know what was on at midnight.
+    package var lookbackMs: Int64 = 86_400_000
+    package var parameters = RatingsParameters.default
+
+    package init(interval: Duration = .seconds(60)) { self.interval = interval }
+}
+
+/// Builds the stored rollups from the stored viewing events (docs/ratings-method.md, "Rollups"):
+/// a Service on every node, of which only the holder of the store lease builds. Every period it
+/// reads the events received since its watermark, works out which UTC days they touch, and
+/// rebuilds those days from all their events: a box seen by two nodes, or that moved between
+/// them, counts once, and a rebuild gives the same documents.
+package final class RatingsBuilder: Service, Sendable {
+    package let store: RatingsStore
+    let events: MongoCollection
+    let node: String
+    let settings: RatingsSettings
+    let logger: Logger
+    let gate: ReadinessGate?
+    let now: @Sendable () -> Int64
+    let built = Counter(label: "argus_ratings_days_built_total")
+    let buildSeconds = Metrics.Timer(label: "argus_ratings_day_build_seconds")
+    let skewed = Gauge(label: "argus_ratings_events_not_credited", dimensions: [("reason", "skewed")])
+    let late = Gauge(label: "argus_ratings_events_not_credited", dimensions: [("reason", "late")])
+
+    package init(
+        store: MongoStore, node: String, settings: RatingsSettings = .init(), gate: ReadinessGate? = nil, logger: Logger,
+        now: @escaping @Sendable () -> Int64 = { Date().millis }
+    ) {
+        self.store = RatingsStore(store: store)
+        events = store.collection(Schema.events)
+        self.node = node
+        self.settings = settings
+        self.logger = logger
+        self.gate = gate
+        self.now = now
+    }
+
+    package func run() async throws {
+        if let gate {
+            guard await cancelWhenGracefulShutdown({ await gate.wait() }) == true else { return }
+        }
+        try? await store.createIndexes()
+        var known: [String: BoxIndex] = [:]
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if await store.acquireLease(node: node, now: Date(millis: now()), ttl: settings.leaseSeconds) {
+                do { try await buildOnce(known: &known) } catch {
+                    logger.warning("ratings build failed; retrying next period", metadata: [LogKey.error: .string("\(error)")])
+                }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.settings.interval) }
+        }
+        await store.releaseLease(node: node)
+    }
+
+    /// One period: the days touched by events received since the watermark are rebuilt.
+    package func buildOnce(known: inout [String: BoxIndex]) async throws {
+        let from = (try await store.watermark() ?? 0) - settings.rescanMs
+        let seen = try await events.find(["r": ["$gt": .date(Date(millis: from))]], projection: ["t": 1, "r": 1, "o": 1])
+        guard !seen.isEmpty else { return }
+        let today = floorDiv(now(), RatingsParameters.minuteMs * RatingsStore.dayMinutes)
+        var dirty = Set<Int64>()
+        var newest = from
+        for e in seen {
+            guard let t = e["t"]?.dateValue?.millis, let r = e["r"]?.dateValue?.millis else { continue }
+            newest = max(newest, r)
+            let event = RatedEvent(boxTime: t, receivedAt: r, kind: .leave)
+            guard case .credited(let placed) = ClockCorrection.place(event, offsetMs: Int64(e["o"]?.intValue ?? 0), parameters: settings.parameters)
+            else { continue }
+            let day = floorDiv(placed.time, RatingsParameters.minuteMs * RatingsStore.dayMinutes)
+            dirty.insert(day)
+            if day < today { dirty.insert(day + 1) }  // a tune may run on past midnight
+        }
+        for day in dirty.sorted() { try await build(day: day, known: &known) }
+        try await store.setWatermark(newest, node: node)
+    }
+
+    /// Rebuilds one UTC day from the stored events.
+    package func build(day: Int64, known: inout [String: BoxIndex]) async throws {
+        let started = ContinuousClock.now
+        let p = settings.parameters
+        let dayMs = RatingsParameters.minuteMs * RatingsStore.dayMinutes
+        let start = day * dayMs, end = start + dayMs
+        let at = now()
+        // Credited events of the day were received at most the future skew before it, and at most
+        // the late horizon after it.
+        let docs = try await events.find(
+            [
+                "r": ["$gte": .date(Date(millis: start - settings.lookbackMs - p.futureSkewToleranceMs)), "$lt": .date(Date(millis: end + p.lateHorizonMs))]
+            ],
+            projection: ["d": 1, "b": 1, "s": 1, "t": 1, "r": 1, "e": 1, "ch": 1, "mode": 1, "o": 1])
+        var byBox: [String: [StoredViewing]] = [:]
+        for d in docs { if let v = StoredViewing(d) { byBox[v.device, default: []].append(v) } }
+        try await store.indices(for: Set(byBox.keys), known: &known)
+        let horizon = min(at, end + dayMs)
+        let dayMinutes = MinuteSelection(floorDiv(start, RatingsParameters.minuteMs)..<floorDiv(end, RatingsParameters.minuteMs))
+        var credits: [BoxCredits] = []
+        var active: [BoxIndex] = []
+        var skewedCount = 0, lateCount = 0
+        for (device, list) in byBox {
+            guard let index = known[device] else { continue }
+            let connections = StoredViewing.connections(list)
+            let r = MinuteCrediting.credits(connections: connections, horizon: horizon, parameters: p)
+            let mine = r.credits.filter { dayMinutes.contains($0.minute) }
+            var isActive = !mine.isEmpty
+            for c in connections {
+                for e in c.events {
+                    switch ClockCorrection.place(e, offsetMs: c.offsetMs, parameters: p) {
+                    case .credited(let placed): if placed.time >= start && placed.time < end { isActive = true }
+                    case .skewed: if e.receivedAt >= start && e.receivedAt < end { skewedCount += 1 }
+                    case .late: if e.receivedAt >= start && e.receivedAt < end { lateCount += 1 }
+                    }
+                }
+            }
+            if isActive { active.append(index) }
+            if !mine.isEmpty { credits.append(BoxCredits(box: index, credits: mine)) }
+        }
+        let rollup = try Rollup.build(credits, bucketMinutes: RatingsStore.reachBucketMinutes)
+        let previous = try await store.dayInfos(day..<(day + 1)).first?.version ?? 0
+        let info = RatingsStore.DayInfo(
+            day: day, version: previous + 1, builtAt: at, active: BoxSet(active), events: docs.count, skewed: skewedCount, late: lateCount)
+        try await store.write(rollup, info)
+        built.increment()
+        skewed.record(skewedCount)
+        late.record(lateCount)
+        buildSeconds.record(ContinuousClock.now - started)
+        logger.debug(
+            "ratings day built",
+            metadata: [LogKey.count: .stringConvertible(docs.count), LogKey.boxes: .stringConvertible(byBox.count), "day": .stringConvertible(day)])
+    }
+}
+
+/// A stored viewing event, as the builder reads it.
+struct StoredViewing {
+    var device: String
+    var boot: String
+    var seq: Int64
+    var offset: Int64
+    var event: RatedEvent
+
+    init?(_ d: Document) {
+        guard let device = d["d"]?.stringValue, let boot = d["b"]?.stringValue, let seq = d["s"]?.intValue,
+            let t = d["t"]?.dateValue?.millis, let r = d["r"]?.dateValue?.millis, let kind = Self.kind(d)
+        else { return nil }
+        self.device = device
+        self.boot = boot
+        self.seq = Int64(seq)
+        offset = Int64(d["o"]?.intValue ?? 0)
+        event = RatedEvent(boxTime: t, receivedAt: r, kind: kind)
+    }
+
+    static func kind(_ d: Document) -> RatedKind? {
+        switch d["e"]?.stringValue {
+        case "tune":
+            guard let ch = d["ch"]?.stringValue else { return nil }
+            return .tune(channel: ch, mode: d["mode"]?.stringValue.flatMap(ViewingMode.init(rawValue:)) ?? .live)
+        case "leave": return .leave
+        case "standby_on": return .standbyOn
+        case "standby_off": return .standbyOff
+        case "play_start": return .playStart
+        case "play_stop": return .playStop
+        case "play_error": return .playError
+        case "app_crash": return .appCrash
+        case "portal_reload": return .portalReload
+        default: return nil
+        }
+    }
+
+    /// A box's events as connections: one per (boot, clock offset), in the order they were
+    /// received, events in `seq` order.
+    static func connections(_ list: [StoredViewing]) -> [ConnectionLog] {
+        var groups: [String: [StoredViewing]] = [:]
+        for v in list { groups["\(v.boot)|\(v.offset)", default: []].append(v) }
+        return groups.values.map { g in g.sorted { $0.seq < $1.seq } }
+            .sorted { ($0.map(\.event.receivedAt).min() ?? 0, $0[0].boot) < ($1.map(\.event.receivedAt).min() ?? 0, $1[0].boot) }
+            .map { g in ConnectionLog(helloBoxTime: 0, helloReceivedAt: g[0].offset, events: g.map(\.event)) }
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Ratings
+import Synchronization
+
+/// Answers ratings questions from the stored rollups. Built days are immutable per version, so
+/// each day's rollup is loaded once per version and kept (bounded: the most recent
+/// `cacheDays` days).
+package final class RatingsService: Sendable {
+    package let store: RatingsStore
+    package let dayparts: DaypartSchedule
+    package let parameters: RatingsParameters
+    /// Registered boxes (revoked excluded), for the `registered` universe.
+    let registered: @Sendable () async throws -> Int
+    private let cache = Mutex<[Int64: (version: Int, rollup: Rollup)]>([:])
+    private let cacheDays = 62
+
+    package init(
+        store: RatingsStore, dayparts: DaypartSchedule, parameters: RatingsParameters = .default,
+        registered: @escaping @Sendable () async throws -> Int
+    ) {
+        self.store = store
+        self.dayparts = dayparts
+        self.parameters = parameters
+        self.registered = registered
+    }
+
+    package func answer(_ q: RatingsQuery) async throws -> RatingsAnswer {
+        let days = floorDiv(q.from, 1440)..<(floorDiv(q.to - 1, 1440) + 1)
+        let infos = try await store.dayInfos(days)
+        var rollup = try Rollup(bucketMinutes: RatingsStore.reachBucketMinutes)
+        for info in infos { try rollup.merge(try await dayRollup(info)) }
+        let universe: Int =
+            switch q.universe {
+            case .active: BoxSet.union(infos.map(\.active)).count
+            case .registered: try await registered()
+            }
+        var series: [RatingsAnswer.Row] = []
+        for (from, to, selection) in q.selections(dayparts) {
+            let tallies =
+                q.wantsReach
+                ? try rollup.tallies(selection: selection, modes: q.modes, universe: universe)
+                : Self.audienceTallies(rollup, selection: selection, modes: q.modes, universe: universe)
+            var measures = Measures.compute(tallies, parameters: parameters)
+            if let wanted = q.channels.map(Set.init) { measures.removeAll { !wanted.contains($0.channel) } }
+            if let top = q.top {
+                measures.sort { ($0.boxMinutes, $1.channel) > ($1.boxMinutes, $0.channel) }
+                measures = Array(measures.prefix(top))
+            }
+            let suppressed = universe < parameters.suppressionK
+            series.append(
+                RatingsAnswer.Row(
+                    from: Self.iso(from), to: Self.iso(to), minutes: Int(selection.count),
+                    channels: measures.map { RatingsAnswer.ChannelRow($0, q.measures, suppressed: suppressed) }))
+        }
+        let built = infos.map(\.builtAt).max()
+        return RatingsAnswer(
+            from: Self.iso(q.from), to: Self.iso(q.to), bucket: q.bucket?.rawValue, daypart: q.daypart,
+            modes: q.modes.map(\.rawValue).sorted(), measures: q.measures.map(\.rawValue),
+            universe: .init(kind: q.universe.rawValue, size: universe), sampleSize: universe, k: parameters.suppressionK,
+            confidence: "Wilson 95 % over boxes (n = universe)", daysBuilt: infos.count, daysInRange: Int(days.count),
+            builtAt: built.map { Self.isoMs($0) }, series: series)
+    }
+
+    /// Credited box-minutes only (no reach), for selections reach cannot answer.
+    static func audienceTallies(_ rollup: Rollup, selection: MinuteSelection, modes: Set<ViewingMode>, universe: Int) -> Tallies {
+        var channels: [String: Tallies.Channel] = [:]
+        var all: Int64 = 0
+        for (key, count) in rollup.audience where modes.contains(key.mode) && selection.contains(key.minute) {
+            channels[key.channel, default: Tallies.Channel()].boxMinutes += Int64(count)
+            all += Int64(count)
+        }
+        return Tallies(minutes: selection.count, universe: universe, allBoxMinutes: all, channels: channels)
+    }
+
+    private func dayRollup(_ info: RatingsStore.DayInfo) async throws -> Rollup {
+        if let hit = cache.withLock({ $0[info.day] }), hit.version == info.version { return hit.rollup }
+        let rollup = try await store.rollup(day: info.day, version: info.version)
+        cache.withLock { c in
+            c[info.day] = (info.version, rollup)
+            if c.count > cacheDays, let oldest = c.keys.min() { c[oldest] = nil }
+        }
+        return rollup
+    }
+
+    static func iso(_ minute: Int64) -> String { isoMs(minute * RatingsParameters.minuteMs) }
+    static func isoMs(_ ms: Int64) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}
+
+/// The answer to a ratings question: what was asked, the universe and sample size, and a row per
+/// bucket with each channel's measures. Percentages are 0–100; intervals are Wilson 95 %.
+package struct RatingsAnswer: Sendable, Encodable, Equatable {
+    package struct Universe: Sendable, Encodable, Equatable {
+        package var kind: String
+        package var size: Int
+    }
+
+    package struct Interval: Sendable, Encodable, Equatable {
+        package var lowerPct: Double
+        package var upperPct: Double
+        init?(_ ci: ConfidenceInterval?) {
+            guard let ci else { return nil }
+            lowerPct = ci.lower * 100
+            upperPct = ci.upper * 100
+        }
+    }
+
+    package struct ChannelRow: Sendable, Encodable, Equatable {
+        package var channel: String
+        /// True when the base (the universe) is below k: no figure is shown.
+        package var suppressed: Bool?
+        package var boxMinutes: Int64?
+        package var amr: Double?
+        package var ratingPct: Double?
+        package var ratingInterval: Interval?
+        package var sharePct: Double?
+        package var reach: Int?
+        package var reachPct: Double?
+        package var reachInterval: Interval?
+        package var reach3: Int?
+        package var reach3Pct: Double?
+        package var reach3Interval: Interval?
+        package var atvMinutes: Double?
+
+        init(_ m: ChannelMeasures, _ wanted: [RatingsQuery.Measure], suppressed: Bool) {
+            channel = m.channel
+            if suppressed {
+                self.suppressed = true
+                return
+            }
+            boxMinutes = m.boxMinutes
+            for w in wanted {
+                switch w {
+                case .amr: amr = m.amr
+                case .rating: (ratingPct, ratingInterval) = (m.rating * 100, Interval(m.ratingInterval))
+                case .share: sharePct = m.share.map { $0 * 100 }
+                case .reach: (reach, reachPct, reachInterval) = (m.reach1, m.reach1Rate * 100, Interval(m.reach1Interval))
+                case .reach3: (reach3, reach3Pct, reach3Interval) = (m.reach3, m.reach3Rate * 100, Interval(m.reach3Interval))
+                case .atv: atvMinutes = m.atvMinutes
+                }
+            }
+        }
+    }
+
+    package struct Row: Sendable, Encodable, Equatable {
+        package var from: String
+        package var to: String
+        /// Minutes in this row's selection (fewer than to − from with a daypart).
+        package var minutes: Int
+        package var channels: [ChannelRow]
+    }
+
+    package var from: String
+    package var to: String
+    package var bucket: String?
+    package var daypart: String?
+    package var modes: [String]
+    package var measures: [String]
+    package var universe: Universe
+    /// Boxes the intervals are computed over (the universe).
+    package var sampleSize: Int
+    /// Cells with a base below k boxes are suppressed.
+    package var k: Int
+    package var confidence: String
+    /// Days of the range with a stored build, of all its days.
+    package var daysBuilt: Int
+    package var daysInRange: Int
+    /// When the newest of those days was built.
+    package var builtAt: String?
+    package var series: [Row]
+
+    /// The answer as CSV: a row per (bucket, channel); suppressed figures read `suppressed`.
+    package var csv: String {
+        let header =
+            ["from", "to", "channel", "box_minutes", "amr", "rating_pct", "rating_lower_pct", "rating_upper_pct", "share_pct"]
+            + ["reach", "reach_pct", "reach_lower_pct", "reach_upper_pct", "reach3", "reach3_pct", "reach3_lower_pct", "reach3_upper_pct", "atv_minutes"]
+        var lines = [header.joined(separator: ",")]
+        func f(_ v: Double?) -> String { v.map { String(format: "%.6f", $0) } ?? "" }
+        func i<T: BinaryInteger>(_ v: T?) -> String { v.map { "\($0)" } ?? "" }
+        for row in series {
+            for c in row.channels {
+                let figures: [String] =
+                    c.suppressed == true
+                    ? Array(repeating: Cell<Int>.marker, count: header.count - 3)
+                    : [
+                        i(c.boxMinutes), f(c.amr), f(c.ratingPct), f(c.ratingInterval?.lowerPct), f(c.ratingInterval?.upperPct), f(c.sharePct),
+                        i(c.reach), f(c.reachPct), f(c.reachInterval?.lowerPct), f(c.reachInterval?.upperPct),
+                        i(c.reach3), f(c.reach3Pct), f(c.reach3Interval?.lowerPct), f(c.reach3Interval?.upperPct), f(c.atvMinutes),
+                    ]
+                lines.append(([row.from, row.to, Self.csvField(c.channel)] + figures).joined(separator: ","))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A channel id as a CSV field: quoted when needed, and never read as a formula.
+    package static func csvField(_ s: String) -> String {
+        var v = s
+        if let first = v.first, "=+-@".contains(first) { v = "'" + v }
+        return v.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : v
+    }
+}

@@ -1,0 +1,238 @@
+import ArgusStore
+import Foundation
+import MongoStore
+import Ratings
+
+/// Where ratings live in the store (docs/storage.md, "Ratings"):
+///
+/// - `ratings_days`: one document per built UTC day: its build version `v`, when it was built,
+///   the day's active boxes (a roaring bitmap) and the counts of events left out.
+/// - `ratings_cells`: per (day, version, channel): the audience counters of each mode as 1,440
+///   little-endian `Int32`s, and per hour the reach bitmaps (≥ 1 minute, ≥ 3 consecutive
+///   minutes, and the runs touching the hour's edges).
+/// - `ratings_boxes`: the dense box index bitmaps are over (`_id` = box id, `i`).
+/// - `ratings_state`: the builder's lease and how far it has read the events.
+///
+/// A build writes the new version's cells, then points the day at them, then deletes the old
+/// version: a reader sees one whole version or the other.
+package struct RatingsStore: Sendable {
+    package static let daysName = "ratings_days"
+    package static let cellsName = "ratings_cells"
+    package static let boxesName = "ratings_boxes"
+    package static let stateName = "ratings_state"
+    /// Reach buckets are hours: reach is exact for any selection of whole hours.
+    package static let reachBucketMinutes: Int64 = 60
+    package static let dayMinutes: Int64 = 1440
+
+    package let store: MongoStore
+    package let days: MongoCollection
+    package let cells: MongoCollection
+    package let boxes: MongoCollection
+    package let state: MongoCollection
+
+    package init(store: MongoStore) {
+        self.store = store
+        days = store.collection(Self.daysName)
+        cells = store.collection(Self.cellsName)
+        boxes = store.collection(Self.boxesName)
+        state = store.collection(Self.stateName)
+    }
+
+    package func createIndexes() async throws {
+        try await cells.createIndexes([IndexModel(name: "day_v", keys: ["day": 1, "v": 1])])
+        try await boxes.createIndexes([IndexModel(name: "i", keys: ["i": 1], unique: true)])
+    }
+
+    // MARK: - Lease and watermark
+
+    /// Takes or renews the builder's lease; false when another node holds it.
+    package func acquireLease(node: String, now: Date, ttl: TimeInterval) async -> Bool {
+        do {
+            let d = try await state.findOneAndUpdate(
+                ["_id": "builder", "$or": [["until": ["$lt": .date(now)]], ["node": .string(node)]]],
+                ["$set": ["node": .string(node), "until": .date(now.addingTimeInterval(ttl))]], upsert: true)
+            return d?["node"]?.stringValue == node
+        } catch {
+            return false  // another node's lease (the upsert hit the unique _id), or the store is down
+        }
+    }
+
+    package func releaseLease(node: String) async {
+        _ = try? await state.updateOne(["_id": "builder", "node": .string(node)], ["$set": ["until": .date(Date(timeIntervalSince1970: 0))]])
+    }
+
+    /// The receive time up to which events have been looked at.
+    package func watermark() async throws -> Int64? {
+        try await state.findOne(["_id": "builder"])?["watermark"]?.dateValue?.millis
+    }
+
+    package func setWatermark(_ ms: Int64, node: String) async throws {
+        _ = try await state.updateOne(["_id": "builder", "node": .string(node)], ["$set": ["watermark": .date(Date(millis: ms))]])
+    }
+
+    // MARK: - Box index
+
+    /// The dense index of each box, assigning the next free ones to boxes not seen before. Only
+    /// the lease holder calls it, so indices are never handed out twice.
+    package func indices(for devices: Set<String>, known: inout [String: BoxIndex]) async throws {
+        if known.isEmpty {
+            for d in try await boxes.find([:], projection: ["i": 1]) {
+                if let id = d["_id"]?.stringValue, let i = d["i"]?.intValue { known[id] = BoxIndex(i) }
+            }
+        }
+        let fresh = devices.filter { known[$0] == nil }.sorted()
+        guard !fresh.isEmpty else { return }
+        var next = (known.values.max().map { Int($0) + 1 }) ?? 0
+        var docs: [Document] = []
+        for id in fresh {
+            known[id] = BoxIndex(next)
+            docs.append(["_id": .string(id), "i": .int(next)])
+            next += 1
+        }
+        for k in stride(from: 0, to: docs.count, by: 1000) {
+            _ = try await boxes.insertMany(Array(docs[k..<min(docs.count, k + 1000)]))
+        }
+    }
+
+    // MARK: - Days
+
+    /// What a stored day says about itself.
+    package struct DayInfo: Sendable, Equatable {
+        package var day: Int64
+        package var version: Int
+        package var builtAt: Int64
+        package var active: BoxSet
+        package var events: Int
+        package var skewed: Int
+        package var late: Int
+    }
+
+    /// The built days in `range` (day numbers since 1970, UTC).
+    package func dayInfos(_ range: Range<Int64>) async throws -> [DayInfo] {
+        try await days.find(["_id": ["$gte": .int64(range.lowerBound), "$lt": .int64(range.upperBound)]], sort: ["_id": 1]).map {
+            try Self.decodeDay($0)
+        }
+    }
+
+    static func decodeDay(_ d: Document) throws -> DayInfo {
+        func field<T>(_ name: String, _ value: T?) throws -> T {
+            guard let value else { throw RatingsStoreError.corrupt(collection: daysName, id: "\(d["_id"].map { "\($0)" } ?? "?")", field: name) }
+            return value
+        }
+        let id = try field("_id", d["_id"]?.intValue.map(Int64.init))
+        guard case .binary(let bytes)? = d["active"], let active = try? BoxSet(serialized: bytes) else {
+            throw RatingsStoreError.corrupt(collection: daysName, id: "\(id)", field: "active")
+        }
+        return DayInfo(
+            day: id, version: try field("v", d["v"]?.intValue), builtAt: try field("builtAt", d["builtAt"]?.dateValue?.millis),
+            active: active, events: d["events"]?.intValue ?? 0, skewed: d["skewed"]?.intValue ?? 0, late: d["late"]?.intValue ?? 0)
+    }
+
+    /// Stores a day's rollup as version `info.version`, then makes it the day's current one.
+    package func write(_ rollup: Rollup, _ info: DayInfo) async throws {
+        let dayStart = info.day * Self.dayMinutes
+        var byChannel: [String: (aud: [ViewingMode: [Int32]], reach: [(Int64, Rollup.ReachCell)])] = [:]
+        for (key, count) in rollup.audience {
+            let m = Int(key.minute - dayStart)
+            guard (0..<Int(Self.dayMinutes)).contains(m) else { continue }
+            var entry = byChannel[key.channel] ?? ([:], [])
+            entry.aud[key.mode, default: [Int32](repeating: 0, count: Int(Self.dayMinutes))][m] = Int32(clamping: count)
+            byChannel[key.channel] = entry
+        }
+        for (key, cell) in rollup.reach {
+            byChannel[key.channel, default: ([:], [])].reach.append((key.bucket, cell))
+        }
+        var docs: [Document] = []
+        for (channel, entry) in byChannel.sorted(by: { $0.key < $1.key }) {
+            var aud = Document()
+            for (mode, counts) in entry.aud.sorted(by: { $0.key < $1.key }) { aud[mode.rawValue] = .binary(Self.int32s(counts)) }
+            let reach: [BSON] = entry.reach.sorted { $0.0 < $1.0 }.map { bucket, cell in
+                .document([
+                    "b": .int64(bucket), "r": .binary(cell.reached.serialized()), "r3": .binary(cell.run3.serialized()),
+                    "h1": .binary(BoxSet(cell.head.keys).serialized()), "h2": .binary(BoxSet(cell.head.filter { $0.value >= 2 }.keys).serialized()),
+                    "t1": .binary(BoxSet(cell.tail.keys).serialized()), "t2": .binary(BoxSet(cell.tail.filter { $0.value >= 2 }.keys).serialized()),
+                ])
+            }
+            docs.append([
+                "_id": .string("\(info.day)|\(info.version)|\(channel)"), "day": .int64(info.day), "v": .int(info.version),
+                "ch": .string(channel), "aud": .document(aud), "reach": .array(reach),
+            ])
+        }
+        _ = try await cells.deleteMany(["day": .int64(info.day), "v": .int(info.version)])  // a build that stopped halfway
+        for k in stride(from: 0, to: docs.count, by: 200) { _ = try await cells.insertMany(Array(docs[k..<min(docs.count, k + 200)])) }
+        _ = try await days.updateOne(
+            ["_id": .int64(info.day)],
+            [
+                "$set": [
+                    "v": .int(info.version), "builtAt": .date(Date(millis: info.builtAt)), "active": .binary(info.active.serialized()),
+                    "events": .int(info.events), "skewed": .int(info.skewed), "late": .int(info.late), "channels": .int(docs.count),
+                ]
+            ], upsert: true)
+        _ = try await cells.deleteMany(["day": .int64(info.day), "v": ["$ne": .int(info.version)]])
+    }
+
+    /// The rollup of one stored day version.
+    package func rollup(day: Int64, version: Int) async throws -> Rollup {
+        var rollup = try Rollup(bucketMinutes: Self.reachBucketMinutes)
+        let dayStart = day * Self.dayMinutes
+        for d in try await cells.find(["day": .int64(day), "v": .int(version)]) {
+            let id = d["_id"]?.stringValue ?? "?"
+            func corrupt(_ field: String) -> RatingsStoreError { .corrupt(collection: Self.cellsName, id: id, field: field) }
+            guard let channel = d["ch"]?.stringValue else { throw corrupt("ch") }
+            if case .document(let aud)? = d["aud"] {
+                for (name, value) in aud {
+                    guard let mode = ViewingMode(rawValue: name), case .binary(let bytes) = value, bytes.count == Int(Self.dayMinutes) * 4 else {
+                        throw corrupt("aud.\(name)")
+                    }
+                    for (m, count) in Self.int32s(bytes).enumerated() where count > 0 {
+                        rollup.audience[Rollup.AudienceKey(channel: channel, mode: mode, minute: dayStart + Int64(m))] = Int(count)
+                    }
+                }
+            }
+            for entry in d["reach"]?.arrayValue ?? [] {
+                guard case .document(let r) = entry, let bucket = r["b"]?.intValue.map(Int64.init) else { throw corrupt("reach.b") }
+                func set(_ f: String) throws -> BoxSet {
+                    guard case .binary(let bytes)? = r[f], let s = try? BoxSet(serialized: bytes) else { throw corrupt("reach.\(f)") }
+                    return s
+                }
+                var cell = Rollup.ReachCell()
+                cell.reached = try set("r")
+                cell.run3 = try set("r3")
+                let h2 = try set("h2"), t2 = try set("t2")
+                for b in try set("h1") { cell.head[b] = h2.contains(b) ? 2 : 1 }
+                for b in try set("t1") { cell.tail[b] = t2.contains(b) ? 2 : 1 }
+                rollup.reach[Rollup.ReachKey(channel: channel, bucket: bucket)] = cell
+            }
+        }
+        return rollup
+    }
+
+    static func int32s(_ values: [Int32]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(values.count * 4)
+        for v in values {
+            let u = UInt32(bitPattern: v)
+            out.append(contentsOf: [
+                UInt8(truncatingIfNeeded: u), UInt8(truncatingIfNeeded: u >> 8), UInt8(truncatingIfNeeded: u >> 16), UInt8(truncatingIfNeeded: u >> 24),
+            ])
+        }
+        return out
+    }
+
+    static func int32s(_ bytes: [UInt8]) -> [Int32] {
+        stride(from: 0, to: bytes.count - 3, by: 4).map { i in
+            Int32(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+        }
+    }
+}
+
+/// A stored ratings document that does not decode: which, and what is wrong.
+package enum RatingsStoreError: Error, CustomStringConvertible, Equatable {
+    case corrupt(collection: String, id: String, field: String)
+
+    package var description: String {
+        switch self {
+        case .corrupt(let c, let id, let f): "\(c) document \(id): field \(f) is missing or malformed"
+        }
+    }
+}
