@@ -44,7 +44,7 @@ class Params:
     future_skew_tolerance_ms: int = 300_000
     late_horizon_ms: int = 172_800_000
     suppression_k: int = 5
-    z: float = 1.959964
+    z: float = 1.959963984540054  # docs/ratings-method.md, parameters table
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,239 @@
+"""Ratings end to end: real boxes (Python websockets) send viewing, the hub stores it, its leased
+builder rolls it up, and the analyst API's answers equal an independent recomputation
+(ratings_ref.py, written from docs/ratings-method.md alone) from the stored raw events.
+
+Every box ends its viewing with `leave`, so no tune is open and the build's horizon does not
+matter. Clocks are off by up to ±3 h per connection; placement uses each connection's offset as
+stored on its events (`o`).
+"""
+import asyncio
+import datetime
+import json
+import random
+import time
+
+import pymongo
+import pytest
+
+import ratings_ref as ref
+from helpers import connect, db_of, expect_ack, run
+
+DAY_MS = 86_400_000
+CHANNELS = ["news", "sport", "kids", "movies"]
+
+
+def day_bounds():
+    """Yesterday (UTC): whole and in the past, so every event is credited, not skewed."""
+    today = int(time.time() * 1000) // DAY_MS
+    return (today - 1) * DAY_MS, today * DAY_MS
+
+
+def viewing(rng, start_ms, end_ms):
+    """A random evening of one box in [start, end): tunes (some time-shifted), standby, and a
+    final leave; times are hub times."""
+    t = start_ms + rng.randrange(0, 3_600_000)
+    out = []
+    while t < end_ms - 7_200_000:
+        r = rng.random()
+        if r < 0.7:
+            out.append({"event": "tune", "channel": rng.choice(CHANNELS), **({"mode": "timeshift"} if rng.random() < 0.1 else {})})
+        elif r < 0.8:
+            out.append({"event": "standby_on"})
+        elif r < 0.9:
+            out.append({"event": "standby_off"})
+        else:
+            out.append({"event": "play_start"})
+        out[-1]["at"] = t
+        t += rng.choice([5_000, 9_000, 11_000, 40_000, 150_000, 600_000, 1_800_000])
+    out.append({"event": "leave", "at": t})
+    return out
+
+
+async def send_viewing(hub, device, secret, boot, clock_offset_ms, events, first_seq):
+    """One connection: hello stamped by a clock `clock_offset_ms` off, then the events in batches;
+    returns the next seq. The box's `ts` are its own clock's."""
+    ws = await connect(hub, device, secret)
+    try:
+        now = int(time.time() * 1000)
+        await ws.send(json.dumps({"type": "hello", "id": "h", "ts": now + clock_offset_ms, "model": "argus-sim-1",
+                                  "firmware": "1.0.0", "bootId": boot}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
+        seq = first_seq
+        for k in range(0, len(events), 20):
+            msgs = []
+            for e in events[k:k + 20]:
+                m = {"type": "event", "seq": seq, "ts": e["at"] + clock_offset_ms, "event": e["event"]}
+                if "channel" in e:
+                    m["channel"] = e["channel"]
+                if "mode" in e:
+                    m["mode"] = e["mode"]
+                msgs.append(m)
+                seq += 1
+            await ws.send(json.dumps({"type": "batch", "id": f"b{seq}", "messages": msgs}))
+        await expect_ack(ws, seq - 1)
+        return seq
+    finally:
+        await ws.close()
+
+
+def recompute(db, start, end, universe, bucket=None):
+    docs = list(db.events.find({}))
+    by_box = ref.connections_from_docs(docs, lambda d: (0, d.get("o", 0)))
+    credits = ref.credits_for_boxes(by_box, ref.Params(), horizon=end + DAY_MS)
+    if bucket is None:
+        return [(start, end, ref.measures(credits, ref.range_minutes(start, end), universe))]
+    return [(b, b + ref.BUCKETS[bucket], m) for b, m in ref.series(credits, start, end, bucket, universe)]
+
+
+def iso(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def compare(answer_rows, expected_rows):
+    """Counts equal exactly; ratios and intervals to 1e-9 (same formula, different languages)."""
+    assert len(answer_rows) == len(expected_rows), (len(answer_rows), len(expected_rows))
+    for row, (_, _, exp) in zip(answer_rows, expected_rows):
+        got = {c["channel"]: c for c in row["channels"]}
+        want = {ch: m for ch, m in exp.items() if m.box_minutes > 0}
+        assert sorted(got) == sorted(want), (row["from"], sorted(got), sorted(want))
+        for ch, m in want.items():
+            c = got[ch]
+            where = f"{row['from']} {ch}"
+            assert c["boxMinutes"] == m.box_minutes, where
+            assert c["amr"] == pytest.approx(m.amr, abs=1e-9), where
+            assert c["ratingPct"] == pytest.approx(m.rating * 100, abs=1e-9), where
+            assert c["ratingInterval"]["lowerPct"] == pytest.approx(m.rating_ci[0] * 100, abs=1e-9), where
+            assert c["ratingInterval"]["upperPct"] == pytest.approx(m.rating_ci[1] * 100, abs=1e-9), where
+            assert c["sharePct"] == pytest.approx(m.share * 100, abs=1e-9), where
+            if "reach" in c:
+                assert (c["reach"], c["reach3"]) == (m.reach1, m.reach3), where
+                assert c["reachInterval"]["upperPct"] == pytest.approx(m.reach1_ci[1] * 100, abs=1e-9), where
+                assert c["atvMinutes"] == pytest.approx(m.atv, abs=1e-9), where
+
+
+def drive(hubs, boxes, rng):
+    """Each box views yesterday evening in two connections (different boots and clocks); with two
+    hubs, the second connection goes to the other node."""
+    start, end = day_bounds()
+    plans = [viewing(rng, start + 17 * 3_600_000, end) for _ in boxes]
+    offsets = [(rng.randrange(-10_800_000, 10_800_000), rng.randrange(-10_800_000, 10_800_000)) for _ in boxes]
+
+    async def one(i, device, secret):
+        events = plans[i]
+        half = len(events) // 2
+        seq = await send_viewing(hubs[0], device, secret, f"{device}-a", offsets[i][0], events[:half], 1)
+        await send_viewing(hubs[-1], device, secret, f"{device}-b", offsets[i][1], events[half:], seq)
+
+    async def all_boxes():
+        await asyncio.gather(*(one(i, d, s) for i, (d, s) in enumerate(boxes)))
+
+    run(all_boxes(), timeout=120)
+    # Acknowledged means spooled; wait until the applier has stored every event.
+    db = db_of(hubs[0])
+    sent = sum(len(p) for p in plans)
+    deadline = time.time() + 60
+    while db.events.count_documents({}) < sent and time.time() < deadline:
+        time.sleep(0.2)
+    assert db.events.count_documents({}) == sent
+    # The offset stored with each event is the hub's measure of that connection's clock: hub time
+    # of hello − its ts, i.e. minus the offset the box's clock was given (to the hello's latency).
+    given = {f"{d}-{ab}": -offsets[i][k] for i, (d, _) in enumerate(boxes) for k, ab in enumerate("ab")}
+    for e in db.events.find({}, {"b": 1, "o": 1}):
+        assert abs(e["o"] - given[e["b"]]) < 2_000, (e, given[e["b"]])
+    return start, end
+
+
+def analyst(hub):
+    _, t, _ = hub.call("POST", "/api/v1/tokens", {"name": "analyst", "role": "analyst"}, expect=201)
+    return t["token"]
+
+
+def wait_agreement(hub, token, db, start, end, universe, bucket=None, timeout=90):
+    """Polls until the build has caught up with every stored event, then compares."""
+    q = f"/api/v1/ratings?from={iso(start)}&to={iso(end)}&universe=registered" + (f"&bucket={bucket}" if bucket else "")
+    stored = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)  # every event is stored by now (drive)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        built = db.ratings_days.find_one({"_id": start // DAY_MS})
+        if built and built["builtAt"] > stored:
+            break
+        time.sleep(0.5)
+    status, last, _ = hub.call("GET", q, token=token)
+    assert status == 200 and last["daysBuilt"] == 1, last
+    expected = recompute(db, start, end, universe, bucket)
+    compare(last["series"], expected)
+    return last
+
+
+@pytest.fixture
+def ratings_hub(make_hub):
+    return make_hub(extra_args=["--ratings-build-seconds", "1"]).start()
+
+
+def register(hub, n, prefix):
+    return [(f"{prefix}-{i}", hub.register(f"{prefix}-{i}")) for i in range(n)]
+
+
+def test_ratings_on_one_node_equal_the_recomputation(ratings_hub):
+    rng = random.Random(11)
+    boxes = register(ratings_hub, 8, "rt")
+    start, end = drive([ratings_hub], boxes, rng)
+    db = db_of(ratings_hub)
+    token = analyst(ratings_hub)
+    day = wait_agreement(ratings_hub, token, db, start, end, universe=8)
+    assert day["universe"] == {"kind": "registered", "size": 8} and day["sampleSize"] == 8
+    assert sum(c["boxMinutes"] for c in day["series"][0]["channels"]) > 0, "the scenario credits viewing"
+    wait_agreement(ratings_hub, token, db, start, end, universe=8, bucket="hour")
+    # The active universe: every box viewed that day.
+    _, active, _ = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}", token=token, expect=200)
+    assert active["universe"] == {"kind": "active", "size": 8}
+    # CSV export: a row per channel, the same box-minutes.
+    status, csv, headers = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}&format=csv&universe=registered", token=token)
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    lines = csv.strip().split("\n")
+    assert lines[0].startswith("from,to,channel,box_minutes")
+    assert {l.split(",")[2]: int(l.split(",")[3]) for l in lines[1:]} == {c["channel"]: c["boxMinutes"] for c in day["series"][0]["channels"]}
+
+
+def test_ratings_on_two_nodes_with_boxes_moving_between_them(make_hub):
+    a = make_hub(extra_args=["--ratings-build-seconds", "1"]).start()
+    b = make_hub(extra_args=["--ratings-build-seconds", "1"], database=a.database, uri=a.uri).start()
+    rng = random.Random(23)
+    boxes = register(a, 7, "mv")
+    start, end = drive([a, b], boxes, rng)
+    db = db_of(a)
+    token = analyst(a)
+    day = wait_agreement(a, token, db, start, end, universe=7)
+    # Either node answers the same from the shared rollups.
+    _, on_b, _ = b.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}&universe=registered", token=token, expect=200)
+    assert on_b["series"] == day["series"]
+    # One build per day version, whichever node held the lease: the cells are those of one version.
+    current = db.ratings_days.find_one({"_id": start // DAY_MS})["v"]
+    assert {c["v"] for c in db.ratings_cells.find({"day": start // DAY_MS}, {"v": 1})} == {current}
+
+
+def test_small_universes_are_suppressed_and_bad_questions_name_their_parameter(ratings_hub):
+    rng = random.Random(5)
+    boxes = register(ratings_hub, 3, "sm")
+    start, end = drive([ratings_hub], boxes, rng)
+    token = analyst(ratings_hub)
+    db = db_of(ratings_hub)
+    deadline = time.time() + 60
+    while time.time() < deadline and not db.ratings_days.find_one({"_id": start // DAY_MS}):
+        time.sleep(0.5)
+    _, body, _ = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}", token=token, expect=200)
+    assert body["universe"]["size"] == 3 and body["k"] == 5
+    assert body["series"][0]["channels"] and all(c == {"channel": c["channel"], "suppressed": True} for c in body["series"][0]["channels"])
+    for query, parameter in [
+        ("from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
+        ("from=2026-01-01T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
+        ("from=noon&to=2026-12-01T00:00:00Z", "from"),
+        (f"from={iso(start)}&to={iso(end)}&bucket=fortnight", "bucket"),
+        (f"from={iso(start)}&to={iso(end)}&daypart=brunch", "daypart"),
+        (f"from={iso(start)}&to={iso(end)}&segment=region", "segment"),
+        (f"from={iso(start)}&to={iso(end)}&measures=amr,loyalty", "measures"),
+    ]:
+        status, err, _ = ratings_hub.call("GET", f"/api/v1/ratings?{query}", token=token)
+        assert status == 400 and parameter in json.dumps(err), (query, status, err)
+    # Analysts see aggregates; without a token, nothing.
+    assert ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}", token=False)[0] == 401
