@@ -1,64 +1,79 @@
 import ArgusSupport
 import Foundation
+import Logging
 import MongoStore
 import Telemetry
 
-/// An alarm as the API shows it.
+/// An alarm's stored `state`: raised → acknowledged → cleared. (Not `Telemetry.AlarmState`,
+/// the evaluators' in-memory state.)
+package enum AlarmStatus: String, Codable, Sendable, CaseIterable {
+    case raised
+    case acknowledged
+    case cleared
+}
+
+/// A document of `alarms`, decoded with ``BSONDecoder``. The API shows it as its own view
+/// (HubAPI `AlarmView`).
 package struct AlarmRecord: Codable, Sendable, Equatable {
     package var id: String
     package var key: String
     package var rule: String
     package var target: String
-    /// raised → acknowledged → cleared
-    package var state: String
+    package var state: AlarmStatus
+    /// Present (true) only while not cleared: the unique partial index's key.
+    package var active: Bool?
     package var raisedAt: Date?
     package var acknowledgedAt: Date?
     package var acknowledgedBy: String?
     package var clearedAt: Date?
     package var details: [String: String]
 
-    package init(_ d: Document) {
-        id = d["_id"]?.stringValue ?? ""
-        key = d["key"]?.stringValue ?? ""
-        rule = d["rule"]?.stringValue ?? ""
-        target = d["target"]?.stringValue ?? ""
-        state = d["state"]?.stringValue ?? ""
-        raisedAt = d["raisedAt"]?.dateValue
-        acknowledgedAt = d["acknowledgedAt"]?.dateValue
-        acknowledgedBy = d["acknowledgedBy"]?.stringValue
-        clearedAt = d["clearedAt"]?.dateValue
-        details = Dictionary(uniqueKeysWithValues: (d["details"]?.documentValue ?? [:]).fields.map { ($0.key, $0.value.stringValue ?? "") })
+    package enum CodingKeys: String, CodingKey {
+        case id = "_id", key, rule, target, state, active, raisedAt, acknowledgedAt, acknowledgedBy, clearedAt, details
+    }
+
+    package init(
+        id: String, key: String, rule: String, target: String, state: AlarmStatus, active: Bool? = nil, raisedAt: Date? = nil,
+        acknowledgedAt: Date? = nil, acknowledgedBy: String? = nil, clearedAt: Date? = nil, details: [String: String] = [:]
+    ) {
+        self.id = id; self.key = key; self.rule = rule; self.target = target; self.state = state; self.active = active
+        self.raisedAt = raisedAt; self.acknowledgedAt = acknowledgedAt; self.acknowledgedBy = acknowledgedBy
+        self.clearedAt = clearedAt; self.details = details
     }
 }
 
 package struct AlarmRepository: Sendable {
     package let alarms: MongoCollection
     package let devices: MongoCollection
-    package init(store: MongoStore) {
+    package let decodeFailures: DecodeFailures
+    package init(store: MongoStore, logger: Logger = Logger(label: "argus.store")) {
         alarms = store.collection(Schema.alarms)
         devices = store.collection(Schema.devices)
+        decodeFailures = DecodeFailures(collection: Schema.alarms, logger: logger)
     }
 
-    package func list(state: String?, rule: String?, limit: Int) async throws -> [AlarmRecord] {
+    /// Newest first; an alarm that does not decode is left out (counted and logged).
+    package func list(state: AlarmStatus?, rule: String?, limit: Int) async throws -> [AlarmRecord] {
         var q = Document()
-        if let state { q["state"] = .string(state) }
+        if let state { q["state"] = .string(state.rawValue) }
         if let rule { q["rule"] = .string(rule) }
-        return try await alarms.find(q, sort: ["raisedAt": -1], limit: limit).map(AlarmRecord.init)
+        return decodeFailures.decodeEach(try await alarms.find(q, sort: ["raisedAt": -1], limit: limit), as: AlarmRecord.self)
     }
 
     package enum AckOutcome { case acknowledged(AlarmRecord), notFound, alreadyCleared, alreadyAcknowledged(AlarmRecord) }
 
-    /// raised → acknowledged. Acknowledging twice is harmless.
+    /// raised → acknowledged. Acknowledging twice is harmless. An alarm that does not decode
+    /// throws ``BSONDecodingError`` (counted and logged).
     package func acknowledge(id: String, by who: String, now: Date) async throws -> AckOutcome {
         if let d = try await alarms.findOneAndUpdate(
             ["_id": .string(id), "state": "raised"],
             ["$set": ["state": "acknowledged", "acknowledgedAt": .date(now), "acknowledgedBy": .string(who)]])
         {
-            return .acknowledged(AlarmRecord(d))
+            return .acknowledged(try decodeFailures.decode(d, as: AlarmRecord.self))
         }
         guard let d = try await alarms.findOne(["_id": .string(id)]) else { return .notFound }
-        let r = AlarmRecord(d)
-        return r.state == "cleared" ? .alreadyCleared : .alreadyAcknowledged(r)
+        let r = try decodeFailures.decode(d, as: AlarmRecord.self)
+        return r.state == .cleared ? .alreadyCleared : .alreadyAcknowledged(r)
     }
 
     /// Offline alarms to raise and to clear: boxes offline for longer than `after`, and boxes
