@@ -46,10 +46,22 @@ package struct AlarmRepository: Sendable {
     package let alarms: MongoCollection
     package let devices: MongoCollection
     package let decodeFailures: DecodeFailures
+    package let deviceFailures: DecodeFailures
     package init(store: MongoStore, logger: Logger = Logger(label: "argus.store")) {
         alarms = store.collection(Schema.alarms)
         devices = store.collection(Schema.devices)
         decodeFailures = DecodeFailures(collection: Schema.alarms, logger: logger)
+        deviceFailures = DecodeFailures(collection: Schema.devices, logger: logger)
+    }
+
+    /// An alarm's target (projection).
+    private struct AlarmTarget: Decodable { var target: String }
+
+    /// A box's id and when it was last seen (projection).
+    private struct Seen: Decodable {
+        var id: String
+        var lastSeen: Date?
+        enum CodingKeys: String, CodingKey { case id = "_id", lastSeen }
     }
 
     /// Newest first; an alarm that does not decode is left out (counted and logged).
@@ -66,8 +78,8 @@ package struct AlarmRepository: Sendable {
     /// throws ``BSONDecodingError`` (counted and logged).
     package func acknowledge(id: String, by who: String, now: Date) async throws -> AckOutcome {
         if let d = try await alarms.findOneAndUpdate(
-            ["_id": .string(id), "state": "raised"],
-            ["$set": ["state": "acknowledged", "acknowledgedAt": .date(now), "acknowledgedBy": .string(who)]])
+            ["_id": .string(id), "state": .string(AlarmStatus.raised.rawValue)],
+            ["$set": ["state": .string(AlarmStatus.acknowledged.rawValue), "acknowledgedAt": .date(now), "acknowledgedBy": .string(who)]])
         {
             return .acknowledged(try decodeFailures.decode(d, as: AlarmRecord.self))
         }
@@ -79,20 +91,21 @@ package struct AlarmRepository: Sendable {
     /// Offline alarms to raise and to clear: boxes offline for longer than `after`, and boxes
     /// with an active offline alarm that are back.
     package func offlineChanges(after: TimeInterval, now: Date) async throws -> [AlarmChange] {
-        let active = try await alarms.find(["rule": "offline", "active": true], projection: ["target": 1]).compactMap { $0["target"]?.stringValue }
+        let active = decodeFailures.decodeEach(
+            try await alarms.find(["rule": "offline", "active": true], projection: ["target": 1]), as: AlarmTarget.self
+        ).map(\.target)
         let activeSet = Set(active)
         var changes: [AlarmChange] = []
         if !active.isEmpty {
             let back = try await devices.find(["_id": ["$in": .array(active.map { .string($0) })], "online": true], projection: ["_id": 1])
-            changes += back.compactMap { $0["_id"]?.stringValue }.map { .clear(key: "offline|\($0)") }
+            changes += deviceFailures.decodeEach(back, as: Seen.self).map { .clear(key: "offline|\($0.id)") }
         }
         let stale = try await devices.find(
             ["online": false, "lastSeen": ["$lt": .date(now.addingTimeInterval(-after))], "revoked": ["$ne": true]],
             limit: 5000, projection: ["_id": 1, "lastSeen": 1])
-        for d in stale {
-            guard let id = d["_id"]?.stringValue, !activeSet.contains(id) else { continue }
-            let seen = d["lastSeen"]?.dateValue.map { ISO8601DateFormatter().string(from: $0) } ?? ""
-            changes.append(.raise(key: "offline|\(id)", rule: "offline", target: id, details: ["lastSeen": seen]))
+        for d in deviceFailures.decodeEach(stale, as: Seen.self) where !activeSet.contains(d.id) {
+            let seen = d.lastSeen.map { ISO8601DateFormatter().string(from: $0) } ?? ""
+            changes.append(.raise(key: "offline|\(d.id)", rule: "offline", target: d.id, details: ["lastSeen": seen]))
         }
         return changes
     }

@@ -154,7 +154,7 @@ extension Job {
         let params: [(String, JSONValue)] = if case .object(let m) = BSON.document(r.params).json { m } else { [] }
         self.init(
             id: r.id, name: r.name, params: params, target: r.target?.json ?? .null, devices: r.devices ?? [],
-            filter: r.spec.map { DeviceFilter(online: $0.online, model: $0.model, firmware: $0.firmware) },
+            filter: r.spec.map(DeviceFilter.init),
             createdAt: r.createdAt.millis, deadline: r.deadline.millis, createdBy: r.createdBy, node: r.node, state: r.state,
             materialized: r.materialized, rollout: r.rollout)
     }

@@ -84,9 +84,8 @@ extension DeviceFilter {
         return f
     }
 
-    package init(spec f: Document) {
-        self.init(online: f["online"]?.boolValue, model: f["model"]?.stringValue, firmware: f["firmware"]?.stringValue)
-    }
+    /// A fleet job's filter as read from its stored `spec`.
+    package init(_ spec: JobSpec) { self.init(online: spec.online, model: spec.model, firmware: spec.firmware) }
 
     /// The store filter of a planned target's query.
     package init(_ q: TargetQuery) { self.init(online: q.online, model: q.model, firmware: q.firmware, tag: q.tag) }
@@ -194,14 +193,20 @@ package struct CommandRepository: Sendable {
         return (Self.jobDecodeFailures.decodeEach(docs, as: JobRecord.self), last)
     }
 
-    /// Executions per state.
+    /// One row of a count by state (`{_id: state, n}`).
+    private struct StateCount: Decodable {
+        var state: String?
+        var n: Int
+        enum CodingKeys: String, CodingKey { case state = "_id", n }
+    }
+
+    /// Executions per state (as stored: a state this hub does not know is counted under its text).
     package func counts(job: String) async throws -> [String: Int] {
         var out: [String: Int] = [:]
-        for d in try await executions.aggregate([
+        let rows = try await executions.aggregate([
             ["$match": ["job": .string(job)]], ["$group": ["_id": "$state", "n": ["$sum": 1]]],
-        ]) {
-            if let s = d["_id"]?.stringValue { out[s] = d["n"]?.intValue ?? 0 }
-        }
+        ])
+        for row in executionDecodeFailures.decodeEach(rows, as: StateCount.self) { if let s = row.state { out[s] = row.n } }
         return out
     }
 
@@ -242,9 +247,9 @@ package struct CommandRepository: Sendable {
     /// executions it moved.
     package func cancel(job: String, by: String, now: Date) async throws -> (exists: Bool, changed: Bool, executions: Int) {
         let r = try await jobs.updateOne(
-            ["_id": .string(job), "state": "active"],
+            ["_id": .string(job), "state": .string(JobState.active.rawValue)],
             [
-                "$set": ["state": "canceled", "canceledAt": .date(now), "canceledBy": .string(by), "updatedAt": .date(now)],
+                "$set": ["state": .string(JobState.canceled.rawValue), "canceledAt": .date(now), "canceledBy": .string(by), "updatedAt": .date(now)],
                 "$inc": ["v": 1],
             ])
         if r.matchedCount == 0 {

@@ -91,11 +91,13 @@ package struct DeviceRepository: Sendable {
 
     package let revocations: MongoCollection
     package let decodeFailures: DecodeFailures
+    package let revocationFailures: DecodeFailures
 
     package init(store: MongoStore, logger: Logger = Logger(label: "argus.store")) {
         collection = store.collection(Schema.devices)
         revocations = store.collection(Schema.revocations)
         decodeFailures = DecodeFailures(collection: Schema.devices, logger: logger)
+        revocationFailures = DecodeFailures(collection: Schema.revocations, logger: logger)
     }
 
     /// The stored document of a newly registered box.
@@ -139,12 +141,33 @@ package struct DeviceRepository: Sendable {
         return (decodeFailures.decodeEach(page, as: DeviceRecord.self), docs.count > limit ? page.last?["_id"]?.stringValue : nil)
     }
 
-    /// The stored secret hash, unless the box is revoked or unknown.
+    /// What the gateway reads of a box: its credentials.
+    private struct Credentials: Decodable {
+        var secretHash: String?
+        var revoked: Bool?
+    }
+
+    /// A box as a target: id, model, revoked.
+    private struct Ref: Decodable {
+        var id: String
+        var model: String
+        var revoked: Bool?
+        enum CodingKeys: String, CodingKey { case id = "_id", model, revoked }
+    }
+
+    /// A document of `revocations`.
+    private struct Revocation: Decodable {
+        var device: String
+        var at: Date
+    }
+
+    /// The stored secret hash, unless the box is revoked or unknown. A box whose document
+    /// does not decode has none (counted and logged).
     package func credentials(_ id: String) async throws -> String? {
         guard let d = try await collection.findOne(["_id": .string(id)], projection: ["secretHash": 1, "revoked": 1]),
-            d["revoked"]?.boolValue != true
+            let c = try? decodeFailures.decode(d, as: Credentials.self), c.revoked != true
         else { return nil }
-        return d["secretHash"]?.stringValue
+        return c.secretHash
     }
 
     /// Revokes a box's credentials. Returns false if it does not exist.
@@ -160,23 +183,21 @@ package struct DeviceRepository: Sendable {
 
     /// Revocations recorded since `since`, oldest first: (device, at).
     package func revocations(since: Date, limit: Int = 1000) async throws -> [(device: String, at: Date)] {
-        try await revocations.find(["at": ["$gt": .date(since)]], sort: ["at": 1], limit: limit).compactMap { d in
-            guard let id = d["device"]?.stringValue, let at = d["at"]?.dateValue else { return nil }
-            return (id, at)
-        }
+        revocationFailures.decodeEach(try await revocations.find(["at": ["$gt": .date(since)]], sort: ["at": 1], limit: limit), as: Revocation.self)
+            .map { ($0.device, $0.at) }
     }
 
     /// The non-revoked boxes matching `filter` (all boxes for an empty filter), as (id, model),
-    /// at most `limit`.
+    /// at most `limit`. (Here and in ``lookup(_:)`` a box whose document does not decode is
+    /// left out, counted and logged.)
     package func resolve(_ f: DeviceFilter, limit: Int) async throws -> [(id: String, model: String)] {
         var q: Document = ["revoked": ["$ne": true]]
         if let o = f.online { q["online"] = .bool(o) }
         if let m = f.model { q["model"] = .string(m) }
         if let fw = f.firmware { q["firmware"] = .string(fw) }
         if let t = f.tag { q["tags"] = .string(t) }
-        return try await collection.find(q, limit: limit, projection: ["_id": 1, "model": 1, "revoked": 1]).compactMap { d in
-            d["_id"]?.stringValue.map { ($0, d["model"]?.stringValue ?? "") }
-        }
+        let docs = try await collection.find(q, limit: limit, projection: ["_id": 1, "model": 1, "revoked": 1])
+        return decodeFailures.decodeEach(docs, as: Ref.self).map { ($0.id, $0.model) }
     }
 
     /// The given boxes as (id, model, revoked); unknown ids are left out.
@@ -184,9 +205,8 @@ package struct DeviceRepository: Sendable {
         var out: [(id: String, model: String, revoked: Bool)] = []
         for start in stride(from: 0, to: ids.count, by: CommandRepository.inChunk) {
             let part = ids[start..<min(ids.count, start + CommandRepository.inChunk)].map { BSON.string($0) }
-            out += try await collection.find(["_id": ["$in": .array(part)]], projection: ["_id": 1, "model": 1, "revoked": 1]).compactMap { d in
-                d["_id"]?.stringValue.map { ($0, d["model"]?.stringValue ?? "", d["revoked"]?.boolValue ?? false) }
-            }
+            let docs = try await collection.find(["_id": ["$in": .array(part)]], projection: ["_id": 1, "model": 1, "revoked": 1])
+            out += decodeFailures.decodeEach(docs, as: Ref.self).map { ($0.id, $0.model, $0.revoked ?? false) }
         }
         return out
     }
