@@ -87,7 +87,7 @@ package struct CreatedToken: ResponseEncodable {
     package var token: String
 }
 
-package struct TokenList: ResponseEncodable { var items: [TokenRecord] }
+package struct TokenList: ResponseEncodable { var items: [TokenView] }
 package struct AuditPage: ResponseEncodable { var items: [AuditEntryView] }
 
 package struct Health: ResponseEncodable {
@@ -233,7 +233,7 @@ package enum OperatorAPI {
 
         api.get("tokens") { _, context -> TokenList in
             _ = try context.require(.admin)
-            return TokenList(items: try await storeCall { try await deps.tokens.list() })
+            return TokenList(items: try await storeCall { try await deps.tokens.list() }.map(TokenView.init))
         }
 
         api.delete("tokens/{id}") { _, context -> Response in

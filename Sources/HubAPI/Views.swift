@@ -32,6 +32,21 @@ package struct DeviceView: ResponseEncodable, Equatable {
     }
 }
 
+/// An API token as listed to admins (`GET /api/v1/tokens`): its public id, never the token
+/// or its hash.
+package struct TokenView: ResponseEncodable, Equatable {
+    package var id: String
+    package var name: String
+    package var role: Role
+    package var createdAt: Date?
+    package var createdBy: String?
+    package var revoked: Bool
+
+    package init(_ r: TokenRecord) {
+        id = r.id; name = r.name; role = r.role; createdAt = r.createdAt; createdBy = r.createdBy; revoked = r.revoked
+    }
+}
+
 /// An audit entry (`GET /api/v1/audit`).
 package struct AuditEntryView: ResponseEncodable, Equatable {
     package var at: Date
