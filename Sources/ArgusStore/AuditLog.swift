@@ -3,7 +3,8 @@ import Foundation
 import Logging
 import MongoStore
 
-/// One audited operator action.
+/// One audited operator action: a document of `audit` (its `_id` is the store's ObjectId),
+/// decoded with ``BSONDecoder``. The API shows it as its own view (HubAPI `AuditEntryView`).
 package struct AuditEntry: Sendable, Codable, Equatable {
     package var at: Date
     package var actor: String
@@ -22,11 +23,13 @@ package struct AuditLog: Sendable {
     package let collection: MongoCollection
     package let node: String
     package let logger: Logger
+    package let decodeFailures: DecodeFailures
 
     package init(store: MongoStore, node: String, logger: Logger) {
         collection = store.collection(Schema.audit)
         self.node = node
         self.logger = logger
+        decodeFailures = DecodeFailures(collection: Schema.audit, logger: logger)
     }
 
     /// What one entry may hold: a caller's input can make it no larger than about 24 KB
@@ -69,19 +72,13 @@ package struct AuditLog: Sendable {
         }
     }
 
-    /// Newest first; `before` pages back in time.
+    /// Newest first; `before` pages back in time. An entry that does not decode is left out
+    /// (counted and logged).
     package func list(actor: String?, action: String?, before: Date?, limit: Int) async throws -> [AuditEntry] {
         var q = Document()
         if let actor { q["actor"] = .string(actor) }
         if let action { q["action"] = .string(action) }
         if let before { q["at"] = ["$lt": .date(before)] }
-        return try await collection.find(q, sort: ["at": -1], limit: limit).map { d in
-            AuditEntry(
-                at: d["at"]?.dateValue ?? .distantPast, actor: d["actor"]?.stringValue ?? "",
-                tokenId: d["tokenId"]?.stringValue ?? "", role: d["role"]?.stringValue ?? "",
-                action: d["action"]?.stringValue ?? "", target: d["target"]?.stringValue,
-                parameters: Dictionary(uniqueKeysWithValues: (d["parameters"]?.documentValue ?? [:]).fields.map { ($0.key, $0.value.stringValue ?? "") }),
-                result: d["result"]?.stringValue ?? "", node: d["node"]?.stringValue ?? "")
-        }
+        return decodeFailures.decodeEach(try await collection.find(q, sort: ["at": -1], limit: limit), as: AuditEntry.self)
     }
 }

@@ -1,6 +1,7 @@
 import ArgusSupport
 import Commands
 import Foundation
+import Logging
 import MongoStore
 import STBProtocol
 
@@ -22,8 +23,7 @@ package struct Job: Sendable {
     package var deadline: Int64
     package var createdBy: String
     package var node: String
-    /// `active` or `canceled`.
-    package var state: String
+    package var state: JobState
     /// True once every execution document exists.
     package var materialized: Bool
     package var rollout: String? = nil
@@ -34,7 +34,7 @@ package struct Job: Sendable {
         var d: Document = [
             "_id": .string(id), "name": .string(name), "params": BSON(json: .object(params)), "target": BSON(json: target),
             "createdAt": .date(Date(millis: createdAt)), "deadline": .date(Date(millis: deadline)),
-            "createdBy": .string(createdBy), "node": .string(node), "state": .string(state), "materialized": .bool(materialized),
+            "createdBy": .string(createdBy), "node": .string(node), "state": .string(state.rawValue), "materialized": .bool(materialized),
             "updatedAt": .date(Date(millis: createdAt)), "v": .int(1),
         ]
         if let rollout { d["rollout"] = .string(rollout) }
@@ -50,25 +50,12 @@ package struct Job: Sendable {
 
     package init(
         id: String, name: String, params: [(String, JSONValue)], target: JSONValue, devices: [String], filter: DeviceFilter? = nil,
-        createdAt: Int64, deadline: Int64, createdBy: String, node: String, state: String = "active", materialized: Bool = false,
+        createdAt: Int64, deadline: Int64, createdBy: String, node: String, state: JobState = .active, materialized: Bool = false,
         rollout: String? = nil
     ) {
         self.id = id; self.name = name; self.params = params; self.target = target; self.devices = devices; self.filter = filter
         self.createdAt = createdAt; self.deadline = deadline; self.createdBy = createdBy; self.node = node
         self.state = state; self.materialized = materialized; self.rollout = rollout
-    }
-
-    package init?(_ d: Document) {
-        guard let id = d["_id"]?.stringValue, let name = d["name"]?.stringValue else { return nil }
-        let params: [(String, JSONValue)] = if case .object(let m)? = d["params"]?.json { m } else { [] }
-        self.init(
-            id: id, name: name, params: params, target: d["target"]?.json ?? .null,
-            devices: d["devices"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-            filter: d["spec"]?.documentValue.map(DeviceFilter.init(spec:)),
-            createdAt: d["createdAt"]?.dateValue?.millis ?? 0, deadline: d["deadline"]?.dateValue?.millis ?? 0,
-            createdBy: d["createdBy"]?.stringValue ?? "", node: d["node"]?.stringValue ?? "",
-            state: d["state"]?.stringValue ?? "active", materialized: d["materialized"]?.boolValue ?? false,
-            rollout: d["rollout"]?.stringValue)
     }
 
     /// The job a ``JobPlan`` describes: `devices` for a list plan (a fleet plan's are
@@ -97,9 +84,8 @@ extension DeviceFilter {
         return f
     }
 
-    package init(spec f: Document) {
-        self.init(online: f["online"]?.boolValue, model: f["model"]?.stringValue, firmware: f["firmware"]?.stringValue)
-    }
+    /// A fleet job's filter as read from its stored `spec`.
+    package init(_ spec: JobSpec) { self.init(online: spec.online, model: spec.model, firmware: spec.firmware) }
 
     /// The store filter of a planned target's query.
     package init(_ q: TargetQuery) { self.init(online: q.online, model: q.model, firmware: q.firmware, tag: q.tag) }
@@ -110,11 +96,15 @@ extension DeviceFilter {
 package struct CommandRepository: Sendable {
     package let jobs: MongoCollection
     package let executions: MongoCollection
+    /// Stored jobs that do not decode (shared: ``Job/init(_:)`` reports there too).
+    package static let jobDecodeFailures = DecodeFailures(collection: Schema.jobs, logger: Logger(label: "argus.store"))
+    package let executionDecodeFailures: DecodeFailures
 
-    package init(store: MongoStore) {
+    package init(store: MongoStore, logger: Logger = Logger(label: "argus.store")) {
         // Job inserts are on every command's critical path: the priority lane.
         jobs = store.collection(Schema.jobs, priority: true)
         executions = store.collection(Schema.executions)
+        executionDecodeFailures = DecodeFailures(collection: Schema.executions, logger: logger)
     }
 
     package static let terminal: [BSON] = ExecutionState.allCases.filter(\.isTerminal).map { .string($0.rawValue) }
@@ -188,14 +178,35 @@ package struct CommandRepository: Sendable {
         return try await jobs.find(q, sort: ["_id": -1], limit: limit, projection: ["devices": 0])
     }
 
-    /// Executions per state.
+    /// A stored job, decoded; nil only when there is none. One that does not decode throws
+    /// ``BSONDecodingError`` (counted and logged).
+    package func jobRecord(_ id: String, withDevices: Bool = false) async throws -> JobRecord? {
+        try await job(id, withDevices: withDevices).map { d throws(BSONDecodingError) in try Self.jobDecodeFailures.decode(d, as: JobRecord.self) }
+    }
+
+    /// A page of jobs, newest first: those that decode (the others are counted, logged and
+    /// left out), and the `_id` of the page's last stored job, for the next page, whenever
+    /// the page is full.
+    package func jobRecords(before: String?, limit: Int) async throws -> (items: [JobRecord], last: String?) {
+        let docs = try await listJobs(before: before, limit: limit)
+        let last = docs.count == limit ? docs.last?["_id"]?.stringValue : nil
+        return (Self.jobDecodeFailures.decodeEach(docs, as: JobRecord.self), last)
+    }
+
+    /// One row of a count by state (`{_id: state, n}`).
+    private struct StateCount: Decodable {
+        var state: String?
+        var n: Int
+        enum CodingKeys: String, CodingKey { case state = "_id", n }
+    }
+
+    /// Executions per state (as stored: a state this hub does not know is counted under its text).
     package func counts(job: String) async throws -> [String: Int] {
         var out: [String: Int] = [:]
-        for d in try await executions.aggregate([
+        let rows = try await executions.aggregate([
             ["$match": ["job": .string(job)]], ["$group": ["_id": "$state", "n": ["$sum": 1]]],
-        ]) {
-            if let s = d["_id"]?.stringValue { out[s] = d["n"]?.intValue ?? 0 }
-        }
+        ])
+        for row in executionDecodeFailures.decodeEach(rows, as: StateCount.self) { if let s = row.state { out[s] = row.n } }
         return out
     }
 
@@ -210,14 +221,35 @@ package struct CommandRepository: Sendable {
         try await executions.findOne(["_id": .string(Self.executionID(job, device))])
     }
 
+    /// A stored execution, decoded; nil only when there is none. One that does not decode
+    /// throws ``BSONDecodingError`` (counted and logged).
+    package func executionRecord(job: String, device: String) async throws -> ExecutionRecord? {
+        try await execution(job: job, device: device).map { d throws(BSONDecodingError) in
+            try executionDecodeFailures.decode(d, as: ExecutionRecord.self)
+        }
+    }
+
+    /// A page of executions (without `params` and `result`), by box: those that decode (the
+    /// others are counted, logged and left out), and the box of the page's last stored
+    /// execution, for the next page, whenever the page is full.
+    package func executionRecords(
+        job: String, state: String?, after: String?, limit: Int
+    ) async throws -> (
+        items: [ExecutionRecord], last: String?
+    ) {
+        let docs = try await executionsPage(job: job, state: state, after: after, limit: limit)
+        let last = docs.count == limit ? docs.last?["device"]?.stringValue : nil
+        return (executionDecodeFailures.decodeEach(docs, as: ExecutionRecord.self), last)
+    }
+
     /// Cancels a job: it stops being delivered, and every open execution becomes CANCELED.
     /// Idempotent. Returns whether the job exists, whether this call canceled it, and how many
     /// executions it moved.
     package func cancel(job: String, by: String, now: Date) async throws -> (exists: Bool, changed: Bool, executions: Int) {
         let r = try await jobs.updateOne(
-            ["_id": .string(job), "state": "active"],
+            ["_id": .string(job), "state": .string(JobState.active.rawValue)],
             [
-                "$set": ["state": "canceled", "canceledAt": .date(now), "canceledBy": .string(by), "updatedAt": .date(now)],
+                "$set": ["state": .string(JobState.canceled.rawValue), "canceledAt": .date(now), "canceledBy": .string(by), "updatedAt": .date(now)],
                 "$inc": ["v": 1],
             ])
         if r.matchedCount == 0 {

@@ -43,4 +43,25 @@ package final class DecodeFailures: Sendable {
                 ])
         }
     }
+
+    /// Decodes a document of this collection; one that does not decode is reported and its
+    /// ``BSONDecodingError`` thrown (a single read: the caller answers with the error).
+    package func decode<T: Decodable>(_ d: Document, as type: T.Type) throws(BSONDecodingError) -> T {
+        do { return try BSONDecoder().decode(type, from: d, collection: collection) } catch {
+            report(error)
+            throw error
+        }
+    }
+
+    /// Decodes each document of a list; those that do not decode are reported and left out,
+    /// so one bad document never hides the others.
+    package func decodeEach<T: Decodable>(_ docs: [Document], as type: T.Type) -> [T] {
+        let decoder = BSONDecoder()
+        var out: [T] = []
+        out.reserveCapacity(docs.count)
+        for d in docs {
+            do { out.append(try decoder.decode(type, from: d, collection: collection)) } catch { report(error) }
+        }
+        return out
+    }
 }

@@ -1,8 +1,10 @@
 import ArgusSupport
 import Foundation
+import Logging
 import MongoStore
 
-/// A registered box, as the operator API shows it.
+/// A document of `devices` (a registered box), without its `secretHash`, which is never read
+/// back. The operator API shows it as its own view (HubAPI `DeviceView`).
 package struct DeviceRecord: Sendable, Codable, Equatable {
     package var id: String
     package var model: String
@@ -28,15 +30,22 @@ package struct DeviceRecord: Sendable, Codable, Equatable {
         self.lastSeen = lastSeen; self.remoteAddress = remoteAddress; self.bootId = bootId; self.createdAt = createdAt
     }
 
-    package init(_ d: Document) {
+    package enum CodingKeys: String, CodingKey {
+        case id = "_id", model, tags, firmware, online, revoked, node, session, connectedAt, lastSeen, remoteAddress, bootId, createdAt
+    }
+
+    /// `tags`, `online` and `revoked` read as empty and false when absent; every other
+    /// required field must be there with its type.
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
-            id: d["_id"]?.stringValue ?? "", model: d["model"]?.stringValue ?? "",
-            tags: d["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-            firmware: d["firmware"]?.stringValue, online: d["online"]?.boolValue ?? false,
-            revoked: d["revoked"]?.boolValue ?? false, node: d["node"]?.stringValue,
-            session: d["session"]?.stringValue, connectedAt: d["connectedAt"]?.dateValue,
-            lastSeen: d["lastSeen"]?.dateValue, remoteAddress: d["remoteAddress"]?.stringValue,
-            bootId: d["bootId"]?.stringValue, createdAt: d["createdAt"]?.dateValue)
+            id: try c.decode(String.self, forKey: .id), model: try c.decode(String.self, forKey: .model),
+            tags: try c.decodeIfPresent([String].self, forKey: .tags) ?? [],
+            firmware: try c.decodeIfPresent(String.self, forKey: .firmware), online: try c.decodeIfPresent(Bool.self, forKey: .online) ?? false,
+            revoked: try c.decodeIfPresent(Bool.self, forKey: .revoked) ?? false, node: try c.decodeIfPresent(String.self, forKey: .node),
+            session: try c.decodeIfPresent(String.self, forKey: .session), connectedAt: try c.decodeIfPresent(Date.self, forKey: .connectedAt),
+            lastSeen: try c.decodeIfPresent(Date.self, forKey: .lastSeen), remoteAddress: try c.decodeIfPresent(String.self, forKey: .remoteAddress),
+            bootId: try c.decodeIfPresent(String.self, forKey: .bootId), createdAt: try c.decodeIfPresent(Date.self, forKey: .createdAt))
     }
 }
 
@@ -81,10 +90,14 @@ package struct DeviceRepository: Sendable {
     package static let hiddenFields: Document = ["secretHash": 0]
 
     package let revocations: MongoCollection
+    package let decodeFailures: DecodeFailures
+    package let revocationFailures: DecodeFailures
 
-    package init(store: MongoStore) {
+    package init(store: MongoStore, logger: Logger = Logger(label: "argus.store")) {
         collection = store.collection(Schema.devices)
         revocations = store.collection(Schema.revocations)
+        decodeFailures = DecodeFailures(collection: Schema.devices, logger: logger)
+        revocationFailures = DecodeFailures(collection: Schema.revocations, logger: logger)
     }
 
     /// The stored document of a newly registered box.
@@ -109,10 +122,13 @@ package struct DeviceRepository: Sendable {
     }
 
     package func get(_ id: String) async throws -> DeviceRecord? {
-        try await collection.findOne(["_id": .string(id)], projection: Self.hiddenFields).map(DeviceRecord.init)
+        try await collection.findOne(["_id": .string(id)], projection: Self.hiddenFields).map { d throws(BSONDecodingError) in
+            try decodeFailures.decode(d, as: DeviceRecord.self)
+        }
     }
 
-    /// One page, ordered by id, starting after `cursor`.
+    /// One page, ordered by id, starting after `cursor`. A box whose document does not decode
+    /// is left out (counted and logged); the cursor still moves past it.
     package func list(_ f: DeviceFilter, after cursor: String?, limit: Int) async throws -> (items: [DeviceRecord], next: String?) {
         var q = Document()
         if let o = f.online { q["online"] = .bool(o) }
@@ -121,16 +137,37 @@ package struct DeviceRepository: Sendable {
         if let t = f.tag { q["tags"] = .string(t) }
         if let cursor { q["_id"] = ["$gt": .string(cursor)] }
         let docs = try await collection.find(q, sort: ["_id": 1], limit: limit + 1, projection: Self.hiddenFields)
-        let items = docs.prefix(limit).map(DeviceRecord.init)
-        return (Array(items), docs.count > limit ? items.last?.id : nil)
+        let page = Array(docs.prefix(limit))
+        return (decodeFailures.decodeEach(page, as: DeviceRecord.self), docs.count > limit ? page.last?["_id"]?.stringValue : nil)
     }
 
-    /// The stored secret hash, unless the box is revoked or unknown.
+    /// What the gateway reads of a box: its credentials.
+    private struct Credentials: Decodable {
+        var secretHash: String?
+        var revoked: Bool?
+    }
+
+    /// A box as a target: id, model, revoked.
+    private struct Ref: Decodable {
+        var id: String
+        var model: String
+        var revoked: Bool?
+        enum CodingKeys: String, CodingKey { case id = "_id", model, revoked }
+    }
+
+    /// A document of `revocations`.
+    private struct Revocation: Decodable {
+        var device: String
+        var at: Date
+    }
+
+    /// The stored secret hash, unless the box is revoked or unknown. A box whose document
+    /// does not decode has none (counted and logged).
     package func credentials(_ id: String) async throws -> String? {
         guard let d = try await collection.findOne(["_id": .string(id)], projection: ["secretHash": 1, "revoked": 1]),
-            d["revoked"]?.boolValue != true
+            let c = try? decodeFailures.decode(d, as: Credentials.self), c.revoked != true
         else { return nil }
-        return d["secretHash"]?.stringValue
+        return c.secretHash
     }
 
     /// Revokes a box's credentials. Returns false if it does not exist.
@@ -146,23 +183,21 @@ package struct DeviceRepository: Sendable {
 
     /// Revocations recorded since `since`, oldest first: (device, at).
     package func revocations(since: Date, limit: Int = 1000) async throws -> [(device: String, at: Date)] {
-        try await revocations.find(["at": ["$gt": .date(since)]], sort: ["at": 1], limit: limit).compactMap { d in
-            guard let id = d["device"]?.stringValue, let at = d["at"]?.dateValue else { return nil }
-            return (id, at)
-        }
+        revocationFailures.decodeEach(try await revocations.find(["at": ["$gt": .date(since)]], sort: ["at": 1], limit: limit), as: Revocation.self)
+            .map { ($0.device, $0.at) }
     }
 
     /// The non-revoked boxes matching `filter` (all boxes for an empty filter), as (id, model),
-    /// at most `limit`.
+    /// at most `limit`. (Here and in ``lookup(_:)`` a box whose document does not decode is
+    /// left out, counted and logged.)
     package func resolve(_ f: DeviceFilter, limit: Int) async throws -> [(id: String, model: String)] {
         var q: Document = ["revoked": ["$ne": true]]
         if let o = f.online { q["online"] = .bool(o) }
         if let m = f.model { q["model"] = .string(m) }
         if let fw = f.firmware { q["firmware"] = .string(fw) }
         if let t = f.tag { q["tags"] = .string(t) }
-        return try await collection.find(q, limit: limit, projection: ["_id": 1, "model": 1, "revoked": 1]).compactMap { d in
-            d["_id"]?.stringValue.map { ($0, d["model"]?.stringValue ?? "") }
-        }
+        let docs = try await collection.find(q, limit: limit, projection: ["_id": 1, "model": 1, "revoked": 1])
+        return decodeFailures.decodeEach(docs, as: Ref.self).map { ($0.id, $0.model) }
     }
 
     /// The given boxes as (id, model, revoked); unknown ids are left out.
@@ -170,9 +205,8 @@ package struct DeviceRepository: Sendable {
         var out: [(id: String, model: String, revoked: Bool)] = []
         for start in stride(from: 0, to: ids.count, by: CommandRepository.inChunk) {
             let part = ids[start..<min(ids.count, start + CommandRepository.inChunk)].map { BSON.string($0) }
-            out += try await collection.find(["_id": ["$in": .array(part)]], projection: ["_id": 1, "model": 1, "revoked": 1]).compactMap { d in
-                d["_id"]?.stringValue.map { ($0, d["model"]?.stringValue ?? "", d["revoked"]?.boolValue ?? false) }
-            }
+            let docs = try await collection.find(["_id": ["$in": .array(part)]], projection: ["_id": 1, "model": 1, "revoked": 1])
+            out += decodeFailures.decodeEach(docs, as: Ref.self).map { ($0.id, $0.model, $0.revoked ?? false) }
         }
         return out
     }

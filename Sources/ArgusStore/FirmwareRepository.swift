@@ -2,45 +2,62 @@ import ArgusSupport
 import Commands
 import Crypto
 import Foundation
+import Logging
 import MongoStore
 import NIOCore
 
-/// A firmware image in the catalogue.
+/// A catalogue entry's status.
+package enum FirmwareStatus: String, Codable, Sendable, CaseIterable {
+    /// Its image is to be uploaded.
+    case awaitingUpload = "awaiting_upload"
+    case available
+    /// A download found the stored image damaged (see `problem`), until it is uploaded again.
+    case unavailable
+}
+
+/// A document of `firmware`: a firmware image in the catalogue, decoded with ``BSONDecoder``.
+/// The API shows it as its own view (HubAPI `FirmwareView`).
 package struct FirmwareRecord: Sendable, Codable, Equatable {
+    /// The claim of an upload in progress (`uploading`).
+    package struct UploadClaim: Sendable, Codable, Equatable {
+        package var gen: String
+        package var at: Date
+    }
+
     package var version: String
     package var models: [String]
     package var size: Int
     package var sha256: String
     /// Where boxes download it: an operator-given URL, or the hub's own `/firmware/{version}`.
     package var url: String?
-    /// `available`; `awaiting_upload` until its image is uploaded; `unavailable` once a
-    /// download found the stored image damaged (see `problem`) until it is uploaded again.
-    package var status: String
+    package var status: FirmwareStatus
     package var uploaded: Bool
     /// Why the image is unavailable.
     package var problem: String?
     package var createdAt: Date?
     package var createdBy: String?
+    package var uploadedAt: Date?
     /// The upload generation whose chunks are served (nil for an image stored before
     /// generations, or none uploaded).
     package var generation: String?
     /// An upload in progress: it holds the claim until it commits, fails, or goes 60 s
     /// without storing a chunk.
-    package var uploadingSince: Date?
+    package var uploading: UploadClaim?
 
-    package init(_ d: Document) {
-        version = d["_id"]?.stringValue ?? ""
-        models = d["models"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        size = d["size"]?.intValue ?? 0
-        sha256 = d["sha256"]?.stringValue ?? ""
-        url = d["url"]?.stringValue
-        status = d["status"]?.stringValue ?? "awaiting_upload"
-        uploaded = d["uploaded"]?.boolValue ?? false
-        problem = d["problem"]?.stringValue
-        createdAt = d["createdAt"]?.dateValue
-        createdBy = d["createdBy"]?.stringValue
-        generation = d["generation"]?.stringValue
-        uploadingSince = d["uploading"]?.documentValue?["at"]?.dateValue
+    package var uploadingSince: Date? { uploading?.at }
+
+    package enum CodingKeys: String, CodingKey {
+        case version = "_id", models, size, sha256, url, status, uploaded, problem, createdAt, createdBy, uploadedAt, generation, uploading
+    }
+
+    package init(
+        version: String, models: [String], size: Int, sha256: String, url: String? = nil, status: FirmwareStatus, uploaded: Bool = false,
+        problem: String? = nil, createdAt: Date? = nil, createdBy: String? = nil, uploadedAt: Date? = nil, generation: String? = nil,
+        uploading: UploadClaim? = nil
+    ) {
+        self.version = version; self.models = models; self.size = size; self.sha256 = sha256; self.url = url; self.status = status
+        self.uploaded = uploaded; self.problem = problem; self.createdAt = createdAt; self.createdBy = createdBy
+        self.uploadedAt = uploadedAt; self.generation = generation; self.uploading = uploading
     }
 }
 
@@ -49,9 +66,9 @@ extension FirmwareRecord {
     package var image: FirmwareImage {
         let s: FirmwareImage.Status =
             switch status {
-            case "available": .available
-            case "unavailable": .unavailable(problem: problem)
-            default: .awaitingUpload
+            case .available: .available
+            case .unavailable: .unavailable(problem: problem)
+            case .awaitingUpload: .awaitingUpload
             }
         return FirmwareImage(version: version, models: models, size: Int64(size), sha256: sha256, url: url, status: s)
     }
@@ -75,29 +92,34 @@ package struct FirmwareRepository: Sendable {
     package static let maxImageBytes = 1 << 30
     /// An upload that stores nothing for this long loses its claim (a killed hub's upload).
     package static let claimTimeout: TimeInterval = 60
+    package let decodeFailures: DecodeFailures
 
-    package init(store: MongoStore) {
+    package init(store: MongoStore, logger: Logger = Logger(label: "argus.store")) {
         catalogue = store.collection(Schema.firmware)
         chunks = store.collection(Schema.firmwareImageChunks)
         legacyChunks = store.collection(Schema.firmwareChunks)
+        decodeFailures = DecodeFailures(collection: Schema.firmware, logger: logger)
     }
 
     package func add(version: String, models: [String], size: Int, sha256: String, url: String?, by: String) async throws {
         var d: Document = [
             "_id": .string(version), "models": .array(models.map { .string($0) }), "size": .int(size),
-            "sha256": .string(sha256), "status": .string(url == nil ? "awaiting_upload" : "available"),
+            "sha256": .string(sha256), "status": .string((url == nil ? FirmwareStatus.awaitingUpload : .available).rawValue),
             "uploaded": false, "createdAt": .date(Date()), "createdBy": .string(by),
         ]
         if let url { d["url"] = .string(url) }
         try await catalogue.insertOne(d)
     }
 
+    /// The catalogue entry; nil only when there is none. One that does not decode throws
+    /// ``BSONDecodingError`` (counted and logged).
     package func get(_ version: String) async throws -> FirmwareRecord? {
-        try await catalogue.findOne(["_id": .string(version)]).map(FirmwareRecord.init)
+        try await catalogue.findOne(["_id": .string(version)]).map { d throws(BSONDecodingError) in try decodeFailures.decode(d, as: FirmwareRecord.self) }
     }
 
+    /// By version; an entry that does not decode is left out (counted and logged).
     package func list() async throws -> [FirmwareRecord] {
-        try await catalogue.find([:], sort: ["_id": 1], limit: 1000).map(FirmwareRecord.init)
+        decodeFailures.decodeEach(try await catalogue.find([:], sort: ["_id": 1], limit: 1000), as: FirmwareRecord.self)
     }
 
     package enum UploadError: Error, Equatable {
@@ -162,7 +184,10 @@ package struct FirmwareRepository: Sendable {
             let committed = try await catalogue.updateOne(
                 mine,
                 [
-                    "$set": ["status": "available", "uploaded": true, "url": .string(url), "uploadedAt": .date(Date()), "generation": .string(gen)],
+                    "$set": [
+                        "status": .string(FirmwareStatus.available.rawValue), "uploaded": true, "url": .string(url), "uploadedAt": .date(Date()),
+                        "generation": .string(gen),
+                    ],
                     "$unset": ["uploading": "", "problem": ""],
                 ])
             guard committed.matchedCount == 1 else { throw UploadError.busy }
@@ -224,7 +249,7 @@ package struct FirmwareRepository: Sendable {
     package func markDamaged(_ record: FirmwareRecord, problem: String) async throws {
         var filter: Document = ["_id": .string(record.version)]
         filter["generation"] = record.generation.map { .string($0) } ?? ["$exists": false]
-        _ = try await catalogue.updateOne(filter, ["$set": ["status": "unavailable", "problem": .string(problem)]])
+        _ = try await catalogue.updateOne(filter, ["$set": ["status": .string(FirmwareStatus.unavailable.rawValue), "problem": .string(problem)]])
     }
 }
 

@@ -213,13 +213,13 @@ package struct MongoTelemetryStore: TelemetryStore {
             case .raise(let key, let rule, let target, let details):
                 return .insertOne([
                     "_id": .string(ObjectID.generate().description), "key": .string(key), "rule": .string(rule),
-                    "target": .string(target), "state": "raised", "active": true, "raisedAt": Self.date(now),
+                    "target": .string(target), "state": .string(AlarmStatus.raised.rawValue), "active": true, "raisedAt": Self.date(now),
                     "details": .document(Document(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
                 ])
             case .clear(let key):
                 return .updateMany(
                     filter: ["key": .string(key), "active": true],
-                    update: ["$set": ["state": "cleared", "clearedAt": Self.date(now)], "$unset": ["active": ""]], upsert: false)
+                    update: ["$set": ["state": .string(AlarmStatus.cleared.rawValue), "clearedAt": Self.date(now)], "$unset": ["active": ""]], upsert: false)
             }
         }
         // In order: a raise after a clear of the same key must see the clear first.

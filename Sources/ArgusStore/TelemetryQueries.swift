@@ -1,5 +1,6 @@
 import ArgusSupport
 import Foundation
+import Logging
 import MongoStore
 import STBProtocol
 import Telemetry
@@ -47,12 +48,116 @@ package struct FleetSummary: Codable, Sendable, Equatable {
     package var health: [String: Distribution]
 }
 
+/// A document of `events` (docs/storage.md), decoded with ``BSONDecoder``.
+package struct EventRecord: Codable, Sendable, Equatable {
+    package var id: String
+    package var device: String
+    package var bootId: String
+    package var seq: Int64
+    /// The box's time.
+    package var t: Date
+    /// When the hub received it.
+    package var received: Date
+    package var event: String
+    package var channel: String?
+    package var code: String?
+    package var mode: String?
+
+    package enum CodingKeys: String, CodingKey {
+        case id = "_id", device = "d", bootId = "b", seq = "s", t, received = "r", event = "e", channel = "ch", code, mode
+    }
+
+    package var view: EventView { EventView(t: t, seq: seq, bootId: bootId, event: event, channel: channel, code: code) }
+}
+
+/// A document of `logs` (docs/storage.md), decoded with ``BSONDecoder``.
+package struct LogRecord: Codable, Sendable, Equatable {
+    package var id: String
+    package var device: String
+    package var bootId: String
+    package var seq: Int64
+    package var t: Date
+    package var received: Date
+    package var level: String
+    package var source: String
+    package var text: String
+    package var tail: String?
+
+    package enum CodingKeys: String, CodingKey {
+        case id = "_id", device = "d", bootId = "b", seq = "s", t, received = "r", level = "lvl", source = "src", text = "txt", tail
+    }
+
+    package var view: LogView { LogView(t: t, seq: seq, bootId: bootId, level: level, source: source, text: text) }
+}
+
+/// One sample of a metrics bucket: `t`, `b`, `s` and the figures it has (by their protocol
+/// names, ``MetricsSample/fields``).
+package struct MetricSampleRecord: Codable, Sendable, Equatable {
+    package var t: Date
+    package var bootId: String?
+    package var seq: Int64?
+    package var values: [String: Double]
+
+    package init(t: Date, bootId: String? = nil, seq: Int64? = nil, values: [String: Double]) {
+        self.t = t
+        self.bootId = bootId
+        self.seq = seq
+        self.values = values
+    }
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        t = try c.decode(Date.self, forKey: Key("t"))
+        bootId = try c.decodeIfPresent(String.self, forKey: Key("b"))
+        seq = try c.decodeIfPresent(Int64.self, forKey: Key("s"))
+        var values: [String: Double] = [:]
+        for f in MetricsSample.fields { if let v = try c.decodeIfPresent(Double.self, forKey: Key(f.name)) { values[f.name] = v } }
+        self.values = values
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(t, forKey: Key("t"))
+        try c.encodeIfPresent(bootId, forKey: Key("b"))
+        try c.encodeIfPresent(seq, forKey: Key("s"))
+        for f in MetricsSample.fields { if let v = values[f.name] { try c.encode(v, forKey: Key(f.name)) } }
+    }
+}
+
+/// A document of `metrics`: one box's samples of one boot and hour.
+package struct MetricBucketRecord: Codable, Sendable, Equatable {
+    package var id: String
+    package var device: String
+    package var bootId: String
+    package var hour: Date
+    /// The highest `seq` stored in the bucket.
+    package var last: Int64
+    package var samples: [MetricSampleRecord]
+
+    package enum CodingKeys: String, CodingKey { case id = "_id", device = "d", bootId = "b", hour = "h", last, samples }
+}
+
 /// Reads of telemetry for the operator API; each is served by an index (docs/storage.md).
+/// Documents that do not decode are left out (counted and logged per collection).
 package struct TelemetryQueries: Sendable {
     package let store: MongoStore
+    package let metricsFailures: DecodeFailures
+    package let eventsFailures: DecodeFailures
+    package let logsFailures: DecodeFailures
 
-    package init(store: MongoStore) {
+    package init(store: MongoStore, logger: Logger = Logger(label: "argus.store")) {
         self.store = store
+        metricsFailures = DecodeFailures(collection: Schema.metrics, logger: logger)
+        eventsFailures = DecodeFailures(collection: Schema.events, logger: logger)
+        logsFailures = DecodeFailures(collection: Schema.logs, logger: logger)
     }
 
     package static func ms(_ d: Date) -> Int64 { Int64((d.timeIntervalSince1970 * 1000).rounded()) }
@@ -63,13 +168,8 @@ package struct TelemetryQueries: Sendable {
         let docs = try await store.collection(Schema.metrics).find(
             ["d": .string(device), "h": ["$gte": MongoTelemetryStore.date(firstHour), "$lte": .date(to)]], sort: ["h": 1], limit: 24 * 400)
         var samples: [(Int64, [String: Double])] = []
-        for d in docs {
-            for s in d["samples"]?.arrayValue ?? [] {
-                guard let sd = s.documentValue, let t = sd["t"]?.dateValue else { continue }
-                var values: [String: Double] = [:]
-                for f in MetricsSample.fields { if let v = sd[f.name]?.doubleValue { values[f.name] = v } }
-                samples.append((Self.ms(t), values))
-            }
+        for bucket in metricsFailures.decodeEach(docs, as: MetricBucketRecord.self) {
+            for s in bucket.samples { samples.append((Self.ms(s.t), s.values)) }
         }
         samples.sort { $0.0 < $1.0 }
         let latest = samples.last.map { MetricPoint(t: Date(timeIntervalSince1970: Double($0.0) / 1000), samples: 1, values: $0.1) }
@@ -91,23 +191,16 @@ package struct TelemetryQueries: Sendable {
     }
 
     package func events(device: String, from: Date, to: Date, limit: Int) async throws -> [EventView] {
-        try await store.collection(Schema.events).find(
-            ["d": .string(device), "t": ["$gte": .date(from), "$lt": .date(to)]], sort: ["t": -1], limit: limit
-        ).map { d in
-            EventView(
-                t: d["t"]?.dateValue ?? .distantPast, seq: Int64(d["s"]?.intValue ?? 0), bootId: d["b"]?.stringValue ?? "",
-                event: d["e"]?.stringValue ?? "", channel: d["ch"]?.stringValue, code: d["code"]?.stringValue)
-        }
+        let docs = try await store.collection(Schema.events).find(
+            ["d": .string(device), "t": ["$gte": .date(from), "$lt": .date(to)]], sort: ["t": -1], limit: limit)
+        return eventsFailures.decodeEach(docs, as: EventRecord.self).map(\.view)
     }
 
     package func logs(device: String, from: Date, to: Date, level: String?, limit: Int) async throws -> [LogView] {
         var q: Document = ["d": .string(device), "t": ["$gte": .date(from), "$lt": .date(to)]]
         if let level { q["lvl"] = .string(level) }
-        return try await store.collection(Schema.logs).find(q, sort: ["t": -1], limit: limit).map { d in
-            LogView(
-                t: d["t"]?.dateValue ?? .distantPast, seq: Int64(d["s"]?.intValue ?? 0), bootId: d["b"]?.stringValue ?? "",
-                level: d["lvl"]?.stringValue ?? "", source: d["src"]?.stringValue ?? "", text: d["txt"]?.stringValue ?? "")
-        }
+        let docs = try await store.collection(Schema.logs).find(q, sort: ["t": -1], limit: limit)
+        return logsFailures.decodeEach(docs, as: LogRecord.self).map(\.view)
     }
 
     package func fleetSummary(now: Date = Date()) async throws -> FleetSummary {
@@ -129,9 +222,15 @@ package struct TelemetryQueries: Sendable {
             ["$group": ["_id": "$d", "latest": ["$last": "$latest"]]],
         ])
         var series: [String: [Double]] = [:]
+        let decoder = BSONDecoder()
         for r in latest {
-            guard let s = r["latest"]?.documentValue else { continue }
-            for f in MetricsSample.fields { if let v = s[f.name]?.doubleValue { series[f.name, default: []].append(v) } }
+            guard let value = r["latest"], value != .null else { continue }
+            let s: MetricSampleRecord
+            do { s = try decoder.decode(MetricSampleRecord.self, fromValue: value, collection: Schema.metrics, id: r["_id"]) } catch {
+                metricsFailures.report(error)
+                continue
+            }
+            for (name, v) in s.values { series[name, default: []].append(v) }
         }
         var health: [String: Distribution] = [:]
         for (name, values) in series {

@@ -1,5 +1,6 @@
 import ArgusSupport
 import Foundation
+import Logging
 import MongoStore
 import NIOConcurrencyHelpers
 import Synchronization
@@ -31,7 +32,7 @@ package final class TokenCache: Sendable {
     package func forget(tokenId: String) { entries.withLock { e in e = e.filter { $0.value.principal.tokenId != tokenId } } }
 }
 
-/// An API token as listed to admins (never the token itself).
+/// An API token as listed to admins (never the token itself or its hash).
 package struct TokenRecord: Sendable, Codable, Equatable {
     package var id: String
     package var name: String
@@ -41,48 +42,73 @@ package struct TokenRecord: Sendable, Codable, Equatable {
     package var revoked: Bool
 }
 
+/// A document of `tokens`: keyed by the token's SHA-256 (the token itself is never stored).
+package struct TokenDocument: Codable, Sendable, Equatable {
+    /// `sha256:` + hex of the token.
+    package var hash: String
+    /// The public id.
+    package var tokenId: String
+    package var name: String
+    package var role: Role
+    package var createdAt: Date?
+    package var createdBy: String?
+    package var revoked: Bool?
+    package var revokedAt: Date?
+
+    package enum CodingKeys: String, CodingKey { case hash = "_id", tokenId, name, role, createdAt, createdBy, revoked, revokedAt }
+
+    package init(
+        hash: String, tokenId: String, name: String, role: Role, createdAt: Date? = nil, createdBy: String? = nil, revoked: Bool? = nil,
+        revokedAt: Date? = nil
+    ) {
+        self.hash = hash; self.tokenId = tokenId; self.name = name; self.role = role; self.createdAt = createdAt
+        self.createdBy = createdBy; self.revoked = revoked; self.revokedAt = revokedAt
+    }
+
+    /// As listed to admins.
+    package var record: TokenRecord {
+        TokenRecord(id: tokenId, name: name, role: role, createdAt: createdAt, createdBy: createdBy, revoked: revoked ?? false)
+    }
+}
+
 /// Operator API tokens in the `tokens` collection, keyed by the token's hash.
 package struct TokenRepository: Sendable {
     package let collection: MongoCollection
     package let cache: TokenCache
-    package init(store: MongoStore, cacheSeconds: TimeInterval = 5) {
+    package let decodeFailures: DecodeFailures
+    package init(store: MongoStore, cacheSeconds: TimeInterval = 5, logger: Logger = Logger(label: "argus.store")) {
         collection = store.collection(Schema.tokens)
         cache = TokenCache(ttl: cacheSeconds)
+        decodeFailures = DecodeFailures(collection: Schema.tokens, logger: logger)
     }
 
     /// Stores a new token's hash and returns the token, which is shown once.
     package func create(name: String, role: Role, createdBy: String, now: Date) async throws -> (token: String, record: TokenRecord) {
         let token = Secrets.generate(prefix: "argus_")
         let id = Secrets.randomHex(bytes: 8)
-        try await collection.insertOne([
-            "_id": .string(Secrets.hash(token)), "tokenId": .string(id), "name": .string(name), "role": .string(role.rawValue),
-            "createdAt": .date(now), "createdBy": .string(createdBy), "revoked": false,
-        ])
-        return (token, TokenRecord(id: id, name: name, role: role, createdAt: now, createdBy: createdBy, revoked: false))
+        let stored = TokenDocument(
+            hash: Secrets.hash(token), tokenId: id, name: name, role: role, createdAt: now, createdBy: createdBy, revoked: false)
+        try await collection.insertOne(try BSONEncoder().encode(stored))
+        return (token, stored.record)
     }
 
-    /// The principal a presented token stands for, or nil if unknown or revoked.
+    /// The principal a presented token stands for, or nil if unknown or revoked. A stored
+    /// token that does not decode authenticates no one (counted and logged).
     package func authenticate(_ token: String) async throws -> Principal? {
         let h = Secrets.hash(token)
         if let p = cache.get(h) { return p }
         guard let d = try await collection.findOne(["_id": .string(h)]),
-            let stored = d["_id"]?.stringValue, Secrets.constantTimeEquals(Array(stored.utf8), Array(h.utf8)),
-            d["revoked"]?.boolValue != true,
-            let role = d["role"]?.stringValue.flatMap(Role.init(rawValue:))
+            let t = try? decodeFailures.decode(d, as: TokenDocument.self),
+            Secrets.constantTimeEquals(Array(t.hash.utf8), Array(h.utf8)), t.revoked != true
         else { return nil }
-        let p = Principal(tokenId: d["tokenId"]?.stringValue ?? "", name: d["name"]?.stringValue ?? "", role: role)
+        let p = Principal(tokenId: t.tokenId, name: t.name, role: t.role)
         cache.put(h, p)
         return p
     }
 
+    /// Oldest first; a token whose document does not decode is left out (counted and logged).
     package func list() async throws -> [TokenRecord] {
-        try await collection.find([:], sort: ["createdAt": 1], limit: 1000).map { d in
-            TokenRecord(
-                id: d["tokenId"]?.stringValue ?? "", name: d["name"]?.stringValue ?? "",
-                role: d["role"]?.stringValue.flatMap(Role.init(rawValue:)) ?? .analyst,
-                createdAt: d["createdAt"]?.dateValue, createdBy: d["createdBy"]?.stringValue,
-                revoked: d["revoked"]?.boolValue ?? false)
-        }
+        decodeFailures.decodeEach(try await collection.find([:], sort: ["createdAt": 1], limit: 1000), as: TokenDocument.self).map(\.record)
     }
 
     /// Revokes by public id; idempotent. Returns false if no such token.

@@ -36,7 +36,7 @@ package enum CommandRoutes {
                 do { created = try await commands.create(job) } catch { throw OperatorAPI.storeUnavailable(error, context) }
                 auditParams["count"] = String(created.devices.count)
                 await deps.audit.record(who, in: context, action: "command.create", target: job.id, parameters: auditParams, result: "ok")
-                return json(.created, jobView(created.document, counts: nil, includeDevices: false))
+                return json(.created, JobView(created.record).json)
             } catch let r as Refusal {
                 await deps.audit.record(who, in: context, action: "command.create", target: nil, parameters: auditParams, result: "rejected: \(r.message)")
                 throw r.http
@@ -47,21 +47,22 @@ package enum CommandRoutes {
             _ = try context.require(.analyst)
             let limit = try Validate.int(request, "limit", default: 50, range: 1...500)
             let before = request.uri.queryParameters.get("before").map { String($0) }
-            let docs = try await OperatorAPI.storeCall { try await commands.repository.listJobs(before: before, limit: limit) }
-            var page: [(String, JSONValue)] = [("items", .array(docs.map { jobView($0, counts: nil, includeDevices: false) }))]
-            if docs.count == limit, let last = docs.last?["_id"]?.stringValue { page.append(("nextBefore", .string(last))) }
-            return json(.ok, .object(page))
+            // A job that does not decode is left out (counted and logged), not the whole page.
+            let page = try await OperatorAPI.storeCall { try await commands.repository.jobRecords(before: before, limit: limit) }
+            var body: [(String, JSONValue)] = [("items", .array(page.items.map { JobView($0).json }))]
+            if let last = page.last { body.append(("nextBefore", .string(last))) }
+            return json(.ok, .object(body))
         }
 
         api.get("commands/{id}") { request, context -> Response in
             _ = try context.require(.analyst)
             let id = try context.parameters.require("id")
             let withDevices = try Validate.bool(request, "devices") ?? false
-            guard let doc = try await OperatorAPI.storeCall({ try await commands.repository.job(id, withDevices: withDevices) }) else {
+            guard let record = try await OperatorAPI.storeCall({ try await commands.repository.jobRecord(id, withDevices: withDevices) }) else {
                 throw HTTPError(.notFound, message: "no command job \(id)")
             }
             let counts = try await OperatorAPI.storeCall { try await commands.repository.counts(job: id) }
-            return json(.ok, jobView(doc, counts: counts, includeDevices: withDevices))
+            return json(.ok, JobView(record, counts: counts, includeDevices: withDevices).json)
         }
 
         api.get("commands/{id}/executions") { request, context -> Response in
@@ -76,35 +77,36 @@ package enum CommandRoutes {
                 state = String(s)
             }
             let cursor = request.uri.queryParameters.get("cursor").map { String($0) }
-            let docs = try await OperatorAPI.storeCall {
-                try await commands.repository.executionsPage(job: id, state: state, after: cursor, limit: limit)
+            // An execution that does not decode is left out (counted and logged), not the whole page.
+            let page = try await OperatorAPI.storeCall {
+                try await commands.repository.executionRecords(job: id, state: state, after: cursor, limit: limit)
             }
-            var page: [(String, JSONValue)] = [("items", .array(docs.map(executionView)))]
-            if docs.count == limit, let last = docs.last?["device"]?.stringValue { page.append(("nextCursor", .string(last))) }
-            return json(.ok, .object(page))
+            var body: [(String, JSONValue)] = [("items", .array(page.items.map { ExecutionView($0).json }))]
+            if let last = page.last { body.append(("nextCursor", .string(last))) }
+            return json(.ok, .object(body))
         }
 
         api.get("commands/{id}/executions/{device}") { _, context -> Response in
             _ = try context.require(.analyst)
             let id = try context.parameters.require("id"), device = try context.parameters.require("device")
-            guard let d = try await OperatorAPI.storeCall({ try await commands.repository.execution(job: id, device: device) }) else {
+            guard let r = try await OperatorAPI.storeCall({ try await commands.repository.executionRecord(job: id, device: device) }) else {
                 throw HTTPError(.notFound, message: "no execution of \(id) on \(device)")
             }
-            return json(.ok, executionView(d))
+            return json(.ok, ExecutionView(r).json)
         }
 
         // Debug results (log pulls, diagnostics) are downloads; reading one is audited.
         api.get("commands/{id}/executions/{device}/result") { _, context -> Response in
             let who = try context.require(.operator)
             let id = try context.parameters.require("id"), device = try context.parameters.require("device")
-            guard let d = try await OperatorAPI.storeCall({ try await commands.repository.execution(job: id, device: device) }) else {
+            guard let d = try await OperatorAPI.storeCall({ try await commands.repository.executionRecord(job: id, device: device) }) else {
                 throw HTTPError(.notFound, message: "no execution of \(id) on \(device)")
             }
-            guard let result = d["result"] else {
-                throw HTTPError(.notFound, message: "execution \(id) on \(device) has no result (state \(d["state"]?.stringValue ?? "?"))")
+            guard let result = d.result else {
+                throw HTTPError(.notFound, message: "execution \(id) on \(device) has no result (state \(d.state.rawValue))")
             }
             await deps.audit.record(who, in: context, action: "command.result.download", target: "\(id)|\(device)", result: "ok")
-            let name = d["name"]?.stringValue ?? "result"
+            let name = d.name ?? "result"
             if name == CommandName.logPull.rawValue, let lines = result.documentValue?["lines"]?.arrayValue {
                 let text = lines.compactMap(\.stringValue).joined(separator: "\n") + "\n"
                 return Response(
@@ -134,7 +136,7 @@ package enum CommandRoutes {
             return json(
                 .ok,
                 .object([
-                    ("id", .string(id)), ("state", .string("canceled")), ("alreadyCanceled", .bool(!r.changed)),
+                    ("id", .string(id)), ("state", .string(JobState.canceled.rawValue)), ("alreadyCanceled", .bool(!r.changed)),
                     ("executionsCanceled", .int(Int64(r.executions))),
                 ]))
         }
@@ -216,41 +218,7 @@ package enum CommandRoutes {
         return try await OperatorAPI.storeCall { try await devices.resolve(filter, limit: limit + 1) }.map { TargetBox(id: $0.id, model: $0.model) }
     }
 
-    // MARK: - Views
-
-    package static func jobView(_ d: Document, counts: [String: Int]?, includeDevices: Bool) -> JSONValue {
-        var out: [(String, JSONValue)] = []
-        for (k, v) in d.fields {
-            switch k {
-            case "_id": out.append(("id", v.json))
-            case "devices": if includeDevices { out.append((k, v.json)) }
-            case "v", "lease", "leaseNode": break
-            default: out.append((k, v.json))
-            }
-        }
-        if let counts {
-            out.append(("executions", .object(ExecutionState.allCases.map { ($0.rawValue, .int(Int64(counts[$0.rawValue] ?? 0))) })))
-        }
-        return .object(out)
-    }
-
-    /// An execution as the API shows it. Stored history entries are `{s, at, ...}` to keep
-    /// documents small; the view names the state `state`.
-    package static func executionView(_ d: Document) -> JSONValue {
-        .object(
-            d.fields.compactMap { k, v in
-                switch k {
-                case "_id": return nil
-                case "history":
-                    let entries = (v.arrayValue ?? []).map { e -> JSONValue in
-                        guard let doc = e.documentValue else { return e.json }
-                        return .object(doc.fields.map { ek, ev in (ek == "s" ? "state" : ek, ev.json) })
-                    }
-                    return (k, .array(entries))
-                default: return (k, v.json)
-                }
-            })
-    }
+    // MARK: - Responses
 
     package static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
         var w = JSONWriter(capacity: 256)

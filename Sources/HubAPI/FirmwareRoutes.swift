@@ -15,8 +15,7 @@ package struct AddFirmwareRequest: Decodable {
     package var url: String?
 }
 
-extension FirmwareRecord: ResponseEncodable {}
-package struct FirmwareList: ResponseEncodable { var items: [FirmwareRecord] }
+package struct FirmwareList: ResponseEncodable { var items: [FirmwareView] }
 
 /// The firmware catalogue (`/api/v1/firmware`) and image downloads (`/firmware/{version}`,
 /// with Range support, no token: boxes fetch it with plain HTTP; images are not secret).
@@ -25,7 +24,7 @@ package enum FirmwareRoutes {
         _ router: Router<HubRequestContext>, _ api: RouterGroup<HubRequestContext>, _ deps: APIDependencies,
         _ firmware: FirmwareRepository, publicURL: String
     ) {
-        api.post("firmware") { request, context -> EditedResponse<FirmwareRecord> in
+        api.post("firmware") { request, context -> EditedResponse<FirmwareView> in
             let who = try context.require(.operator)
             let body = try await Validate.body(AddFirmwareRequest.self, request, context)
             var params = ["version": body.version]
@@ -51,7 +50,7 @@ package enum FirmwareRoutes {
                 guard let rec = try await OperatorAPI.storeCall({ try await firmware.get(version) }) else {
                     throw HTTPError(.notFound, message: "firmware \(version) was deleted while it was being added")
                 }
-                return EditedResponse(status: .created, response: rec)
+                return EditedResponse(status: .created, response: FirmwareView(rec))
             } catch let r as Refusal {
                 await deps.audit.record(who, in: context, action: "firmware.add", target: body.version, parameters: params, result: "rejected: \(r.message)")
                 throw r.http
@@ -60,19 +59,19 @@ package enum FirmwareRoutes {
 
         api.get("firmware") { _, context -> FirmwareList in
             _ = try context.require(.analyst)
-            return FirmwareList(items: try await OperatorAPI.storeCall { try await firmware.list() })
+            return FirmwareList(items: try await OperatorAPI.storeCall { try await firmware.list() }.map(FirmwareView.init))
         }
 
-        api.get("firmware/{version}") { _, context -> FirmwareRecord in
+        api.get("firmware/{version}") { _, context -> FirmwareView in
             _ = try context.require(.analyst)
             let v = try context.parameters.require("version")
             guard let r = try await OperatorAPI.storeCall({ try await firmware.get(v) }) else { throw HTTPError(.notFound, message: "no firmware \(v)") }
-            return r
+            return FirmwareView(r)
         }
 
         // The image, streamed into the store as a new generation and checked against the
         // catalogue's size and SHA-256 before it replaces the served one.
-        api.put("firmware/{version}/image") { request, context -> FirmwareRecord in
+        api.put("firmware/{version}/image") { request, context -> FirmwareView in
             let who = try context.require(.operator)
             let v = try context.parameters.require("version")
             func refuse(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) async -> HTTPError {
@@ -115,7 +114,7 @@ package enum FirmwareRoutes {
             guard let fresh = try await OperatorAPI.storeCall({ try await firmware.get(v) }) else {
                 throw HTTPError(.notFound, message: "firmware \(v) was deleted after its upload")
             }
-            return fresh
+            return FirmwareView(fresh)
         }
 
         router.get("/firmware/{version}") { request, context -> Response in
@@ -123,7 +122,7 @@ package enum FirmwareRoutes {
             guard let rec = try await OperatorAPI.storeCall({ try await firmware.get(v) }), rec.uploaded else {
                 throw HTTPError(.notFound, message: "no uploaded image for firmware \(v)")
             }
-            if rec.status == "unavailable" {
+            if rec.status == .unavailable {
                 throw HTTPError(.serviceUnavailable, message: "firmware \(v) is unavailable: \(rec.problem ?? "its stored image is damaged")")
             }
             var range = 0...(rec.size - 1)

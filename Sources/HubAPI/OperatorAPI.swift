@@ -72,7 +72,7 @@ package struct RegisteredDevice: ResponseEncodable {
 }
 
 package struct DevicePage: ResponseEncodable {
-    package var items: [DeviceRecord]
+    package var items: [DeviceView]
     /// Pass as `cursor` for the next page; absent on the last page.
     package var nextCursor: String?
 }
@@ -90,9 +90,8 @@ package struct CreatedToken: ResponseEncodable {
     package var token: String
 }
 
-package struct TokenList: ResponseEncodable { var items: [TokenRecord] }
-package struct AuditPage: ResponseEncodable { var items: [AuditEntry] }
-extension DeviceRecord: ResponseEncodable {}
+package struct TokenList: ResponseEncodable { var items: [TokenView] }
+package struct AuditPage: ResponseEncodable { var items: [AuditEntryView] }
 
 package struct Health: ResponseEncodable {
     package var status: String
@@ -156,7 +155,7 @@ package enum OperatorAPI {
                     action: request.uri.queryParameters.get("action").map { String($0) },
                     before: before, limit: limit)
             }
-            return AuditPage(items: items)
+            return AuditPage(items: items.map(AuditEntryView.init))
         }
         return router
     }
@@ -194,16 +193,16 @@ package enum OperatorAPI {
             let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)
             let cursor = q.get("cursor").map { String($0) }
             let page = try await storeCall { try await deps.devices.list(filter, after: cursor, limit: limit) }
-            return DevicePage(items: page.items, nextCursor: page.next)
+            return DevicePage(items: page.items.map(DeviceView.init), nextCursor: page.next)
         }
 
-        api.get("devices/{id}") { _, context -> DeviceRecord in
+        api.get("devices/{id}") { _, context -> DeviceView in
             _ = try context.require(.analyst)
             let id = try context.parameters.require("id")
             guard let d = try await storeCall({ try await deps.devices.get(id) }) else {
                 throw HTTPError(.notFound, message: "no device \(id)")
             }
-            return d
+            return DeviceView(d)
         }
 
         api.post("devices/{id}/revoke") { _, context -> Response in
@@ -238,7 +237,7 @@ package enum OperatorAPI {
 
         api.get("tokens") { _, context -> TokenList in
             _ = try context.require(.admin)
-            return TokenList(items: try await storeCall { try await deps.tokens.list() })
+            return TokenList(items: try await storeCall { try await deps.tokens.list() }.map(TokenView.init))
         }
 
         api.delete("tokens/{id}") { _, context -> Response in

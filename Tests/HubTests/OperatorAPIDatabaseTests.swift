@@ -178,13 +178,13 @@ struct OperatorAPIDatabaseTests {
             try await t.applyAlarms([raise, raise], now: 1000)
             let repo = AlarmRepository(store: f.store)
             var list = try await repo.list(state: nil, rule: "channel_outage", limit: 10)
-            #expect(list.count == 1 && list[0].state == "raised" && list[0].details["share"] == "0.5")
+            #expect(list.count == 1 && list[0].state == .raised && list[0].details["share"] == "0.5")
             guard case .acknowledged(let acked) = try await repo.acknowledge(id: list[0].id, by: "ops", now: Date()) else { Issue.record(); return }
-            #expect(acked.state == "acknowledged" && acked.acknowledgedBy == "ops")
+            #expect(acked.state == .acknowledged && acked.acknowledgedBy == "ops")
             try await t.applyAlarms([.clear(key: "channel_outage|news"), raise], now: 2000)
             list = try await repo.list(state: nil, rule: "channel_outage", limit: 10)
-            #expect(Set(list.map(\.state)) == ["cleared", "raised"], "a raise after a clear starts a new alarm")
-            guard case .alreadyCleared = try await repo.acknowledge(id: list.first { $0.state == "cleared" }!.id, by: "ops", now: Date()) else {
+            #expect(Set(list.map(\.state)) == [.cleared, .raised], "a raise after a clear starts a new alarm")
+            guard case .alreadyCleared = try await repo.acknowledge(id: list.first { $0.state == .cleared }!.id, by: "ops", now: Date()) else {
                 Issue.record(); return
             }
             // Offline: a box silent for longer than the limit raises; coming back clears.
