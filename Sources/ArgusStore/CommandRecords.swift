@@ -7,10 +7,6 @@ import STBProtocol
 package enum JobState: String, Codable, Sendable, CaseIterable {
     case active
     case canceled
-
-    /// Transitional, for callers that still compare with the stored text
-    /// (`job.state == "canceled"`); new code compares with the cases.
-    package static func == (lhs: JobState, rhs: String) -> Bool { lhs.rawValue == rhs }
 }
 
 /// A fleet job's device filter as stored in its `spec`.

@@ -61,17 +61,17 @@ extension CommandService {
             ["device": ["$in": .array(devices.map { .string($0) })], "state": ["$in": .array(CommandRepository.open)]],
             sort: ["_id": 1], limit: 100 * devices.count)
         var jobs: [String: (Announced, [String])] = [:]
-        for d in docs {
-            guard let job = d["job"]?.stringValue, let device = d["device"]?.stringValue, let name = d["name"]?.stringValue else { continue }
-            if var entry = jobs[job] {
-                entry.1.append(device)
-                jobs[job] = entry
+        for e in repository.executionDecodeFailures.decodeEach(docs, as: ExecutionRecord.self) {
+            guard let name = e.name else { continue }
+            if var entry = jobs[e.job] {
+                entry.1.append(e.device)
+                jobs[e.job] = entry
             } else {
-                let params: [(String, JSONValue)] = if case .object(let m)? = d["params"]?.json { m } else { [] }
+                let params: [(String, JSONValue)] = if case .object(let m)? = e.params.map({ BSON.document($0) })?.json { m } else { [] }
                 let j = Job(
-                    id: job, name: name, params: params, target: .null, devices: [], createdAt: d["createdAt"]?.dateValue?.millis ?? 0,
-                    deadline: d["deadline"]?.dateValue?.millis ?? Int64.max, createdBy: "", node: "")
-                jobs[job] = (Announced(j), [device])
+                    id: e.job, name: name, params: params, target: .null, devices: [], createdAt: e.createdAt?.millis ?? 0,
+                    deadline: e.deadline?.millis ?? Int64.max, createdBy: "", node: "")
+                jobs[e.job] = (Announced(j), [e.device])
             }
         }
         let extra = state.withLock { s in Array(s.unmaterialized.values) }
@@ -186,7 +186,7 @@ extension CommandService {
         guard let id = doc["_id"]?.stringValue, let v = doc["v"]?.intValue, let job = Job(doc) else { return }
         let seen = state.withLock { $0.observe(job: id, version: v) }
         if seen == .stale { return }
-        if job.state == "canceled" { cancelLocal(id); return }
+        if job.state == .canceled { cancelLocal(id); return }
         guard job.deadline > now() else { return }
         let a = Announced(job)
         state.withLock { s in
