@@ -166,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "ControlServer",
             dependencies: [
-                "Hub", "HubAPI", "Ratings", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
+                "Hub", "HubAPI", "Ratings", "RatingsRuntime", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
                 "Commands", "ArgusSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -208,10 +208,10 @@ let package = Package(
         ),
         .testTarget(name: "STBProtocolTests", dependencies: ["STBProtocol"]),
         // What tests share: SplitMix64 (seeded randomness for property tests), ManualClock.
-        .target(name: "ArgusTestSupport", path: "Tests/ArgusTestSupport"),
+        .target(name: "ArgusTestSupport", dependencies: ["Telemetry", "Commands"], path: "Tests/ArgusTestSupport"),
         .testTarget(name: "ArgusSupportTests", dependencies: ["ArgusSupport", "ArgusTestSupport"]),
         .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore", "ArgusTestSupport"]),
-        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol", "ArgusTestSupport"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol", "ArgusTestSupport"]),
         .testTarget(name: "EPGTests", dependencies: ["EPG"]),
         .testTarget(name: "RatingsTests", dependencies: ["Ratings", "ArgusTestSupport"]),

@@ -100,6 +100,23 @@ package enum ExecutionTransitions {
         .updateOne(filter: filter(["_id": .string(id)], c), update: update(c), upsert: false)
     }
 
+    /// A box's report for one execution. A report proves the box has the command, but it may
+    /// reach the store before the delivering node's batched SENT write; then the execution is
+    /// still QUEUED there, and the SENT entry is written with the report, at its receive time
+    /// (the later SENT write finds it confirmed and adds nothing). Two writes with disjoint
+    /// guards (from QUEUED, from the rest), so their order in an unordered bulk write does not
+    /// matter.
+    package static func report(_ id: String, _ c: ExecutionChange) -> [WriteModel] {
+        let allowed = c.onlyFrom ?? ExecutionStateMachine.sources(of: c.to)
+        guard allowed.contains(.queued) else { return [one(id, c)] }
+        var fromQueued = c
+        fromQueued.onlyFrom = [.queued]
+        fromQueued.history = [entry(.sent, at: c.confirmedAt ?? c.at)] + (c.history ?? [entry(c.to, at: c.at, reason: c.reason)])
+        var rest = c
+        rest.onlyFrom = allowed.filter { $0 != .queued }
+        return [one(id, fromQueued)] + (rest.onlyFrom?.isEmpty == false ? [one(id, rest)] : [])
+    }
+
     /// The change for every execution `selection` picks.
     package static func many(_ selection: Document, _ c: ExecutionChange) -> WriteModel {
         .updateMany(filter: filter(selection, c), update: update(c), upsert: false)

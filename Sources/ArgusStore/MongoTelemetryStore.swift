@@ -106,7 +106,7 @@ package struct MongoTelemetryStore: TelemetryStore {
             }
             if let (st, s) = terminal {
                 writes.append(
-                    ExecutionTransitions.one(
+                    contentsOf: ExecutionTransitions.report(
                         id,
                         ExecutionChange(
                             to: st, at: last, reason: s.status.reason, progress: progress, result: s.status.result.map(BSON.init(json:)),
@@ -114,7 +114,7 @@ package struct MongoTelemetryStore: TelemetryStore {
             } else if !entries.isEmpty {
                 // The first move into IN_PROGRESS carries every entry.
                 writes.append(
-                    ExecutionTransitions.one(
+                    contentsOf: ExecutionTransitions.report(
                         id,
                         ExecutionChange(
                             to: .inProgress, at: last, progress: progress, confirmedAt: firstAt, history: entries,
@@ -127,8 +127,9 @@ package struct MongoTelemetryStore: TelemetryStore {
                             ExecutionChange(to: .inProgress, at: last, progress: progress, history: entries, onlyFrom: [.inProgress])))
                 }
             } else {
-                // Only `received`: confirmed (SENT; the SENT entry itself comes from the delivering node).
-                writes.append(ExecutionTransitions.one(id, ExecutionChange(to: .sent, at: last, confirmedAt: firstAt, history: [])))
+                // Only `received`: confirmed (SENT; the SENT entry itself comes from the delivering
+                // node, or from here if this report is first).
+                writes.append(contentsOf: ExecutionTransitions.report(id, ExecutionChange(to: .sent, at: last, confirmedAt: firstAt, history: [])))
             }
         }
         _ = try await executions.bulkWrite(writes, operation: "applyCommandStatuses")

@@ -5,10 +5,30 @@ import Metrics
 import MongoStore
 import ServiceLifecycle
 
+/// What a session said about its box at `hello`.
+package struct SessionInfo: Sendable, Equatable {
+    package var connectedAt: Date
+    package var remoteAddress: String?
+    package var model: String
+    package var firmware: String
+    package var bootId: String
+
+    package init(connectedAt: Date, remoteAddress: String?, model: String, firmware: String, bootId: String) {
+        self.connectedAt = connectedAt
+        self.remoteAddress = remoteAddress
+        self.model = model
+        self.firmware = firmware
+        self.bootId = bootId
+    }
+}
+
 /// A change of a box's presence, to be written to `devices`.
 package enum PresenceChange: Sendable, Equatable {
     case online(session: String, connectedAt: Date, remoteAddress: String?, model: String, firmware: String, bootId: String)
-    case offline(session: String, lastSeen: Date)
+    /// With `info` (a session that said hello), the offline write also records what its hello
+    /// said, for when the `online` change was coalesced away before it was written (a short
+    /// session): the box's model and firmware are then still those it reported.
+    case offline(session: String, lastSeen: Date, info: SessionInfo? = nil)
 }
 
 /// Writes presence to the store in batches.
@@ -96,12 +116,30 @@ package final class PresenceWriter: Service, Sendable {
                             "model": .string(model), "firmware": .string(firmware), "bootId": .string(bootId),
                         ]
                     ], upsert: false)
-            case .offline(let session, let lastSeen):
+            case .offline(let session, let lastSeen, nil):
                 // Only the session that went away may mark the box offline: a newer session,
                 // here or on another node, has already replaced it.
                 return .updateOne(
                     filter: ["_id": .string(id), "session": .string(session)],
                     update: ["$set": ["online": false, "lastSeen": .date(lastSeen)]], upsert: false)
+            case .offline(let session, let lastSeen, let info?):
+                // The same, or, when this session's `online` was never written, over any older
+                // session's state (never over a newer one's: its connectedAt is later).
+                return .updateOne(
+                    filter: [
+                        "_id": .string(id),
+                        "$or": [
+                            ["session": .string(session)], ["connectedAt": ["$lt": .date(info.connectedAt)]],
+                            ["connectedAt": ["$exists": false]],
+                        ],
+                    ],
+                    update: [
+                        "$set": [
+                            "online": false, "lastSeen": .date(lastSeen), "node": .string(node), "session": .string(session),
+                            "connectedAt": .date(info.connectedAt), "remoteAddress": info.remoteAddress.map { .string($0) } ?? .null,
+                            "model": .string(info.model), "firmware": .string(info.firmware), "bootId": .string(info.bootId),
+                        ]
+                    ], upsert: false)
             }
         }
         do {

@@ -15,6 +15,7 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import Ratings
+import RatingsRuntime
 import STBProtocol
 import ServiceLifecycle
 import Telemetry
@@ -177,6 +178,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Named dayparts for ratings, UTC hours, end exclusive (env ARGUS_DAYPARTS).")
     var dayparts = ProcessInfo.processInfo.environment["ARGUS_DAYPARTS"] ?? DaypartSchedule.defaultSpec
 
+    @Option(help: "Segment dimensions ratings are also built for: comma-separated model, firmware, tag, or none (env ARGUS_RATING_SEGMENTS).")
+    var ratingSegments = ProcessInfo.processInfo.environment["ARGUS_RATING_SEGMENTS"] ?? "model,firmware"
+
     @Option(help: "Base URL boxes use to download uploaded firmware (env ARGUS_PUBLIC_URL); default http://<api host>:<api port>.")
     var publicURL: String?
 
@@ -200,6 +204,13 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel = Env.string("LOG_LEVEL", "info")
+
+    /// `--rating-segments` as dimensions; nil if a name is unknown.
+    var parsedRatingSegments: [SegmentDimension]? {
+        if ratingSegments == "none" || ratingSegments.isEmpty { return [] }
+        let dims = ratingSegments.split(separator: ",").map { SegmentDimension(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+        return dims.contains(nil) ? nil : dims.compactMap { $0 }
+    }
 
     mutating func validate() throws {
         // Optional flags take their environment variable here: ArgumentParser deprecates an
@@ -247,6 +258,9 @@ struct Serve: AsyncParsableCommand {
         guard (50...60_000).contains(rolloutTickMs) else { throw ValidationError("--rollout-tick-ms must be from 50 to 60000") }
         guard (1...86_400).contains(ratingsBuildSeconds) else { throw ValidationError("--ratings-build-seconds must be from 1 to 86400") }
         do { _ = try DaypartSchedule.parse(dayparts) } catch { throw ValidationError("--dayparts: \(error)") }
+        guard parsedRatingSegments != nil else {
+            throw ValidationError("--rating-segments must be none or a comma-separated list of model, firmware, tag")
+        }
         guard (1...3600).contains(rolloutHealthSeconds) else { throw ValidationError("--rollout-health-seconds must be from 1 to 3600") }
         guard (1...3600).contains(commandAckTimeout) else { throw ValidationError("--command-ack-timeout must be from 1 to 3600") }
         guard (1...100).contains(commandMaxAttempts) else { throw ValidationError("--command-max-attempts must be from 1 to 100") }
@@ -296,6 +310,7 @@ struct Serve: AsyncParsableCommand {
         c.rolloutTickMs = rolloutTickMs
         c.ratingsBuildSeconds = ratingsBuildSeconds
         c.dayparts = dayparts
+        c.ratingSegments = parsedRatingSegments ?? []
         c.rolloutHealthSeconds = rolloutHealthSeconds
         c.publicURL = publicURL
         c.drainTimeout = drainTimeout

@@ -71,6 +71,8 @@ package struct HubConfiguration: Sendable {
     package var ratingsBuildSeconds = 60
     /// Named dayparts for ratings, e.g. `peak 19-23` (UTC hours; see docs/ratings-method.md).
     package var dayparts = DaypartSchedule.defaultSpec
+    /// Segment dimensions ratings are also built for.
+    package var ratingSegments: [SegmentDimension] = [.model, .firmware]
 
     package init() {}
 }
@@ -219,7 +221,7 @@ extension HubConfiguration {
             throw HubStartError(message: "invalid dayparts \(dayparts)", underlying: error)
         }
         let ratingsBuilder = RatingsBuilder(
-            store: store, node: nodeName, settings: RatingsSettings(interval: .seconds(Int64(ratingsBuildSeconds))), gate: gate,
+            store: store, node: nodeName, settings: RatingsSettings(interval: .seconds(Int64(ratingsBuildSeconds)), segments: ratingSegments), gate: gate,
             logger: Logger(label: "argus.ratings"))
         var apiDeps = APIDependencies(
             store: store, devices: devices, tokens: TokenRepository(store: store),
@@ -227,7 +229,7 @@ extension HubConfiguration {
             registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
             authenticator: authenticator, live: live, commands: commands, rollouts: rollouts,
             publicURL: (publicURL ?? "http://\(apiHost):\(apiPort)").trimmingCharacters(in: CharacterSet(charactersIn: "/")))
-        apiDeps.ratings = RatingsService(store: store, dayparts: schedule)
+        apiDeps.ratings = RatingsService(store: store, dayparts: schedule, segments: ratingSegments)
         let deps = apiDeps
         let api = Application(
             router: OperatorAPI.router(deps),

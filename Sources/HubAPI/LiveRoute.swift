@@ -36,6 +36,9 @@ package enum LiveRoute {
         guard let token, let who = try? await deps.tokens.authenticate(token), who.role.allows(.analyst) else { return .dontUpgrade }
         let topic: LiveHub.Topic
         if let d = query["device"], (try? Validate.identifier(d, field: "device")) != nil {
+            // One box's telemetry includes its viewing: personal data, for operators (audited
+            // below); analysts see aggregates.
+            guard who.role.allows(.operator) else { return .dontUpgrade }
             topic = .device(d)
         } else if query["fleet"] != nil {
             topic = .fleet
@@ -69,6 +72,7 @@ package enum LiveRoute {
             _ = try context.require(.analyst)
             let q = request.uri.queryParameters
             if let d = q.get("device") {
+                _ = try context.require(.operator)
                 _ = try Validate.identifier(String(d), field: "device")
             } else if q.get("fleet") == nil {
                 throw HTTPError(.badRequest, message: "pass device=ID or fleet=1")

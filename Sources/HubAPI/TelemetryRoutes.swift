@@ -49,11 +49,16 @@ extension OperatorAPI {
         }
 
         api.get("devices/{id}/events") { request, context -> EventList in
-            _ = try context.require(.analyst)
+            // A box's viewing is personal data: operators only, and every read is audited.
+            let who = try context.require(.operator)
             let id = try context.parameters.require("id")
             let (from, to) = try timeRange(request)
             let limit = try Validate.int(request, "limit", default: 200, range: 1...1000)
-            return EventList(items: try await storeCall { try await queries.events(device: id, from: from, to: to, limit: limit) })
+            let items = try await storeCall { try await queries.events(device: id, from: from, to: to, limit: limit) }
+            await deps.audit.record(
+                who, in: context, action: "device.events.read", target: id,
+                parameters: ["from": "\(from.millis)", "to": "\(to.millis)", "count": "\(items.count)"], result: "ok")
+            return EventList(items: items)
         }
 
         api.get("devices/{id}/logs") { request, context -> LogList in

@@ -73,6 +73,8 @@ package final class STBConnectionHandler: ChannelInboundHandler {
     private var highestAccepted: Int64 = -1
     /// Hub receive time of `hello` − its `ts` (0 when `hello` has no `ts`).
     private var clockOffsetMs: Int64 = 0
+    /// What `hello` said, for the offline presence write.
+    private var helloInfo: SessionInfo?
     package static let maxStrikes = 10
     /// The channel's event loop; other threads reach this session only through it.
     package let eventLoop: EventLoop
@@ -107,7 +109,7 @@ package final class STBConnectionHandler: ChannelInboundHandler {
         shared.ingest.forget(handle)
         shared.commands?.sessionEnded(handle)
         if shared.registry.closed(handle) {
-            shared.presence.submit(deviceID, .offline(session: session, lastSeen: Date()))
+            shared.presence.submit(deviceID, .offline(session: session, lastSeen: Date(), info: helloInfo))
         }
         self.context = nil
         context.fireChannelInactive()
@@ -171,10 +173,12 @@ package final class STBConnectionHandler: ChannelInboundHandler {
                 old.close(.replaced)
                 shared.logger.info("session replaced", metadata: [LogKey.stbID: .string(deviceID), LogKey.stbSession: .string(old.id)])
             }
+            let info = SessionInfo(connectedAt: Date(), remoteAddress: remoteAddress, model: hello.model, firmware: hello.firmware, bootId: hello.bootId)
+            helloInfo = info
             shared.presence.submit(
                 deviceID,
                 .online(
-                    session: session, connectedAt: Date(), remoteAddress: remoteAddress,
+                    session: session, connectedAt: info.connectedAt, remoteAddress: remoteAddress,
                     model: hello.model, firmware: hello.firmware, bootId: hello.bootId))
             send(
                 FrameCodec.welcome(

@@ -18,8 +18,25 @@ package struct RatingsSettings: Sendable {
     /// How far before a day its events are read, to know what was on at midnight.
     package var lookbackMs: Int64 = 86_400_000
     package var parameters = RatingsParameters.default
+    /// Segment dimensions built besides the whole fleet (each value gets its own rollups).
+    package var segments: [SegmentDimension] = []
+    /// Most values of one dimension built per day (the ones with the most boxes); the rest are
+    /// counted in the fleet's figures only.
+    package var maxSegmentValues = 100
 
-    package init(interval: Duration = .seconds(60)) { self.interval = interval }
+    package init(interval: Duration = .seconds(60), segments: [SegmentDimension] = []) {
+        self.interval = interval
+        self.segments = segments
+    }
+}
+
+/// A box attribute ratings can be cut by. Values are the box's current ones (from its latest
+/// `hello` and its registration), applied to every day rebuilt.
+package enum SegmentDimension: String, Sendable, CaseIterable {
+    case model, firmware, tag
+
+    /// The stored segment key of a value, e.g. `model=acme-4k`.
+    package func key(_ value: String) -> String { "\(rawValue)=\(value)" }
 }
 
 /// Builds the stored rollups from the stored viewing events (docs/ratings-method.md, "Rollups"):
@@ -101,11 +118,18 @@ package final class RatingsBuilder: Service, Sendable {
         let at = now()
         // Credited events of the day were received at most the future skew before it, and at most
         // the late horizon after it.
-        let docs = try await events.find(
-            [
-                "r": ["$gte": .date(Date(millis: start - settings.lookbackMs - p.futureSkewToleranceMs)), "$lt": .date(Date(millis: end + p.lateHorizonMs))]
-            ],
-            projection: ["d": 1, "b": 1, "s": 1, "t": 1, "r": 1, "e": 1, "ch": 1, "mode": 1, "o": 1])
+        let filter: Document = [
+            "r": ["$gte": .date(Date(millis: start - settings.lookbackMs - p.futureSkewToleranceMs)), "$lt": .date(Date(millis: end + p.lateHorizonMs))]
+        ]
+        // Events are only ever added (until their TTL): a read must return at least as many as
+        // were counted before it, or the store answered short and the day is not built from it.
+        let counted = try await events.count(filter)
+        var docs: [Document] = []
+        for attempt in 1...3 {
+            docs = try await events.find(filter, projection: ["d": 1, "b": 1, "s": 1, "t": 1, "r": 1, "e": 1, "ch": 1, "mode": 1, "o": 1])
+            if docs.count >= counted { break }
+            guard attempt < 3 else { throw RatingsStoreError.incomplete(collection: Schema.events, read: docs.count, written: counted) }
+        }
         var byBox: [String: [StoredViewing]] = [:]
         for d in docs { if let v = StoredViewing(d) { byBox[v.device, default: []].append(v) } }
         try await store.indices(for: Set(byBox.keys), known: &known)
@@ -132,11 +156,20 @@ package final class RatingsBuilder: Service, Sendable {
             if isActive { active.append(index) }
             if !mine.isEmpty { credits.append(BoxCredits(box: index, credits: mine)) }
         }
-        let rollup = try Rollup.build(credits, bucketMinutes: RatingsStore.reachBucketMinutes)
+        var rollups = ["": try Rollup.build(credits, bucketMinutes: RatingsStore.reachBucketMinutes)]
+        var segmentActive: [String: BoxSet] = [:]
+        if !settings.segments.isEmpty {
+            let activeSet = BoxSet(active)
+            for (key, members) in try await segmentMembers(Array(byBox.keys), known: known) {
+                rollups[key] = try Rollup.build(credits.filter { members.contains($0.box) }, bucketMinutes: RatingsStore.reachBucketMinutes)
+                segmentActive[key] = BoxSet(activeSet.lazy.filter { members.contains($0) })
+            }
+        }
         let previous = try await store.dayInfos(day..<(day + 1)).first?.version ?? 0
         let info = RatingsStore.DayInfo(
-            day: day, version: previous + 1, builtAt: at, active: BoxSet(active), events: docs.count, skewed: skewedCount, late: lateCount)
-        try await store.write(rollup, info)
+            day: day, version: previous + 1, builtAt: at, active: BoxSet(active), events: docs.count, skewed: skewedCount, late: lateCount,
+            segments: segmentActive)
+        try await store.write(rollups, info)
         built.increment()
         skewed.record(skewedCount)
         late.record(lateCount)
@@ -144,6 +177,36 @@ package final class RatingsBuilder: Service, Sendable {
         logger.debug(
             "ratings day built",
             metadata: [LogKey.count: .stringConvertible(docs.count), LogKey.boxes: .stringConvertible(byBox.count), "day": .stringConvertible(day)])
+    }
+}
+
+extension RatingsBuilder {
+    /// The boxes of each segment value among `devices`, from the registry (model, firmware,
+    /// tags); per dimension only the `maxSegmentValues` values with the most boxes.
+    func segmentMembers(_ devices: [String], known: [String: BoxIndex]) async throws -> [String: BoxSet] {
+        let collection = store.store.collection(Schema.devices)
+        var byKey: [SegmentDimension: [String: [BoxIndex]]] = [:]
+        for k in stride(from: 0, to: devices.count, by: 200) {
+            let chunk = devices[k..<min(devices.count, k + 200)].map { BSON.string($0) }
+            for d in try await collection.find(["_id": ["$in": .array(chunk)]], projection: ["model": 1, "firmware": 1, "tags": 1]) {
+                guard let id = d["_id"]?.stringValue, let index = known[id] else { continue }
+                for dim in settings.segments {
+                    let values: [String] =
+                        switch dim {
+                        case .model: d["model"]?.stringValue.map { [$0] } ?? []
+                        case .firmware: d["firmware"]?.stringValue.map { [$0] } ?? []
+                        case .tag: d["tags"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                        }
+                    for v in Set(values) { byKey[dim, default: [:]][v, default: []].append(index) }
+                }
+            }
+        }
+        var out: [String: BoxSet] = [:]
+        for (dim, values) in byKey {
+            let kept = values.sorted { ($0.value.count, $1.key) > ($1.value.count, $0.key) }.prefix(settings.maxSegmentValues)
+            for (v, boxes) in kept { out[dim.key(v)] = BoxSet(boxes) }
+        }
+        return out
     }
 }
 

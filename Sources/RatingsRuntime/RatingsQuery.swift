@@ -30,11 +30,24 @@ package struct RatingsQuery: Sendable, Equatable {
 
     package enum Format: String, Sendable, CaseIterable { case json, csv }
 
+    /// A segment of the fleet: `dimension:value`, e.g. `model:acme-4k`, `tag:region-north`.
+    package struct Segment: Sendable, Equatable {
+        package var dimension: SegmentDimension
+        package var value: String
+        package init(dimension: SegmentDimension, value: String) {
+            self.dimension = dimension
+            self.value = value
+        }
+        /// The stored key (`model=acme-4k`).
+        package var key: String { dimension.key(value) }
+    }
+
     /// Minutes since 1970 (UTC), `[from, to)`.
     package var from: Int64
     package var to: Int64
     package var bucket: Bucket?
     package var daypart: String?
+    package var segment: Segment?
     package var channels: [String]?
     package var measures: [Measure]
     package var modes: Set<ViewingMode>
@@ -53,12 +66,23 @@ package struct RatingsQuery: Sendable, Equatable {
     /// Reach needs every mode (it is kept for all modes together) and whole hours.
     package var wantsReach: Bool { measures.contains { $0.needsReach } }
 
-    package static func parse(_ q: [String: String], dayparts: DaypartSchedule) throws(RatingsQueryError) -> RatingsQuery {
+    package static func parse(
+        _ q: [String: String], dayparts: DaypartSchedule, segments: [SegmentDimension] = []
+    ) throws(RatingsQueryError) -> RatingsQuery {
         for name in q.keys.sorted() where !parameters.contains(name) {
             throw .init(name, "unknown parameter; known: \(parameters.sorted().joined(separator: ", "))")
         }
+        var segment: Segment? = nil
         if let s = q["segment"] {
-            throw .init("segment", "unknown segment \(quoted(s)): no segment dimensions are configured on this hub")
+            guard !segments.isEmpty else {
+                throw .init("segment", "unknown segment \(quoted(s)): no segment dimensions are configured on this hub")
+            }
+            let parts = s.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let dim = SegmentDimension(rawValue: parts[0]), segments.contains(dim), !parts[1].isEmpty else {
+                throw .init(
+                    "segment", "unknown segment \(quoted(s)); use dimension:value with a dimension of \(segments.map(\.rawValue).joined(separator: ", "))")
+            }
+            segment = Segment(dimension: dim, value: parts[1])
         }
         let from = try minute(q, "from"), to = try minute(q, "to")
         guard to > from else { throw .init("to", "must be after from") }
@@ -118,7 +142,7 @@ package struct RatingsQuery: Sendable, Equatable {
             top = v
         }
         var query = RatingsQuery(
-            from: from, to: to, bucket: bucket, daypart: daypart, channels: channels, measures: measures, modes: modes,
+            from: from, to: to, bucket: bucket, daypart: daypart, segment: segment, channels: channels, measures: measures, modes: modes,
             universe: universe, top: top, format: format)
         // Reach is exact over whole hours, for all modes together. Asked for explicitly, anything
         // else is refused; by default those measures are left out.

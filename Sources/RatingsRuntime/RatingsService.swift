@@ -9,17 +9,21 @@ package final class RatingsService: Sendable {
     package let store: RatingsStore
     package let dayparts: DaypartSchedule
     package let parameters: RatingsParameters
-    /// Registered boxes (revoked excluded), for the `registered` universe.
-    let registered: @Sendable () async throws -> Int
-    private let cache = Mutex<[Int64: (version: Int, rollup: Rollup)]>([:])
-    private let cacheDays = 62
+    /// The segment dimensions the builder builds.
+    package let segments: [SegmentDimension]
+    /// Registered boxes (revoked excluded), of a segment or of the fleet, for the `registered`
+    /// universe.
+    let registered: @Sendable (RatingsQuery.Segment?) async throws -> Int
+    private let cache = Mutex<[String: (version: Int, rollup: Rollup)]>([:])
+    private let cacheEntries = 62
 
     package init(
-        store: RatingsStore, dayparts: DaypartSchedule, parameters: RatingsParameters = .default,
-        registered: @escaping @Sendable () async throws -> Int
+        store: RatingsStore, dayparts: DaypartSchedule, segments: [SegmentDimension] = [], parameters: RatingsParameters = .default,
+        registered: @escaping @Sendable (RatingsQuery.Segment?) async throws -> Int
     ) {
         self.store = store
         self.dayparts = dayparts
+        self.segments = segments
         self.parameters = parameters
         self.registered = registered
     }
@@ -28,11 +32,12 @@ package final class RatingsService: Sendable {
         let days = floorDiv(q.from, 1440)..<(floorDiv(q.to - 1, 1440) + 1)
         let infos = try await store.dayInfos(days)
         var rollup = try Rollup(bucketMinutes: RatingsStore.reachBucketMinutes)
-        for info in infos { try rollup.merge(try await dayRollup(info)) }
+        let segment = q.segment?.key ?? ""
+        for info in infos { try rollup.merge(try await dayRollup(info, segment: segment)) }
         let universe: Int =
             switch q.universe {
-            case .active: BoxSet.union(infos.map(\.active)).count
-            case .registered: try await registered()
+            case .active: BoxSet.union(infos.map { segment.isEmpty ? $0.active : $0.segments[segment] ?? BoxSet() }).count
+            case .registered: try await registered(q.segment)
             }
         var series: [RatingsAnswer.Row] = []
         for (from, to, selection) in q.selections(dayparts) {
@@ -55,9 +60,11 @@ package final class RatingsService: Sendable {
         let built = infos.map(\.builtAt).max()
         return RatingsAnswer(
             from: Self.iso(q.from), to: Self.iso(q.to), bucket: q.bucket?.rawValue, daypart: q.daypart,
+            segment: q.segment.map { "\($0.dimension.rawValue):\($0.value)" },
             modes: q.modes.map(\.rawValue).sorted(), measures: q.measures.map(\.rawValue),
             universe: .init(kind: q.universe.rawValue, size: universe), sampleSize: universe, k: parameters.suppressionK,
             confidence: "Wilson 95 % over boxes (n = universe)", daysBuilt: infos.count, daysInRange: Int(days.count),
+            notCredited: .init(skewed: infos.reduce(0) { $0 + $1.skewed }, late: infos.reduce(0) { $0 + $1.late }),
             builtAt: built.map { Self.isoMs($0) }, series: series)
     }
 
@@ -72,15 +79,19 @@ package final class RatingsService: Sendable {
         return Tallies(minutes: selection.count, universe: universe, allBoxMinutes: all, channels: channels)
     }
 
-    private func dayRollup(_ info: RatingsStore.DayInfo) async throws -> Rollup {
-        if let hit = cache.withLock({ $0[info.day] }), hit.version == info.version { return hit.rollup }
-        let rollup = try await store.rollup(day: info.day, version: info.version)
+    func dayRollup(_ info: RatingsStore.DayInfo, segment: String = "") async throws -> Rollup {
+        let key = "\(info.day)|\(segment)"
+        if let hit = cache.withLock({ $0[key] }), hit.version == info.version { return hit.rollup }
+        let rollup = try await store.rollup(info, segment: segment)
         cache.withLock { c in
-            c[info.day] = (info.version, rollup)
-            if c.count > cacheDays, let oldest = c.keys.min() { c[oldest] = nil }
+            c[key] = (info.version, rollup)
+            // Bounded: drop the oldest day's entries.
+            if c.count > cacheEntries, let oldest = c.keys.min(by: { Self.day(of: $0) < Self.day(of: $1) }) { c[oldest] = nil }
         }
         return rollup
     }
+
+    private static func day(of key: String) -> Int64 { Int64(key.prefix { $0 != "|" }) ?? 0 }
 
     static func iso(_ minute: Int64) -> String { isoMs(minute * RatingsParameters.minuteMs) }
     static func isoMs(_ ms: Int64) -> String {
@@ -94,6 +105,14 @@ package struct RatingsAnswer: Sendable, Encodable, Equatable {
     package struct Universe: Sendable, Encodable, Equatable {
         package var kind: String
         package var size: Int
+    }
+
+    /// Events received in the range's days that were stored but not credited.
+    package struct NotCredited: Sendable, Encodable, Equatable {
+        /// Placed after their receive time + the skew tolerance: the box's clock jumped.
+        package var skewed: Int
+        /// Placed before their receive time − the late horizon.
+        package var late: Int
     }
 
     package struct Interval: Sendable, Encodable, Equatable {
@@ -155,6 +174,7 @@ package struct RatingsAnswer: Sendable, Encodable, Equatable {
     package var to: String
     package var bucket: String?
     package var daypart: String?
+    package var segment: String?
     package var modes: [String]
     package var measures: [String]
     package var universe: Universe
@@ -166,6 +186,7 @@ package struct RatingsAnswer: Sendable, Encodable, Equatable {
     /// Days of the range with a stored build, of all its days.
     package var daysBuilt: Int
     package var daysInRange: Int
+    package var notCredited: NotCredited
     /// When the newest of those days was built.
     package var builtAt: String?
     package var series: [Row]

@@ -39,7 +39,7 @@ package struct RatingsStore: Sendable {
     }
 
     package func createIndexes() async throws {
-        try await cells.createIndexes([IndexModel(name: "day_v", keys: ["day": 1, "v": 1])])
+        try await cells.createIndexes([IndexModel(name: "day_v_seg", keys: ["day": 1, "v": 1, "seg": 1])])
         try await boxes.createIndexes([IndexModel(name: "i", keys: ["i": 1], unique: true)])
     }
 
@@ -105,6 +105,10 @@ package struct RatingsStore: Sendable {
         package var events: Int
         package var skewed: Int
         package var late: Int
+        /// Each segment's active boxes (`model=acme-4k`, …), for the segments built.
+        package var segments: [String: BoxSet] = [:]
+        /// Cell documents written per segment (`""`: the whole fleet), so a read can tell it got them all.
+        package var cellCounts: [String: Int] = [:]
     }
 
     /// The built days in `range` (day numbers since 1970, UTC).
@@ -123,13 +127,55 @@ package struct RatingsStore: Sendable {
         guard case .binary(let bytes)? = d["active"], let active = try? BoxSet(serialized: bytes) else {
             throw RatingsStoreError.corrupt(collection: daysName, id: "\(id)", field: "active")
         }
+        var segments: [String: BoxSet] = [:]
+        for entry in d["segments"]?.arrayValue ?? [] {
+            guard case .document(let e) = entry, let key = e["k"]?.stringValue, case .binary(let bytes)? = e["a"],
+                let set = try? BoxSet(serialized: bytes)
+            else { throw RatingsStoreError.corrupt(collection: daysName, id: "\(id)", field: "segments") }
+            segments[key] = set
+        }
+        var cellCounts: [String: Int] = [:]
+        for entry in d["cellCounts"]?.arrayValue ?? [] {
+            guard case .document(let e) = entry, let key = e["k"]?.stringValue, let n = e["n"]?.intValue else {
+                throw RatingsStoreError.corrupt(collection: daysName, id: "\(id)", field: "cellCounts")
+            }
+            cellCounts[key] = n
+        }
         return DayInfo(
             day: id, version: try field("v", d["v"]?.intValue), builtAt: try field("builtAt", d["builtAt"]?.dateValue?.millis),
-            active: active, events: d["events"]?.intValue ?? 0, skewed: d["skewed"]?.intValue ?? 0, late: d["late"]?.intValue ?? 0)
+            active: active, events: d["events"]?.intValue ?? 0, skewed: d["skewed"]?.intValue ?? 0, late: d["late"]?.intValue ?? 0,
+            segments: segments, cellCounts: cellCounts)
     }
 
-    /// Stores a day's rollup as version `info.version`, then makes it the day's current one.
-    package func write(_ rollup: Rollup, _ info: DayInfo) async throws {
+    /// Stores a day's rollups as version `info.version` (`""`: every box; `model=acme-4k` and so
+    /// on: a segment's boxes), then makes it the day's current one.
+    package func write(_ rollups: [String: Rollup], _ info: DayInfo) async throws {
+        var docs: [Document] = []
+        var counts: [BSON] = []
+        for (segment, rollup) in rollups.sorted(by: { $0.key < $1.key }) {
+            let cells = cellDocuments(rollup, info, segment: segment)
+            docs += cells
+            counts.append(["k": .string(segment), "n": .int(cells.count)])
+        }
+        _ = try await cells.deleteMany(["day": .int64(info.day), "v": .int(info.version)])  // a build that stopped halfway
+        for k in stride(from: 0, to: docs.count, by: 200) { _ = try await cells.insertMany(Array(docs[k..<min(docs.count, k + 200)])) }
+        let segments: [BSON] = info.segments.sorted { $0.key < $1.key }.map { key, set in
+            .document(["k": .string(key), "a": .binary(set.serialized())])
+        }
+        _ = try await days.updateOne(
+            ["_id": .int64(info.day)],
+            [
+                "$set": [
+                    "v": .int(info.version), "builtAt": .date(Date(millis: info.builtAt)), "active": .binary(info.active.serialized()),
+                    "events": .int(info.events), "skewed": .int(info.skewed), "late": .int(info.late), "channels": .int(docs.count),
+                    "segments": .array(segments), "cellCounts": .array(counts),
+                ]
+            ], upsert: true)
+        _ = try await cells.deleteMany(["day": .int64(info.day), "v": ["$ne": .int(info.version)]])
+    }
+
+    /// One document per channel of `rollup`.
+    func cellDocuments(_ rollup: Rollup, _ info: DayInfo, segment: String) -> [Document] {
         let dayStart = info.day * Self.dayMinutes
         var byChannel: [String: (aud: [ViewingMode: [Int32]], reach: [(Int64, Rollup.ReachCell)])] = [:]
         for (key, count) in rollup.audience {
@@ -153,29 +199,38 @@ package struct RatingsStore: Sendable {
                     "t1": .binary(BoxSet(cell.tail.keys).serialized()), "t2": .binary(BoxSet(cell.tail.filter { $0.value >= 2 }.keys).serialized()),
                 ])
             }
-            docs.append([
-                "_id": .string("\(info.day)|\(info.version)|\(channel)"), "day": .int64(info.day), "v": .int(info.version),
+            var d: Document = [
+                "_id": .string("\(info.day)|\(info.version)|\(segment)|\(channel)"), "day": .int64(info.day), "v": .int(info.version),
                 "ch": .string(channel), "aud": .document(aud), "reach": .array(reach),
-            ])
+            ]
+            if !segment.isEmpty { d["seg"] = .string(segment) }
+            docs.append(d)
         }
-        _ = try await cells.deleteMany(["day": .int64(info.day), "v": .int(info.version)])  // a build that stopped halfway
-        for k in stride(from: 0, to: docs.count, by: 200) { _ = try await cells.insertMany(Array(docs[k..<min(docs.count, k + 200)])) }
-        _ = try await days.updateOne(
-            ["_id": .int64(info.day)],
-            [
-                "$set": [
-                    "v": .int(info.version), "builtAt": .date(Date(millis: info.builtAt)), "active": .binary(info.active.serialized()),
-                    "events": .int(info.events), "skewed": .int(info.skewed), "late": .int(info.late), "channels": .int(docs.count),
-                ]
-            ], upsert: true)
-        _ = try await cells.deleteMany(["day": .int64(info.day), "v": ["$ne": .int(info.version)]])
+        return docs
     }
 
-    /// The rollup of one stored day version.
-    package func rollup(day: Int64, version: Int) async throws -> Rollup {
+    /// The rollup of one stored day version: every box (`segment` `""`) or one segment's. A read
+    /// that returns fewer cells than the build wrote (the store answered short) is retried, then
+    /// refused, rather than answered from part of the day.
+    package func rollup(_ info: DayInfo, segment: String = "") async throws -> Rollup {
+        let seg: BSON = segment.isEmpty ? ["$exists": false] : .string(segment)
+        let filter: Document = ["day": .int64(info.day), "v": .int(info.version), "seg": seg]
+        var docs = try await cells.find(filter)
+        if let expected = info.cellCounts[segment] ?? (segment.isEmpty ? nil : 0) {
+            var attempt = 1
+            while docs.count != expected {
+                guard attempt < 3 else { throw RatingsStoreError.incomplete(collection: Self.cellsName, read: docs.count, written: expected) }
+                attempt += 1
+                docs = try await cells.find(filter)
+            }
+        }
+        return try rollup(day: info.day, cells: docs)
+    }
+
+    func rollup(day: Int64, cells docs: [Document]) throws -> Rollup {
         var rollup = try Rollup(bucketMinutes: Self.reachBucketMinutes)
         let dayStart = day * Self.dayMinutes
-        for d in try await cells.find(["day": .int64(day), "v": .int(version)]) {
+        for d in docs {
             let id = d["_id"]?.stringValue ?? "?"
             func corrupt(_ field: String) -> RatingsStoreError { .corrupt(collection: Self.cellsName, id: id, field: field) }
             guard let channel = d["ch"]?.stringValue else { throw corrupt("ch") }
@@ -229,10 +284,13 @@ package struct RatingsStore: Sendable {
 /// A stored ratings document that does not decode: which, and what is wrong.
 package enum RatingsStoreError: Error, CustomStringConvertible, Equatable {
     case corrupt(collection: String, id: String, field: String)
+    /// The store returned fewer documents than are known to exist.
+    case incomplete(collection: String, read: Int, written: Int)
 
     package var description: String {
         switch self {
         case .corrupt(let c, let id, let f): "\(c) document \(id): field \(f) is missing or malformed"
+        case .incomplete(let c, let read, let written): "\(c): the store returned \(read) of \(written) documents; not answering from part of them"
         }
     }
 }

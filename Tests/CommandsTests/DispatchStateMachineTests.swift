@@ -1,20 +1,12 @@
+import ArgusTestSupport
 import Commands
 import Testing
 
 /// The per-node dispatch bookkeeping, driven with plain millisecond times and fake sessions:
 /// no database, no sockets, no clock.
 @Suite struct DispatchStateMachineTests {
-    struct Session: DispatchSession, Equatable {
-        var id: String
-        var deviceID: String
-    }
-
-    struct TestJob: DispatchJob, Equatable {
-        var id: String
-        var name = "reboot"
-        var createdAt: Int64 = 0
-        var deadline: Int64 = 1_000_000_000
-    }
+    typealias Session = FakeSession
+    typealias TestJob = FakeJob
 
     typealias Machine = DispatchStateMachine<Session, TestJob>
 

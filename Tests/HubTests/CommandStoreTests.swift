@@ -66,7 +66,9 @@ struct CommandStoreTests {
             try await telemetry.applyCommandStatuses([status(j.id, "a", 5, .failed, reason: "late"), status(j.id, "b", 2, .succeeded)])
             let a = try #require(try await repo.execution(job: j.id, device: "a"))
             #expect(a["state"]?.stringValue == "SUCCEEDED")
-            #expect(a["history"]?.arrayValue?.compactMap { $0.documentValue?["s"]?.stringValue } == ["QUEUED", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"])
+            // The reports reached the store before any node wrote SENT: they write it (docs/commands.md).
+            #expect(
+                a["history"]?.arrayValue?.compactMap { $0.documentValue?["s"]?.stringValue } == ["QUEUED", "SENT", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"])
             #expect(a["history"]?.arrayValue?.compactMap { $0.documentValue?["progress"]?.stringValue } == ["downloading", "installing"])
             #expect(a["result"]?.documentValue?["lines"]?.arrayValue == [.string("x")])
             #expect(a["confirmedAt"]?.dateValue != nil)
@@ -74,6 +76,26 @@ struct CommandStoreTests {
             #expect(b["state"]?.stringValue == "REJECTED" && b["reason"]?.stringValue == "no screen")
             #expect(try await repo.counts(job: j.id) == ["SUCCEEDED": 1, "REJECTED": 1, "QUEUED": 1])
             #expect(try await repo.executions.count(["job": "unknown-job"]) == 0)
+        }
+    }
+
+    @Test func aReportThatBeatsTheSentWriteWritesSentAndTheLateSentWriteAddsNothing() async throws {
+        try await withStore { store in
+            let repo = CommandRepository(store: store)
+            let j = job(["a", "b"])
+            try await repo.insert(j)
+            try await repo.materialize(j)
+            let telemetry = MongoTelemetryStore(store: store)
+            // The box got the frame and reported before the delivering node flushed its SENT.
+            try await telemetry.applyCommandStatuses([status(j.id, "a", 1, .inProgress), status(j.id, "b", 1, .received)])
+            let writer = ExecutionWriter(collection: repo.executions, node: "n1", logger: Logger(label: "t"))
+            writer.sent(job: j.id, devices: ["a", "b"], at: Date().millis)
+            await writer.flush()
+            let a = try #require(try await repo.execution(job: j.id, device: "a"))
+            let b = try #require(try await repo.execution(job: j.id, device: "b"))
+            #expect(a["history"]?.arrayValue?.compactMap { $0.documentValue?["s"]?.stringValue } == ["QUEUED", "SENT", "IN_PROGRESS"])
+            #expect(b["history"]?.arrayValue?.compactMap { $0.documentValue?["s"]?.stringValue } == ["QUEUED", "SENT"])
+            #expect(a["state"]?.stringValue == "IN_PROGRESS" && b["state"]?.stringValue == "SENT" && b["confirmed"]?.boolValue == true)
         }
     }
 

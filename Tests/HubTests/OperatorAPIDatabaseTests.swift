@@ -142,6 +142,32 @@ struct OperatorAPIDatabaseTests {
         }
     }
 
+    @Test func aShortSessionsHelloIsKeptWhenItsOnlineWasCoalescedAway() async throws {
+        try await withFixture { f in
+            _ = try await f.deps.devices.register(id: "p2", model: "old", tags: [], secretHash: "sha256:x", now: Date())
+            let w = PresenceWriter(store: f.store, node: "n1", logger: Logger(label: "t"))
+            let t = Date()
+            let info = SessionInfo(connectedAt: t, remoteAddress: "1.2.3.4", model: "new", firmware: "f9", bootId: "b9")
+            w.submit("p2", .online(session: "s1", connectedAt: t, remoteAddress: "1.2.3.4", model: "new", firmware: "f9", bootId: "b9"))
+            w.submit("p2", .offline(session: "s1", lastSeen: t.addingTimeInterval(1), info: info))  // before any flush
+            #expect(w.pendingCount == 1)
+            try await w.flush()
+            var d = try #require(try await f.deps.devices.get("p2"))
+            #expect(!d.online && d.model == "new" && d.firmware == "f9" && d.session == "s1")
+            // A newer session online: an older session's late offline changes nothing.
+            w.submit("p2", .online(session: "s2", connectedAt: t.addingTimeInterval(5), remoteAddress: nil, model: "new", firmware: "f10", bootId: "b10"))
+            try await w.flush()
+            w.submit(
+                "p2",
+                .offline(
+                    session: "s0", lastSeen: Date(),
+                    info: SessionInfo(connectedAt: t.addingTimeInterval(-5), remoteAddress: nil, model: "x", firmware: "x", bootId: "x")))
+            try await w.flush()
+            d = try #require(try await f.deps.devices.get("p2"))
+            #expect(d.online && d.session == "s2" && d.firmware == "f10")
+        }
+    }
+
     @Test func metricSamplesAreAppendedOnceEvenWhenResentOverlapping() async throws {
         try await withFixture { f in
             let t = MongoTelemetryStore(store: f.store)

@@ -27,7 +27,13 @@ struct RatingsBuildTests {
         await store.shutdown()
     }
 
-    static let day: Int64 = 20_423  // 2025-12-01
+    /// Two days ago: recent, so the events' TTL (90 days on the receive time) never removes
+    /// them while a test runs.
+    static let day: Int64 = Int64(Date().timeIntervalSince1970) / 86_400 - 2
+    static let dayISO = iso(day * 1440), nextDayISO = iso((day + 1) * 1440)
+    static func iso(_ minute: Int64) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(minute * 60)))
+    }
     static let dayStart = day * 86_400_000
 
     /// Random viewing of `boxes` boxes around one day: clocks off by up to ±3 h, two boots each,
@@ -93,7 +99,7 @@ struct RatingsBuildTests {
             var known: [String: BoxIndex] = [:]
             try await builder.build(day: Self.day, known: &known)
             let dayparts = try DaypartSchedule.parse(DaypartSchedule.defaultSpec)
-            let service = RatingsService(store: builder.store, dayparts: dayparts) { 1000 }
+            let service = RatingsService(store: builder.store, dayparts: dayparts) { _ in 1000 }
 
             // The same credit computed straight from the documents, with no store in between.
             var byBox: [String: [StoredViewing]] = [:]
@@ -109,7 +115,7 @@ struct RatingsBuildTests {
             #expect(credits.count > 20, "the scenario credits most boxes")
 
             for (bucket, expectRows) in [(nil, 1), ("hour", 24)] as [(String?, Int)] {
-                var q = ["from": "2025-12-01T00:00:00Z", "to": "2025-12-02T00:00:00Z", "universe": "registered"]
+                var q = ["from": Self.dayISO, "to": Self.nextDayISO, "universe": "registered"]
                 if let bucket { q["bucket"] = bucket }
                 let answer = try await service.answer(try RatingsQuery.parse(q, dayparts: dayparts))
                 #expect(answer.series.count == expectRows && answer.universe.size == 1000 && answer.daysBuilt == 1)
@@ -124,13 +130,96 @@ struct RatingsBuildTests {
                 }
             }
             // Rebuilding gives the same answer, as a new version.
-            let q = try RatingsQuery.parse(["from": "2025-12-01T00:00:00Z", "to": "2025-12-02T00:00:00Z"], dayparts: dayparts)
+            let q = try RatingsQuery.parse(["from": Self.dayISO, "to": Self.nextDayISO], dayparts: dayparts)
             let first = try await service.answer(q)
             try await builder.build(day: Self.day, known: &known)
             let again = try await service.answer(q)
-            #expect(first.series == again.series && first.universe == again.universe)
+            #expect(
+                first.series == again.series && first.universe == again.universe,
+                "\(first.series.first?.channels.map(\.boxMinutes) ?? []) vs \(again.series.first?.channels.map(\.boxMinutes) ?? [])")
             #expect(try await builder.store.dayInfos(Self.day..<(Self.day + 1)).first?.version == 2)
             #expect(try await store.collection(RatingsStore.cellsName).count(["v": 1]) == 0, "the old version is deleted")
+        }
+    }
+
+    @Test func theLiveAudienceIsTheLastCompleteMinuteOfTodaysBuild() async throws {
+        try await withStore { store in
+            let docs = Self.events(seed: 3, boxes: 30)
+            _ = try await store.collection(Schema.events).insertMany(docs)
+            // "Now" is 20:00 on the day: the build credits up to now, open tunes included.
+            let now = Self.dayStart + 20 * 3_600_000 + 30_000
+            let builder = RatingsBuilder(store: store, node: "n1", logger: Logger(label: "t"), now: { now })
+            var known: [String: BoxIndex] = [:]
+            try await builder.build(day: Self.day, known: &known)
+            let service = RatingsService(store: builder.store, dayparts: try DaypartSchedule.parse(DaypartSchedule.defaultSpec)) { _ in 0 }
+            let live = try await service.live(now: now)
+            let minute = now / 60_000 - 1
+            var expected: [String: Int] = [:]
+            var byBox: [String: [StoredViewing]] = [:]
+            for d in docs { if let v = StoredViewing(d) { byBox[v.device, default: []].append(v) } }
+            for (_, list) in byBox {
+                // Events at or after the horizon (now) are not seen yet.
+                let credits = MinuteCrediting.credits(connections: StoredViewing.connections(list), horizon: now).credits
+                for c in credits where c.minute == minute { expected[c.channel, default: 0] += 1 }
+            }
+            let active = try await builder.store.dayInfos(Self.day..<(Self.day + 1)).first?.active.count ?? -1
+            #expect(live.minute == Self.iso(Self.day * 1440 + 20 * 60 - 1) && live.universe == active && active > 0)
+            #expect(Dictionary(uniqueKeysWithValues: live.channels.map { ($0.channel, $0.boxes ?? -1) }) == expected)
+            #expect(!expected.isEmpty, "the scenario has viewers at 19:59")
+        }
+    }
+
+    @Test func segmentsAnswerForTheirOwnBoxesOnly() async throws {
+        try await withStore { store in
+            let docs = Self.events(seed: 9, boxes: 30)
+            _ = try await store.collection(Schema.events).insertMany(docs)
+            let devices: [Document] = (0..<30).map { i in
+                ["_id": .string("box-\(i)"), "model": .string("m\(i % 3)"), "firmware": "1.0", "tags": [.string("t\(i % 5)")], "revoked": false]
+            }
+            _ = try await store.collection(Schema.devices).insertMany(devices)
+            let now = Self.dayStart + 3 * 86_400_000
+            let builder = RatingsBuilder(
+                store: store, node: "n1", settings: RatingsSettings(segments: [.model, .tag]), logger: Logger(label: "t"), now: { now })
+            var known: [String: BoxIndex] = [:]
+            try await builder.build(day: Self.day, known: &known)
+            let dayparts = try DaypartSchedule.parse(DaypartSchedule.defaultSpec)
+            let service = RatingsService(store: builder.store, dayparts: dayparts, segments: [.model, .tag]) { _ in 10 }
+            let info = try #require(try await builder.store.dayInfos(Self.day..<(Self.day + 1)).first)
+            #expect(Set(info.segments.keys) == Set((0..<3).map { "model=m\($0)" } + (0..<5).map { "tag=t\($0)" }))
+
+            var byBox: [String: [StoredViewing]] = [:]
+            for d in docs { if let v = StoredViewing(d) { byBox[v.device, default: []].append(v) } }
+            let dayMinutes = (Self.dayStart / 60_000)..<((Self.dayStart + 86_400_000) / 60_000)
+            for (segment, member) in [("model:m1", { (i: Int) in i % 3 == 1 }), ("tag:t2", { (i: Int) in i % 5 == 2 })] {
+                var credits: [BoxCredits] = []
+                for i in 0..<30 where member(i) {
+                    guard let list = byBox["box-\(i)"], let index = known["box-\(i)"] else { continue }
+                    let c = MinuteCrediting.credits(connections: StoredViewing.connections(list), horizon: Self.dayStart + 2 * 86_400_000)
+                        .credits.filter { dayMinutes.contains($0.minute) }
+                    if !c.isEmpty { credits.append(BoxCredits(box: index, credits: c)) }
+                }
+                let q = try RatingsQuery.parse(
+                    ["from": Self.dayISO, "to": Self.nextDayISO, "segment": segment, "universe": "registered"],
+                    dayparts: dayparts, segments: [.model, .tag])
+                let answer = try await service.answer(q)
+                let expected = Measures.compute(Tallies.fromCredits(credits, selection: MinuteSelection(dayMinutes), universe: 10))
+                #expect(answer.segment == segment && answer.universe.size == 10)
+                #expect(answer.series[0].channels.map(\.channel) == expected.map(\.channel))
+                for (got, want) in zip(answer.series[0].channels, expected) {
+                    #expect(got.boxMinutes == want.boxMinutes && got.reach == want.reach1 && got.reach3 == want.reach3, "\(segment) \(want.channel)")
+                }
+                let active = try await service.answer(
+                    try RatingsQuery.parse(
+                        ["from": Self.dayISO, "to": Self.nextDayISO, "segment": segment], dayparts: dayparts,
+                        segments: [.model, .tag]))
+                #expect(active.universe.size == info.segments[q.segment?.key ?? ""]?.count && active.universe.size <= 10)
+            }
+            // A value no box has: nothing, suppressed base.
+            let none = try await service.answer(
+                try RatingsQuery.parse(
+                    ["from": Self.dayISO, "to": Self.nextDayISO, "segment": "model:zz"], dayparts: dayparts,
+                    segments: [.model, .tag]))
+            #expect(none.universe.size == 0 && none.series[0].channels.isEmpty)
         }
     }
 

@@ -64,6 +64,14 @@ import Testing
         #expect(r?.message.isEmpty == false)
     }
 
+    @Test func segmentsAreDimensionColonValueOfAConfiguredDimension() throws {
+        let q = try RatingsQuery.parse(with(["segment": "tag:region:north"]), dayparts: dayparts, segments: [.model, .tag])
+        #expect(q.segment == RatingsQuery.Segment(dimension: .tag, value: "region:north") && q.segment?.key == "tag=region:north")
+        for bad in ["firmware:1.0", "model", "model:", "colour:red"] {
+            #expect(throws: RatingsQueryError.self) { try RatingsQuery.parse(with(["segment": bad]), dayparts: dayparts, segments: [.model, .tag]) }
+        }
+    }
+
     @Test func tooManyBucketsIsRefused() {
         let q = ["from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z", "bucket": "minute"]
         #expect(refusal(q)?.parameter == "bucket")

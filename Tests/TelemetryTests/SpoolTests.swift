@@ -1,3 +1,4 @@
+import ArgusTestSupport
 import Foundation
 import STBProtocol
 import Testing
@@ -120,28 +121,6 @@ func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async t
     }
 }
 
-/// Records what the applier asks of the store.
-final class RecordingStore: TelemetryStore, @unchecked Sendable {
-    let lock = NSLock()
-    var buckets: [MetricBucketAppend] = []
-    var events: [StoredEvent] = []
-    var keys = Set<String>()
-    func insertEvents(_ list: [StoredEvent]) async throws -> [Bool] {
-        lock.withLock {
-            list.map { e in
-                events.append(e); return keys.insert(e.key).inserted
-            }
-        }
-    }
-    func insertLogs(_ logs: [StoredLog]) async throws {}
-    func appendMetrics(_ b: [MetricBucketAppend]) async throws { lock.withLock { buckets += b } }
-    func addAudience(_ counts: [AudienceCount]) async throws {}
-    var alarms: [AlarmChange] = []
-    func applyAlarms(_ changes: [AlarmChange], now: Int64) async throws { lock.withLock { alarms += changes } }
-    var statuses: [StoredCommandStatus] = []
-    func applyCommandStatuses(_ s: [StoredCommandStatus]) async throws { lock.withLock { statuses += s } }
-}
-
 @Suite("Telemetry applier")
 struct TelemetryApplierTests {
     @Test func aResendInTheSameRoundIsAppliedOnceAndSegmentsAreRemoved() async throws {
@@ -160,7 +139,7 @@ struct TelemetryApplierTests {
         }
         try await waitUntil { done.value == 8 && spool.bytesPending == 0 }
         try await waitUntil { !spool.sealedSegments().isEmpty }
-        let store = RecordingStore()
+        let store = InMemoryTelemetryStore()
         let audience = AudienceState()
         let applier = TelemetryApplier(spool: spool, store: store, audience: audience, logger: .init(label: "t"))
         let r = try await applier.applyRound()

@@ -32,6 +32,9 @@ def counters(hub, names=("argus_telemetry_messages_acked_total", "argus_telemetr
 def test_live_view_streams_one_boxs_telemetry_and_fleet_counters(hub):
     secret = hub.register("live-1")
     _, analyst, _ = hub.call("POST", "/api/v1/tokens", {"name": "viewer", "role": "analyst"}, expect=201)
+    # One box's live telemetry carries its viewing, personal data: operators only (issue 11);
+    # analysts get the fleet counters.
+    _, operator, _ = hub.call("POST", "/api/v1/tokens", {"name": "viewer-op", "role": "operator"}, expect=201)
 
     async def main():
         with pytest.raises(InvalidStatus) as e:
@@ -39,8 +42,10 @@ def test_live_view_streams_one_boxs_telemetry_and_fleet_counters(hub):
         # Hummingbird answers any refused WebSocket upgrade with a bare 400; the same URL
         # without Upgrade says why (401 here, checked below).
         assert e.value.response.status_code == 400
-        view = await websockets.connect(live_url(hub, "device=live-1"), additional_headers={"Authorization": f"Bearer {analyst['token']}"})
-        fleet = await websockets.connect(live_url(hub, f"fleet=1&token={hub.token}"))
+        with pytest.raises(InvalidStatus):
+            await websockets.connect(live_url(hub, "device=live-1"), additional_headers={"Authorization": f"Bearer {analyst['token']}"})
+        view = await websockets.connect(live_url(hub, "device=live-1"), additional_headers={"Authorization": f"Bearer {operator['token']}"})
+        fleet = await websockets.connect(live_url(hub, f"fleet=1&token={analyst['token']}"))
         box = await websockets.connect(hub.ws_url, additional_headers=basic("live-1", secret))
         await box.send(hello(boot="live-boot"))
         await box.recv()
@@ -56,9 +61,10 @@ def test_live_view_streams_one_boxs_telemetry_and_fleet_counters(hub):
     run(main())
     assert hub.call("GET", "/api/v1/live?device=live-1")[0] == 426
     assert hub.call("GET", "/api/v1/live?device=live-1", token=False)[0] == 401
+    assert hub.call("GET", "/api/v1/live?device=live-1", token=analyst["token"])[0] == 403
     assert hub.call("GET", "/api/v1/live")[0] == 400
     _, audit, _ = hub.call("GET", "/api/v1/audit?action=live.subscribe", expect=200)
-    assert {(a["actor"], a["target"]) for a in audit["items"]} == {("viewer", "live-1"), ("bootstrap", "fleet")}
+    assert {(a["actor"], a["target"]) for a in audit["items"]} == {("viewer-op", "live-1"), ("viewer", "fleet")}
 
 
 def test_a_slow_live_subscriber_is_dropped_and_never_slows_ingest(make_hub):

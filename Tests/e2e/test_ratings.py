@@ -12,7 +12,6 @@ import json
 import random
 import time
 
-import pymongo
 import pytest
 
 import ratings_ref as ref
@@ -49,13 +48,13 @@ def viewing(rng, start_ms, end_ms):
     return out
 
 
-async def send_viewing(hub, device, secret, boot, clock_offset_ms, events, first_seq):
+async def send_viewing(hub, device, secret, boot, clock_offset_ms, events, first_seq, model="argus-sim-1"):
     """One connection: hello stamped by a clock `clock_offset_ms` off, then the events in batches;
     returns the next seq. The box's `ts` are its own clock's."""
     ws = await connect(hub, device, secret)
     try:
         now = int(time.time() * 1000)
-        await ws.send(json.dumps({"type": "hello", "id": "h", "ts": now + clock_offset_ms, "model": "argus-sim-1",
+        await ws.send(json.dumps({"type": "hello", "id": "h", "ts": now + clock_offset_ms, "model": model,
                                   "firmware": "1.0.0", "bootId": boot}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
         seq = first_seq
@@ -76,8 +75,8 @@ async def send_viewing(hub, device, secret, boot, clock_offset_ms, events, first
         await ws.close()
 
 
-def recompute(db, start, end, universe, bucket=None):
-    docs = list(db.events.find({}))
+def recompute(db, start, end, universe, bucket=None, devices=None):
+    docs = [d for d in db.events.find({}) if devices is None or d["d"] in devices]
     by_box = ref.connections_from_docs(docs, lambda d: (0, d.get("o", 0)))
     credits = ref.credits_for_boxes(by_box, ref.Params(), horizon=end + DAY_MS)
     if bucket is None:
@@ -111,6 +110,11 @@ def compare(answer_rows, expected_rows):
                 assert c["atvMinutes"] == pytest.approx(m.atv, abs=1e-9), where
 
 
+def model_of(i):
+    """Boxes 0, 2, 4, 5, 6, … are `m-a`, boxes 1 and 3 `m-b`: a segment above k and one below."""
+    return "m-b" if i in (1, 3) else "m-a"
+
+
 def drive(hubs, boxes, rng):
     """Each box views yesterday evening in two connections (different boots and clocks); with two
     hubs, the second connection goes to the other node."""
@@ -121,8 +125,8 @@ def drive(hubs, boxes, rng):
     async def one(i, device, secret):
         events = plans[i]
         half = len(events) // 2
-        seq = await send_viewing(hubs[0], device, secret, f"{device}-a", offsets[i][0], events[:half], 1)
-        await send_viewing(hubs[-1], device, secret, f"{device}-b", offsets[i][1], events[half:], seq)
+        seq = await send_viewing(hubs[0], device, secret, f"{device}-a", offsets[i][0], events[:half], 1, model_of(i))
+        await send_viewing(hubs[-1], device, secret, f"{device}-b", offsets[i][1], events[half:], seq, model_of(i))
 
     async def all_boxes():
         await asyncio.gather(*(one(i, d, s) for i, (d, s) in enumerate(boxes)))
@@ -148,9 +152,10 @@ def analyst(hub):
     return t["token"]
 
 
-def wait_agreement(hub, token, db, start, end, universe, bucket=None, timeout=90):
+def wait_agreement(hub, token, db, start, end, universe, bucket=None, timeout=90, segment=None, devices=None):
     """Polls until the build has caught up with every stored event, then compares."""
     q = f"/api/v1/ratings?from={iso(start)}&to={iso(end)}&universe=registered" + (f"&bucket={bucket}" if bucket else "")
+    q += f"&segment={segment}" if segment else ""
     stored = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)  # every event is stored by now (drive)
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -160,7 +165,8 @@ def wait_agreement(hub, token, db, start, end, universe, bucket=None, timeout=90
         time.sleep(0.5)
     status, last, _ = hub.call("GET", q, token=token)
     assert status == 200 and last["daysBuilt"] == 1, last
-    expected = recompute(db, start, end, universe, bucket)
+    assert not any(c.get("suppressed") for r in last["series"] for c in r["channels"]), (last["universe"], last.get("segment"))
+    expected = recompute(db, start, end, universe, bucket, devices)
     compare(last["series"], expected)
     return last
 
@@ -184,6 +190,12 @@ def test_ratings_on_one_node_equal_the_recomputation(ratings_hub):
     assert day["universe"] == {"kind": "registered", "size": 8} and day["sampleSize"] == 8
     assert sum(c["boxMinutes"] for c in day["series"][0]["channels"]) > 0, "the scenario credits viewing"
     wait_agreement(ratings_hub, token, db, start, end, universe=8, bucket="hour")
+    # A model segment: its boxes only, its registered boxes as the universe; one below k is suppressed.
+    seg_a = {d for i, (d, _) in enumerate(boxes) if model_of(i) == "m-a"}
+    a = wait_agreement(ratings_hub, token, db, start, end, universe=len(seg_a), segment="model:m-a", devices=seg_a)
+    assert a["segment"] == "model:m-a" and a["universe"]["size"] == 6
+    _, b, _ = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}&segment=model:m-b", token=token, expect=200)
+    assert b["universe"]["size"] == 2 and all(c.get("suppressed") for c in b["series"][0]["channels"])
     # The active universe: every box viewed that day.
     _, active, _ = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}", token=token, expect=200)
     assert active["universe"] == {"kind": "active", "size": 8}
@@ -223,6 +235,7 @@ def test_small_universes_are_suppressed_and_bad_questions_name_their_parameter(r
         time.sleep(0.5)
     _, body, _ = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}", token=token, expect=200)
     assert body["universe"]["size"] == 3 and body["k"] == 5
+    assert body["notCredited"] == {"skewed": 0, "late": 0}
     assert body["series"][0]["channels"] and all(c == {"channel": c["channel"], "suppressed": True} for c in body["series"][0]["channels"])
     for query, parameter in [
         ("from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
@@ -235,5 +248,41 @@ def test_small_universes_are_suppressed_and_bad_questions_name_their_parameter(r
     ]:
         status, err, _ = ratings_hub.call("GET", f"/api/v1/ratings?{query}", token=token)
         assert status == 400 and parameter in json.dumps(err), (query, status, err)
+    # A box whose clock jumps 2 h ahead after hello, and a resend from 3 days ago: both stored,
+    # neither credited, both counted (with a credited leave, so today is rebuilt).
+    device, secret = boxes[0]
+
+    async def odd():
+        ws = await connect(ratings_hub, device, secret)
+        now = int(time.time() * 1000)
+        await ws.send(json.dumps({"type": "hello", "id": "h", "ts": now, "model": "argus-sim-1", "firmware": "1.0.0", "bootId": "odd"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
+        msgs = [{"type": "event", "seq": 1, "ts": now + 7_200_000, "event": "tune", "channel": "news"},
+                {"type": "event", "seq": 2, "ts": now - 3 * DAY_MS, "event": "tune", "channel": "news"},
+                {"type": "event", "seq": 3, "ts": now, "event": "leave"}]
+        await ws.send(json.dumps({"type": "batch", "id": "odd", "messages": msgs}))
+        await expect_ack(ws, 3)
+        await ws.close()
+
+    run(odd())
+    wait_for_stored = time.time() + 30
+    while db.events.count_documents({"b": "odd"}) < 3 and time.time() < wait_for_stored:
+        time.sleep(0.2)
+    assert db.events.count_documents({"b": "odd"}) == 3, "stored, even those not credited"
+    stored = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        today = db.ratings_days.find_one({"_id": end // DAY_MS})
+        if today and today["builtAt"] > stored:
+            break
+        time.sleep(0.5)
+    _, both, _ = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end + DAY_MS)}", token=token, expect=200)
+    assert both["notCredited"] == {"skewed": 1, "late": 1}, both["notCredited"]
     # Analysts see aggregates; without a token, nothing.
     assert ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}", token=False)[0] == 401
+    # One box's viewing is for operators, and each read is audited; an analyst gets 403.
+    assert ratings_hub.call("GET", f"/api/v1/devices/{device}/events", token=token)[0] == 403
+    _, events, _ = ratings_hub.call("GET", f"/api/v1/devices/{device}/events?from={iso(start)}&to={iso(end + DAY_MS)}", expect=200)
+    assert events["items"]
+    _, audit, _ = ratings_hub.call("GET", "/api/v1/audit?action=device.events.read", expect=200)
+    assert [(a["target"], a["result"]) for a in audit["items"]][:1] == [(device, "ok")]

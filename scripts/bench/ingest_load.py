@@ -3,7 +3,10 @@
 batches of BATCH messages (mostly metrics, some viewing events and log lines) as fast as its
 acks allow, with at most WINDOW unacknowledged frames per box.
 
-    ingest_load.py URL IDS_FILE FIRST BOXES SECONDS BATCH WINDOW SOURCE_IP
+    ingest_load.py URL IDS_FILE FIRST BOXES SECONDS BATCH WINDOW SOURCE_IP [GO_FILE]
+
+With GO_FILE, it connects every box (retrying 503s), prints {"ready": N}, and starts streaming
+once GO_FILE exists.
 
 Prints one JSON line: messages sent and acknowledged, and the send-to-ack latency of frames
 (p50, p99, in ms, measured here, so it includes this client's own scheduling).
@@ -11,18 +14,35 @@ Prints one JSON line: messages sent and acknowledged, and the send-to-ack latenc
 import asyncio
 import base64
 import json
+import os
+import random
 import sys
 import time
 
 import websockets
+from websockets.exceptions import InvalidStatus
 
 
-async def box(url, dev, secret, seconds, batch, window, source_ip, stats):
+async def connect_box(url, dev, secret, source_ip, retries=20):
+    """Connects and says hello. A 503 with Retry-After (the hub's admission control, busy
+    verifying other boxes) is retried after that delay plus jitter, as real boxes do."""
     headers = {"Authorization": "Basic " + base64.b64encode(f"{dev}:{secret}".encode()).decode()}
-    ws = await websockets.connect(url, additional_headers=headers, local_addr=(source_ip, 0), open_timeout=60,
-                                  ping_interval=None, compression=None, max_queue=None)
+    for attempt in range(retries + 1):
+        try:
+            ws = await websockets.connect(url, additional_headers=headers, local_addr=(source_ip, 0), open_timeout=60,
+                                          ping_interval=None, compression=None, max_queue=None)
+            break
+        except InvalidStatus as e:
+            after = e.response.headers.get("Retry-After")
+            if attempt == retries or e.response.status_code != 503 or after is None:
+                raise
+            await asyncio.sleep(float(after) * (0.5 + random.random()))
     await ws.send(json.dumps({"type": "hello", "id": "h", "seq": 0, "model": "bench", "firmware": "1", "bootId": f"bench-{time.time_ns()}"}))
     await ws.recv()
+    return ws
+
+
+async def box(ws, seconds, batch, window, stats):
     seq = 0
     inflight = {}  # last seq of frame -> send time
     credit = asyncio.Semaphore(window)
@@ -81,9 +101,18 @@ async def box(url, dev, secret, seconds, batch, window, source_ip, stats):
 
 async def main(a):
     url, ids, first, boxes, seconds, batch, window, src = a[0], a[1], int(a[2]), int(a[3]), float(a[4]), int(a[5]), int(a[6]), a[7]
+    go_file = a[8] if len(a) > 8 else None
     pairs = [l.split() for l in open(ids).read().split("\n")[first:first + boxes] if l.strip()]
     stats = {"sent": 0, "acked": 0, "errors": 0, "lat": []}
-    await asyncio.gather(*(box(url, d, s, seconds, batch, window, src, stats) for d, s in pairs))
+    # Every box connects first (retrying refusals), then all stream for the same `seconds`.
+    sockets = await asyncio.gather(*(connect_box(url, d, s, src) for d, s in pairs))
+    if go_file:
+        # Every load process connects its boxes, says so, and waits for the others: the
+        # measurement covers streaming only, not connection set-up.
+        print(json.dumps({"ready": len(sockets)}), flush=True)
+        while not os.path.exists(go_file):
+            await asyncio.sleep(0.05)
+    await asyncio.gather(*(box(ws, seconds, batch, window, stats) for ws in sockets))
     lat = sorted(stats["lat"])
     pick = lambda q: round(lat[min(len(lat) - 1, int(q * (len(lat) - 1)))] * 1000, 2) if lat else None
     print(json.dumps({"sent": stats["sent"], "acked": stats["acked"], "errors": stats["errors"],

@@ -13,23 +13,35 @@ import asyncio
 import base64
 import collections
 import json
+import random
 import sys
 
 import websockets
 from websockets.exceptions import InvalidStatus
 
 
-async def one(url, dev, secret, source_ip, hello, conns, sem):
+async def one(url, dev, secret, source_ip, hello, conns, sem, retries=0):
+    """Connects (and says hello or sends one message). With `retries`, a 503 with Retry-After is
+    retried after that delay plus jitter, as real boxes do (the hub's admission control answers
+    503 when it is busy verifying other boxes); the wait is outside the concurrency limit."""
     headers = {}
     if secret != "-":
         headers["Authorization"] = "Basic " + base64.b64encode(f"{dev}:{secret}".encode()).decode()
-    async with sem:
-        ws = await websockets.connect(url, additional_headers=headers, local_addr=(source_ip, 0), open_timeout=60,
-                                      ping_interval=None, max_queue=4, compression=None)
-        msg = json.dumps({"type": "hello", "id": "h", "seq": 1, "model": "bench", "firmware": "1", "bootId": "b"}) if hello else "x"
-        await ws.send(msg)
-        await asyncio.wait_for(ws.recv(), 60)
-        conns.append(ws)
+    for attempt in range(retries + 1):
+        try:
+            async with sem:
+                ws = await websockets.connect(url, additional_headers=headers, local_addr=(source_ip, 0), open_timeout=60,
+                                              ping_interval=None, max_queue=4, compression=None)
+                msg = json.dumps({"type": "hello", "id": "h", "seq": 1, "model": "bench", "firmware": "1", "bootId": "b"}) if hello else "x"
+                await ws.send(msg)
+                await asyncio.wait_for(ws.recv(), 60)
+                conns.append(ws)
+                return
+        except InvalidStatus as e:
+            after = e.response.headers.get("Retry-After")
+            if attempt == retries or e.response.status_code != 503 or after is None:
+                raise
+            await asyncio.sleep(float(after) * (0.5 + random.random()))
 
 
 async def hold(args):
@@ -40,7 +52,9 @@ async def hold(args):
     pairs = [l.split() for l in lines if l.strip()]
     sem = asyncio.Semaphore(200)
     conns = []
-    results = await asyncio.gather(*(one(url, d, s, source_ip, hello, conns, sem) for d, s in pairs), return_exceptions=True)
+    # Holders retry refusals like real boxes; --extra reports how each single attempt was answered.
+    retries = 0 if extra else 20
+    results = await asyncio.gather(*(one(url, d, s, source_ip, hello, conns, sem, retries) for d, s in pairs), return_exceptions=True)
     if extra:
         tally = collections.Counter()
         for r in results:
