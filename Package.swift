@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "RatingsRuntime",
             dependencies: [
-                "Ratings", "ArgusStore", "MongoStore", "ArgusSupport",
+                "Ratings", "EPG", "ArgusStore", "MongoStore", "ArgusSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "HubAPI",
             dependencies: [
-                "RatingsRuntime", "Ratings", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry", "Commands",
+                "RatingsRuntime", "Ratings", "EPG", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry", "Commands",
                 "ArgusSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -132,7 +132,7 @@ package enum OperatorAPI {
         addTelemetryRoutes(api, deps)
         LiveRoute.addFallbackRoute(api)
         addAlarmRoutes(api, deps)
-        if let ratings = deps.ratings { RatingsRoutes.add(api, ratings) }
+        if let ratings = deps.ratings { RatingsRoutes.add(api, deps, ratings) }
         if let commands = deps.commands {
             let firmware = FirmwareRepository(store: deps.store)
             CommandRoutes.add(api, deps, commands, firmware)

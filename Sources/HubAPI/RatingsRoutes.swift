@@ -1,4 +1,5 @@
 import ArgusStore
+import EPG
 import Foundation
 import Hummingbird
 import MongoStore
@@ -8,11 +9,95 @@ import RatingsRuntime
 
 extension RatingsAnswer: ResponseEncodable {}
 extension LiveAudience: ResponseEncodable {}
+extension ProgrammeRatings: ResponseEncodable {}
+extension EPGStore.ImportResult: ResponseEncodable {}
+
+package struct EPGSourceList: ResponseEncodable {
+    package struct Source: Encodable {
+        var id: String
+        var version: Int
+        var importedAt: String?
+        var programmes: Int
+        var unmapped: [String]
+    }
+    var items: [Source]
+}
 
 /// `GET /api/v1/ratings`: viewing measures for analysts, aggregates only (docs/api.md,
 /// "Ratings"; the method is docs/ratings-method.md).
 package enum RatingsRoutes {
-    package static func add(_ api: RouterGroup<HubRequestContext>, _ ratings: RatingsService) {
+    /// Largest XMLTV upload.
+    package static let maxEPGBytes = 64 << 20
+
+    package static func add(_ api: RouterGroup<HubRequestContext>, _ deps: APIDependencies, _ ratings: RatingsService) {
+        let epg = EPGStore(store: deps.store)
+
+        // An XMLTV feed replaces its source's programmes, atomically; a feed that does not parse
+        // changes nothing and is refused with its line.
+        api.put("epg/sources/{id}") { request, context -> EPGStore.ImportResult in
+            let who = try context.require(.operator)
+            let id = try context.parameters.require("id")
+            _ = try Validate.identifier(id, field: "id")
+            var explicit: [String: String] = [:]
+            if let map = request.uri.queryParameters.get("map") {
+                for pair in map.split(separator: ",") {
+                    let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else {
+                        throw HTTPError(.badRequest, message: "map: a comma-separated list of xmltv-id=hub-channel")
+                    }
+                    explicit[kv[0]] = kv[1]
+                }
+            }
+            let buffer: ByteBuffer
+            do { buffer = try await request.body.collect(upTo: maxEPGBytes) } catch {
+                throw HTTPError(.contentTooLarge, message: "XMLTV larger than \(maxEPGBytes) bytes")
+            }
+            let document: EPGDocument
+            do { document = try XMLTVParser().parse(Array(buffer.readableBytesView)) } catch {
+                await deps.audit.record(who, in: context, action: "epg.import", target: id, result: "rejected: \(error)")
+                throw HTTPError(.badRequest, message: "xmltv: \(error)")
+            }
+            let known = try await OperatorAPI.storeCall { try await ratings.store.recentChannels() }
+            let mapping = ChannelMapping(explicit, identity: true, hubChannels: known.isEmpty ? nil : known)
+            let result = try await OperatorAPI.storeCall { try await epg.replace(source: id, document, mapping: mapping, now: Date()) }
+            await deps.audit.record(
+                who, in: context, action: "epg.import", target: id,
+                parameters: ["programmes": "\(result.programmes)", "unmapped": "\(result.unmapped.count)"], result: "ok")
+            return result
+        }
+
+        api.get("epg/sources") { _, context -> EPGSourceList in
+            _ = try context.require(.analyst)
+            let docs = try await OperatorAPI.storeCall { try await deps.store.collection(EPGStore.sourcesName).find([:], sort: ["_id": 1]) }
+            return EPGSourceList(
+                items: docs.compactMap { d in
+                    guard let id = d["_id"]?.stringValue else { return nil }
+                    return .init(
+                        id: id, version: d["v"]?.intValue ?? 0, importedAt: d["importedAt"]?.dateValue.map { ISO8601DateFormatter().string(from: $0) },
+                        programmes: d["programmes"]?.intValue ?? 0, unmapped: d["unmapped"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+                })
+        }
+
+        api.get("ratings/programmes") { request, context -> ProgrammeRatings in
+            _ = try context.require(.analyst)
+            var q: [String: String] = [:]
+            for (k, v) in request.uri.queryParameters { q[String(k)] = String(v) }
+            for name in q.keys.sorted() where !["from", "to", "channels", "title", "top", "universe"].contains(name) {
+                throw HTTPError(.badRequest, message: "\(name): unknown parameter; known: channels, from, title, to, top, universe")
+            }
+            // The range, channels, top and universe are checked as for /ratings.
+            var base = q.filter { ["from", "to", "channels", "universe", "top"].contains($0.key) }
+            base["measures"] = "amr"
+            let parsed: RatingsQuery
+            do { parsed = try RatingsQuery.parse(base, dayparts: ratings.dayparts) } catch { throw HTTPError(.badRequest, message: "\(error)") }
+            if let t = q["title"], t.isEmpty || t.count > 200 { throw HTTPError(.badRequest, message: "title: 1 to 200 characters") }
+            return try await OperatorAPI.storeCall {
+                try await ratings.programmeRatings(
+                    from: parsed.from, to: parsed.to, channels: parsed.channels, title: q["title"], top: parsed.top, universe: parsed.universe,
+                    epg: epg)
+            }
+        }
+
         api.get("ratings/live") { request, context -> LiveAudience in
             _ = try context.require(.analyst)
             for (name, _) in request.uri.queryParameters {

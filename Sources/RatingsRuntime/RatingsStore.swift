@@ -70,6 +70,13 @@ package struct RatingsStore: Sendable {
         _ = try await state.updateOne(["_id": "builder", "node": .string(node)], ["$set": ["watermark": .date(Date(millis: ms))]])
     }
 
+    /// The channels viewed in the last 31 built days (what an EPG feed is mapped against).
+    package func recentChannels(now: Int64 = Date().millis) async throws -> Set<String> {
+        let today = floorDiv(now, 86_400_000)
+        let docs = try await cells.find(["day": ["$gte": .int64(today - 31)], "seg": ["$exists": false]], projection: ["ch": 1])
+        return Set(docs.compactMap { $0["ch"]?.stringValue })
+    }
+
     // MARK: - Box index
 
     /// The dense index of each box, assigning the next free ones to boxes not seen before. Only

@@ -11,6 +11,8 @@ import datetime
 import json
 import random
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -286,3 +288,70 @@ def test_small_universes_are_suppressed_and_bad_questions_name_their_parameter(r
     assert events["items"]
     _, audit, _ = ratings_hub.call("GET", "/api/v1/audit?action=device.events.read", expect=200)
     assert [(a["target"], a["result"]) for a in audit["items"]][:1] == [(device, "ok")]
+
+
+def xmltv(start_ms, programmes):
+    """An XMLTV document: programmes as (channel, start minute of the day, stop minute, title)."""
+    def t(minute):
+        return time.strftime("%Y%m%d%H%M%S", time.gmtime(start_ms / 1000 + minute * 60)) + " +0000"
+    body = "".join(f'<programme channel="{ch}" start="{t(a)}" stop="{t(b)}"><title lang="en">{title}</title></programme>'
+                   for ch, a, b, title in programmes)
+    chans = "".join(f'<channel id="{c}"><display-name>{c}</display-name></channel>' for c in CHANNELS + ["unknown-tv"])
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<tv>\n{chans}\n{body}\n</tv>\n'
+
+
+def put_xmltv(hub, source, text, token=None):
+    req = urllib.request.Request(f"{hub.api}/api/v1/epg/sources/{source}", data=text.encode(), method="PUT")
+    req.add_header("Authorization", f"Bearer {token or hub.token}")
+    req.add_header("Content-Type", "application/xml")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def test_epg_import_and_programme_ratings_equal_the_recomputation(ratings_hub):
+    rng = random.Random(31)
+    boxes = register(ratings_hub, 6, "pg")
+    start, end = drive([ratings_hub], boxes, rng)
+    db = db_of(ratings_hub)
+    token = analyst(ratings_hub)
+    wait_agreement(ratings_hub, token, db, start, end, universe=6)
+    progs = [("news", 17 * 60, 19 * 60, "Evening News"), ("sport", 19 * 60 + 5, 21 * 60 + 50, "Cup Final"),
+             ("kids", 18 * 60, 20 * 60, "Cartoons"), ("movies", 20 * 60, 23 * 60 + 30, "Late Film")]
+    status, result = put_xmltv(ratings_hub, "main", xmltv(start, progs))
+    assert status == 200, result
+    assert result["programmes"] == 4 and result["unmapped"] == ["unknown-tv"], result
+    # A malformed feed is refused with its line, and the previous EPG stays.
+    status, err = put_xmltv(ratings_hub, "main", xmltv(start, progs).replace("</tv>", "<programme></tv>"))
+    assert status == 400 and "line 5" in err["error"]["message"], err
+    _, sources, _ = ratings_hub.call("GET", "/api/v1/epg/sources", token=token, expect=200)
+    assert [(s["id"], s["version"], s["programmes"]) for s in sources["items"]] == [("main", 1, 4)]
+    # Analysts cannot import.
+    assert put_xmltv(ratings_hub, "main", xmltv(start, progs), token=token)[0] == 403
+    _, answer, _ = ratings_hub.call("GET", f"/api/v1/ratings/programmes?from={iso(start)}&to={iso(end)}&universe=registered",
+                                    token=token, expect=200)
+    assert [p["title"] for p in answer["programmes"]] == ["Evening News", "Cartoons", "Cup Final", "Late Film"]
+    # The recomputation: each slot's credited box-minutes of its channel, from the stored events.
+    docs = list(db.events.find({}))
+    credits = ref.credits_for_boxes(ref.connections_from_docs(docs, lambda d: (0, d.get("o", 0))), ref.Params(), horizon=end + DAY_MS)
+    for p, (ch, a, b, title) in zip(sorted(answer["programmes"], key=lambda p: p["start"]), sorted(progs, key=lambda x: x[1])):
+        slot = set(range(start // 60_000 + a, start // 60_000 + b))
+        mine = sum(1 for cs in credits.values() for c in cs if c.channel == ch and c.minute in slot)
+        every = sum(1 for cs in credits.values() for c in cs if c.minute in slot)
+        assert (p["title"], p["minutes"], p["boxMinutes"]) == (title, len(slot), mine), p
+        assert p["amr"] == pytest.approx(mine / len(slot), abs=1e-9)
+        assert p["ratingPct"] == pytest.approx(mine / len(slot) / 6 * 100, abs=1e-9)
+        if every:
+            assert p["sharePct"] == pytest.approx(mine / every * 100, abs=1e-9)
+        if a % 60 == 0 and b % 60 == 0:
+            assert p["reach"] == sum(1 for cs in credits.values() if any(c.channel == ch and c.minute in slot for c in cs))
+        else:
+            assert "reach" not in p
+    # Search by title, and the top programme of the day.
+    _, found, _ = ratings_hub.call("GET", f"/api/v1/ratings/programmes?from={iso(start)}&to={iso(end)}&title=film", token=token, expect=200)
+    assert [p["title"] for p in found["programmes"]] == ["Late Film"]
+    _, top, _ = ratings_hub.call("GET", f"/api/v1/ratings/programmes?from={iso(start)}&to={iso(end)}&top=1&universe=registered",
+                                 token=token, expect=200)
+    assert top["programmes"][0]["amr"] == max(p["amr"] for p in answer["programmes"])
