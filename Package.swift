@@ -208,7 +208,10 @@ let package = Package(
         ),
         .testTarget(name: "STBProtocolTests", dependencies: ["STBProtocol"]),
         // What tests share: SplitMix64 (seeded randomness for property tests), ManualClock.
-        .target(name: "ArgusTestSupport", dependencies: ["Telemetry", "Commands"], path: "Tests/ArgusTestSupport"),
+        .target(
+            name: "ArgusTestSupport",
+            dependencies: ["Telemetry", "Commands", "ArgusStore", "MongoStore", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/ArgusTestSupport"),
         .testTarget(name: "ArgusSupportTests", dependencies: ["ArgusSupport", "ArgusTestSupport"]),
         .testTarget(name: "MongoStoreTests", dependencies: ["MongoStore", "ArgusTestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol", "ArgusTestSupport"]),

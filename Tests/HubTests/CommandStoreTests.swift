@@ -1,4 +1,5 @@
 import ArgusSupport
+import ArgusTestSupport
 import Commands
 import Foundation
 import Logging
@@ -17,18 +18,7 @@ import Testing
 @Suite("Command store")
 struct CommandStoreTests {
     func withStore(_ body: (MongoStore) async throws -> Void) async throws {
-        guard let uri = ProcessInfo.processInfo.environment["MONGODB_URI"] else {
-            Issue.record("MONGODB_URI is not set: run through scripts/test")
-            return
-        }
-        let db = "cmd_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
-        let store = try MongoStore(uri: uri, database: db, threads: 2, logger: Logger(label: "t"))
-        try await Schema.ensureIndexes(store)
-        do { try await body(store) } catch {
-            try? await store.dropDatabase(); await store.shutdown(); throw error
-        }
-        try await store.dropDatabase()
-        await store.shutdown()
+        try await withTestStore("cmd", body)
     }
 
     func job(_ devices: [String], now: Int64 = Date().millis) -> Job {

@@ -1,4 +1,5 @@
 import ArgusStore
+import ArgusTestSupport
 import EPG
 import Foundation
 import Logging
@@ -12,18 +13,7 @@ import Testing
 @Suite("Programme ratings")
 struct ProgrammeRatingsTests {
     func withStore(_ body: (MongoStore) async throws -> Void) async throws {
-        guard let uri = ProcessInfo.processInfo.environment["MONGODB_URI"] else {
-            Issue.record("MONGODB_URI is not set: run through scripts/test")
-            return
-        }
-        let db = "epg_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
-        let store = try MongoStore(uri: uri, database: db, threads: 2, logger: Logger(label: "t"))
-        try await Schema.ensureIndexes(store)
-        do { try await body(store) } catch {
-            try? await store.dropDatabase(); await store.shutdown(); throw error
-        }
-        try await store.dropDatabase()
-        await store.shutdown()
+        try await withTestStore("epg", body)
     }
 
     static func xmltv(day: Int64, _ programmes: [(String, Int, Int, String)]) -> String {

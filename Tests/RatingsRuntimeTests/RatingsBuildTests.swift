@@ -13,18 +13,7 @@ import Testing
 @Suite("Ratings build")
 struct RatingsBuildTests {
     func withStore(_ body: (MongoStore) async throws -> Void) async throws {
-        guard let uri = ProcessInfo.processInfo.environment["MONGODB_URI"] else {
-            Issue.record("MONGODB_URI is not set: run through scripts/test")
-            return
-        }
-        let db = "rat_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
-        let store = try MongoStore(uri: uri, database: db, threads: 2, logger: Logger(label: "t"))
-        try await Schema.ensureIndexes(store)
-        do { try await body(store) } catch {
-            try? await store.dropDatabase(); await store.shutdown(); throw error
-        }
-        try await store.dropDatabase()
-        await store.shutdown()
+        try await withTestStore("rat", body)
     }
 
     /// Two days ago: recent, so the events' TTL (90 days on the receive time) never removes
