@@ -1,7 +1,9 @@
 import ArgusStore
 import EPG
 import Foundation
+import HTTPTypes
 import Hummingbird
+import Logging
 import MongoStore
 import NIOCore
 import Ratings
@@ -76,6 +78,43 @@ package enum RatingsRoutes {
                         id: id, version: d["v"]?.intValue ?? 0, importedAt: d["importedAt"]?.dateValue.map { ISO8601DateFormatter().string(from: $0) },
                         programmes: d["programmes"]?.intValue ?? 0, unmapped: d["unmapped"]?.arrayValue?.compactMap(\.stringValue) ?? [])
                 })
+        }
+
+        // One day's per-box minute credit with pseudonymous box ids (HMAC under that day's key):
+        // never the raw id, and not linkable across days. Below k boxes, no rows.
+        let exporter = RatingsBuilder(store: deps.store, node: deps.node, logger: Logger(label: "argus.ratings"))
+        api.get("ratings/export") { request, context -> Response in
+            let who = try context.require(.analyst)
+            var day: String? = nil
+            for (k, v) in request.uri.queryParameters {
+                guard k == "day" else { throw HTTPError(.badRequest, message: "\(k): unknown parameter; known: day") }
+                day = String(v)
+            }
+            guard let day, day.count == 10, let date = ISO8601DateFormatter().date(from: day + "T00:00:00Z") else {
+                throw HTTPError(.badRequest, message: "day: required, a UTC date such as 2026-12-01")
+            }
+            let dayNumber = Int64(date.timeIntervalSince1970) / 86_400
+            guard dayNumber <= Int64(Date().timeIntervalSince1970) / 86_400 else { throw HTTPError(.badRequest, message: "day: in the future") }
+            let credits = try await OperatorAPI.storeCall { try await exporter.credits(day: dayNumber) }
+            let master = try await OperatorAPI.storeCall { try await ratings.store.exportMasterKey() }
+            let key = PseudonymousID.periodKey(master: master, period: day)
+            let suppressed = credits.count < ratings.parameters.suppressionK
+            var lines = ["box,minute,channel,mode"]
+            if !suppressed {
+                let rows = credits.flatMap { box, list in
+                    let id = PseudonymousID.make(boxId: box, periodKey: key)
+                    return list.map { (id, $0) }
+                }
+                for (id, c) in rows.sorted(by: { ($0.0, $0.1.minute) < ($1.0, $1.1.minute) }) {
+                    lines.append("\(id),\(RatingsService.iso(c.minute)),\(RatingsAnswer.csvField(c.channel)),\(c.mode.rawValue)")
+                }
+            }
+            await deps.audit.record(
+                who, in: context, action: "ratings.export", target: day,
+                parameters: ["boxes": "\(credits.count)", "suppressed": "\(suppressed)"], result: "ok")
+            var headers: HTTPFields = [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"ratings-\(day).csv\""]
+            if suppressed, let name = HTTPField.Name("X-Argus-Suppressed") { headers[name] = "fewer than \(ratings.parameters.suppressionK) boxes" }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n")))
         }
 
         api.get("ratings/programmes") { request, context -> ProgrammeRatings in

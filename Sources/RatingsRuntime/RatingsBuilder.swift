@@ -116,22 +116,7 @@ package final class RatingsBuilder: Service, Sendable {
         let dayMs = RatingsParameters.minuteMs * RatingsStore.dayMinutes
         let start = day * dayMs, end = start + dayMs
         let at = now()
-        // Credited events of the day were received at most the future skew before it, and at most
-        // the late horizon after it.
-        let filter: Document = [
-            "r": ["$gte": .date(Date(millis: start - settings.lookbackMs - p.futureSkewToleranceMs)), "$lt": .date(Date(millis: end + p.lateHorizonMs))]
-        ]
-        // Events are only ever added (until their TTL): a read must return at least as many as
-        // were counted before it, or the store answered short and the day is not built from it.
-        let counted = try await events.count(filter)
-        var docs: [Document] = []
-        for attempt in 1...3 {
-            docs = try await events.find(filter, projection: ["d": 1, "b": 1, "s": 1, "t": 1, "r": 1, "e": 1, "ch": 1, "mode": 1, "o": 1])
-            if docs.count >= counted { break }
-            guard attempt < 3 else { throw RatingsStoreError.incomplete(collection: Schema.events, read: docs.count, written: counted) }
-        }
-        var byBox: [String: [StoredViewing]] = [:]
-        for d in docs { if let v = StoredViewing(d) { byBox[v.device, default: []].append(v) } }
+        let (docCount, byBox) = try await dayEvents(day)
         try await store.indices(for: Set(byBox.keys), known: &known)
         let horizon = min(at, end + dayMs)
         let dayMinutes = MinuteSelection(floorDiv(start, RatingsParameters.minuteMs)..<floorDiv(end, RatingsParameters.minuteMs))
@@ -167,7 +152,7 @@ package final class RatingsBuilder: Service, Sendable {
         }
         let previous = try await store.dayInfos(day..<(day + 1)).first?.version ?? 0
         let info = RatingsStore.DayInfo(
-            day: day, version: previous + 1, builtAt: at, active: BoxSet(active), events: docs.count, skewed: skewedCount, late: lateCount,
+            day: day, version: previous + 1, builtAt: at, active: BoxSet(active), events: docCount, skewed: skewedCount, late: lateCount,
             segments: segmentActive)
         try await store.write(rollups, info)
         built.increment()
@@ -176,11 +161,51 @@ package final class RatingsBuilder: Service, Sendable {
         buildSeconds.record(ContinuousClock.now - started)
         logger.debug(
             "ratings day built",
-            metadata: [LogKey.count: .stringConvertible(docs.count), LogKey.boxes: .stringConvertible(byBox.count), "day": .stringConvertible(day)])
+            metadata: [LogKey.count: .stringConvertible(docCount), LogKey.boxes: .stringConvertible(byBox.count), "day": .stringConvertible(day)])
     }
 }
 
 extension RatingsBuilder {
+    /// The stored events a day's credit depends on, by box, and how many were read. Credited
+    /// events of the day were received at most the future skew before it and at most the late
+    /// horizon after it; the lookback covers what was on at midnight.
+    func dayEvents(_ day: Int64) async throws -> (Int, [String: [StoredViewing]]) {
+        let p = settings.parameters
+        let dayMs = RatingsParameters.minuteMs * RatingsStore.dayMinutes
+        let start = day * dayMs, end = start + dayMs
+        let filter: Document = [
+            "r": ["$gte": .date(Date(millis: start - settings.lookbackMs - p.futureSkewToleranceMs)), "$lt": .date(Date(millis: end + p.lateHorizonMs))]
+        ]
+        // Events are only ever added (until their TTL): a read must return at least as many as
+        // were counted before it, or the store answered short and the day is not built from it.
+        let counted = try await events.count(filter)
+        var docs: [Document] = []
+        for attempt in 1...3 {
+            docs = try await events.find(filter, projection: ["d": 1, "b": 1, "s": 1, "t": 1, "r": 1, "e": 1, "ch": 1, "mode": 1, "o": 1])
+            if docs.count >= counted { break }
+            guard attempt < 3 else { throw RatingsStoreError.incomplete(collection: Schema.events, read: docs.count, written: counted) }
+        }
+        var byBox: [String: [StoredViewing]] = [:]
+        for d in docs { if let v = StoredViewing(d) { byBox[v.device, default: []].append(v) } }
+        return (docs.count, byBox)
+    }
+
+    /// Each box's credited minutes of one UTC day, recomputed from the stored events (for
+    /// exports: the rollups keep no per-box minutes).
+    package func credits(day: Int64) async throws -> [String: [MinuteCredit]] {
+        let dayMs = RatingsParameters.minuteMs * RatingsStore.dayMinutes
+        let (_, byBox) = try await dayEvents(day)
+        let horizon = min(now(), (day + 2) * dayMs)
+        let minutes = (day * RatingsStore.dayMinutes)..<((day + 1) * RatingsStore.dayMinutes)
+        var out: [String: [MinuteCredit]] = [:]
+        for (device, list) in byBox {
+            let c = MinuteCrediting.credits(connections: StoredViewing.connections(list), horizon: horizon, parameters: settings.parameters)
+                .credits.filter { minutes.contains($0.minute) }
+            if !c.isEmpty { out[device] = c }
+        }
+        return out
+    }
+
     /// The boxes of each segment value among `devices`, from the registry (model, firmware,
     /// tags); per dimension only the `maxSegmentValues` values with the most boxes.
     func segmentMembers(_ devices: [String], known: [String: BoxIndex]) async throws -> [String: BoxSet] {

@@ -93,7 +93,7 @@ package final class RatingsService: Sendable {
 
     private static func day(of key: String) -> Int64 { Int64(key.prefix { $0 != "|" }) ?? 0 }
 
-    static func iso(_ minute: Int64) -> String { isoMs(minute * RatingsParameters.minuteMs) }
+    package static func iso(_ minute: Int64) -> String { isoMs(minute * RatingsParameters.minuteMs) }
     static func isoMs(_ ms: Int64) -> String {
         ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }

@@ -77,6 +77,19 @@ package struct RatingsStore: Sendable {
         return Set(docs.compactMap { $0["ch"]?.stringValue })
     }
 
+    /// The master secret export pseudonyms are derived from: 32 random bytes, made once by
+    /// whichever node asks first, kept in `ratings_state` (a secret: whoever reads it can link
+    /// pseudonyms back to boxes).
+    package func exportMasterKey() async throws -> [UInt8] {
+        let fresh = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let d = try await state.findOneAndUpdate(
+            ["_id": "export-key"], ["$setOnInsert": ["key": .binary(fresh)]], upsert: true, returnNew: true)
+        guard case .binary(let key)? = d?["key"], key.count == 32 else {
+            throw RatingsStoreError.corrupt(collection: Self.stateName, id: "export-key", field: "key")
+        }
+        return key
+    }
+
     // MARK: - Box index
 
     /// The dense index of each box, assigning the next free ones to boxes not seen before. Only

@@ -7,6 +7,7 @@ matter. Clocks are off by up to ±3 h per connection; placement uses each connec
 stored on its events (`o`).
 """
 import asyncio
+import calendar
 import datetime
 import json
 import random
@@ -84,6 +85,11 @@ def recompute(db, start, end, universe, bucket=None, devices=None):
     if bucket is None:
         return [(start, end, ref.measures(credits, ref.range_minutes(start, end), universe))]
     return [(b, b + ref.BUCKETS[bucket], m) for b, m in ref.series(credits, start, end, bucket, universe)]
+
+
+def iso_minute(text):
+    """An ISO time on a whole minute as minutes since 1970."""
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")) // 60
 
 
 def iso(ms):
@@ -201,6 +207,25 @@ def test_ratings_on_one_node_equal_the_recomputation(ratings_hub):
     # The active universe: every box viewed that day.
     _, active, _ = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}", token=token, expect=200)
     assert active["universe"] == {"kind": "active", "size": 8}
+    # The per-box export: pseudonymous ids, the same credit per box as the recomputation.
+    export_day = iso(start)[:10]
+    status, text, headers = ratings_hub.call("GET", f"/api/v1/ratings/export?day={export_day}", token=token)
+    assert status == 200 and headers["Content-Type"].startswith("text/csv"), text
+    rows = [r.split(",") for r in text.strip().split("\n")[1:]]
+    assert rows and all(len(r[0]) == 64 and r[0] not in {d for d, _ in boxes} for r in rows), "pseudonyms only"
+    docs = list(db.events.find({}))
+    credits = ref.credits_for_boxes(ref.connections_from_docs(docs, lambda d: (0, d.get("o", 0))), ref.Params(), horizon=end + DAY_MS)
+    day_minutes = set(range(start // 60_000, end // 60_000))
+    want = sorted(sorted((c.minute, c.channel, c.mode) for c in cs if c.minute in day_minutes) for cs in credits.values())
+    by_id = {}
+    for pid, minute, channel, mode in rows:
+        by_id.setdefault(pid, []).append((iso_minute(minute), channel, mode))
+    assert sorted(sorted(v) for v in by_id.values()) == [w for w in want if w]
+    # The same day exports the same pseudonyms; the analyst's export is audited.
+    assert ratings_hub.call("GET", f"/api/v1/ratings/export?day={export_day}", token=token)[1] == text
+    _, audit, _ = ratings_hub.call("GET", "/api/v1/audit?action=ratings.export", expect=200)
+    assert audit["items"][0]["target"] == export_day and audit["items"][0]["actor"] == "analyst"
+    assert ratings_hub.call("GET", "/api/v1/ratings/export?day=yesterday", token=token)[0] == 400
     # CSV export: a row per channel, the same box-minutes.
     status, csv, headers = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end)}&format=csv&universe=registered", token=token)
     assert status == 200 and headers["Content-Type"].startswith("text/csv")
@@ -250,6 +275,9 @@ def test_small_universes_are_suppressed_and_bad_questions_name_their_parameter(r
     ]:
         status, err, _ = ratings_hub.call("GET", f"/api/v1/ratings?{query}", token=token)
         assert status == 400 and parameter in json.dumps(err), (query, status, err)
+    # The per-box export of a universe below k has no rows.
+    status, text, headers = ratings_hub.call("GET", f"/api/v1/ratings/export?day={iso(start)[:10]}", token=token)
+    assert status == 200 and text.strip() == "box,minute,channel,mode" and headers["X-Argus-Suppressed"] == "fewer than 5 boxes"
     # A box whose clock jumps 2 h ahead after hello, and a resend from 3 days ago: both stored,
     # neither credited, both counted (with a credited leave, so today is rebuilt).
     device, secret = boxes[0]
