@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // libmongoc / libbson, found through pkg-config. Only MongoStore imports it.
@@ -150,8 +151,9 @@ let package = Package(
         .target(
             name: "Hub",
             dependencies: [
-                "HubAPI", "CommandRuntime", "RatingsRuntime", "Ratings", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol",
+                "HubAPI", "CommandRuntime", "RatingsRuntime", "Ratings", "EPG", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol",
                 "Telemetry", "Commands", "ArgusSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -34,6 +34,11 @@ package enum Secrets {
 
     /// The raw SHA-256 of the UTF-8 text (what the credential cache keeps).
     package static func sha256(_ secret: String) -> [UInt8] { Array(SHA256.hash(data: Array(secret.utf8))) }
+
+    /// SHA-256 of `bytes` in lowercase hex (content fingerprints, not secrets).
+    package static func sha256Hex(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// True when `secret` hashes to `storedHash`. Runs in time independent of where they differ.

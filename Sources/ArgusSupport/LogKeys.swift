@@ -88,4 +88,10 @@ public enum LogKey {
     public static let tokenID = "token.id"
     /// `updates`
     public static let updates = "updates"
+    /// An EPG source's id.
+    public static let epgSource = "epg.source"
+    /// A URL fetched.
+    public static let url = "url"
+    /// A UTC day number (days since 1970).
+    public static let day = "day"
 }

@@ -181,6 +181,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Segment dimensions ratings are also built for: comma-separated model, firmware, tag, or none (env ARGUS_RATING_SEGMENTS).")
     var ratingSegments = ProcessInfo.processInfo.environment["ARGUS_RATING_SEGMENTS"] ?? "model,firmware"
 
+    @Option(help: "An XMLTV guide to import on a schedule, as ID=URL (repeatable; env ARGUS_EPG_SOURCES, comma-separated).")
+    var epgSource: [String] = ProcessInfo.processInfo.environment["ARGUS_EPG_SOURCES"].map { $0.split(separator: ",").map(String.init) } ?? []
+
+    @Option(help: "Seconds between fetches of each --epg-source (env ARGUS_EPG_REFRESH_SECONDS).")
+    var epgRefreshSeconds = Env.int("ARGUS_EPG_REFRESH_SECONDS", 21_600)
+
     @Option(help: "Base URL boxes use to download uploaded firmware (env ARGUS_PUBLIC_URL); default http://<api host>:<api port>.")
     var publicURL: String?
 
@@ -258,6 +264,13 @@ struct Serve: AsyncParsableCommand {
         guard (50...60_000).contains(rolloutTickMs) else { throw ValidationError("--rollout-tick-ms must be from 50 to 60000") }
         guard (1...86_400).contains(ratingsBuildSeconds) else { throw ValidationError("--ratings-build-seconds must be from 1 to 86400") }
         do { _ = try DaypartSchedule.parse(dayparts) } catch { throw ValidationError("--dayparts: \(error)") }
+        guard (1...604_800).contains(epgRefreshSeconds) else { throw ValidationError("--epg-refresh-seconds must be from 1 to 604800") }
+        for s in epgSource {
+            let kv = s.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, !kv[0].isEmpty, kv[1].hasPrefix("http://") || kv[1].hasPrefix("https://") else {
+                throw ValidationError("--epg-source must be ID=URL with an http:// or https:// URL, not \(s)")
+            }
+        }
         guard parsedRatingSegments != nil else {
             throw ValidationError("--rating-segments must be none or a comma-separated list of model, firmware, tag")
         }
@@ -311,6 +324,11 @@ struct Serve: AsyncParsableCommand {
         c.ratingsBuildSeconds = ratingsBuildSeconds
         c.dayparts = dayparts
         c.ratingSegments = parsedRatingSegments ?? []
+        c.epgSources = epgSource.compactMap { s in
+            let kv = s.split(separator: "=", maxSplits: 1).map(String.init)
+            return kv.count == 2 ? EPGFetcher.Source(id: kv[0], url: kv[1]) : nil
+        }
+        c.epgRefreshSeconds = epgRefreshSeconds
         c.rolloutHealthSeconds = rolloutHealthSeconds
         c.publicURL = publicURL
         c.drainTimeout = drainTimeout

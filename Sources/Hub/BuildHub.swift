@@ -73,6 +73,9 @@ package struct HubConfiguration: Sendable {
     package var dayparts = DaypartSchedule.defaultSpec
     /// Segment dimensions ratings are also built for.
     package var ratingSegments: [SegmentDimension] = [.model, .firmware]
+    /// XMLTV guides fetched on a schedule, and how often.
+    package var epgSources: [EPGFetcher.Source] = []
+    package var epgRefreshSeconds = 21_600
 
     package init() {}
 }
@@ -265,6 +268,10 @@ extension HubConfiguration {
                     .init(service: commands),
                     .init(service: rollouts),
                     .init(service: ratingsBuilder),
+                    .init(
+                        service: EPGFetcher(
+                            sources: epgSources, interval: .seconds(Int64(epgRefreshSeconds)), store: store, group: group, gate: gate,
+                            logger: Logger(label: "argus.epg"))),
                     .init(service: FleetTicker(live: live, registry: registry, ingest: ingest, node: nodeName)),
                     .init(service: revocationFeed),
                     .init(service: gateway),

@@ -21,6 +21,10 @@ package struct EPGSourceList: ResponseEncodable {
         var importedAt: String?
         var programmes: Int
         var unmapped: [String]
+        /// Scheduled sources: where from, when last tried, and why the last try failed.
+        var url: String?
+        var lastFetchAt: String?
+        var lastError: String?
     }
     var items: [Source]
 }
@@ -76,7 +80,9 @@ package enum RatingsRoutes {
                     guard let id = d["_id"]?.stringValue else { return nil }
                     return .init(
                         id: id, version: d["v"]?.intValue ?? 0, importedAt: d["importedAt"]?.dateValue.map { ISO8601DateFormatter().string(from: $0) },
-                        programmes: d["programmes"]?.intValue ?? 0, unmapped: d["unmapped"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+                        programmes: d["programmes"]?.intValue ?? 0, unmapped: d["unmapped"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                        url: d["url"]?.stringValue, lastFetchAt: d["lastFetchAt"]?.dateValue.map { ISO8601DateFormatter().string(from: $0) },
+                        lastError: d["lastError"]?.stringValue)
                 })
         }
 

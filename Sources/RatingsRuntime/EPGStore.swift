@@ -71,6 +71,19 @@ package struct EPGStore: Sendable {
         return result
     }
 
+    /// Records the outcome of a scheduled fetch on the source (`lastError` nil after a success).
+    package func recordFetch(source: String, url: String, error: String?, at: Date, fingerprint: String? = nil) async throws {
+        var set: Document = ["url": .string(url), "lastFetchAt": .date(at)]
+        set["lastError"] = error.map { .string(String($0.prefix(500))) } ?? .null
+        if let fingerprint { set["sha256"] = .string(fingerprint) }
+        _ = try await sources.updateOne(["_id": .string(source)], ["$set": .document(set)], upsert: true)
+    }
+
+    /// The SHA-256 of the guide a scheduled fetch last imported for `source`.
+    package func fingerprint(source: String) async throws -> String? {
+        try await sources.findOne(["_id": .string(source)], projection: ["sha256": 1])?["sha256"]?.stringValue
+    }
+
     /// A stored programme, as ratings use it.
     package struct StoredProgramme: Sendable, Equatable {
         package var source: String

@@ -161,7 +161,7 @@ package final class RatingsBuilder: Service, Sendable {
         buildSeconds.record(ContinuousClock.now - started)
         logger.debug(
             "ratings day built",
-            metadata: [LogKey.count: .stringConvertible(docCount), LogKey.boxes: .stringConvertible(byBox.count), "day": .stringConvertible(day)])
+            metadata: [LogKey.count: .stringConvertible(docCount), LogKey.boxes: .stringConvertible(byBox.count), LogKey.day: .stringConvertible(day)])
     }
 }
 

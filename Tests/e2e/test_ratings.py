@@ -383,3 +383,59 @@ def test_epg_import_and_programme_ratings_equal_the_recomputation(ratings_hub):
     _, top, _ = ratings_hub.call("GET", f"/api/v1/ratings/programmes?from={iso(start)}&to={iso(end)}&top=1&universe=registered",
                                  token=token, expect=200)
     assert top["programmes"][0]["amr"] == max(p["amr"] for p in answer["programmes"])
+
+
+def test_epg_from_a_url_on_a_schedule_keeps_the_last_good_guide(make_hub):
+    """--epg-source fetches every --epg-refresh-seconds: a good guide is imported; a 404 or a
+    malformed guide changes nothing and is shown as the source's lastError."""
+    import http.server
+    import threading
+
+    start, _ = day_bounds()
+    state = {"status": 200, "body": xmltv(start, [("news", 60, 120, "Early News")]).encode()}
+
+    class Guide(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(state["status"])
+            self.send_header("Content-Type", "application/xml")
+            self.end_headers()
+            self.wfile.write(state["body"] if state["status"] == 200 else b"gone")
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Guide)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/guide.xml"
+        hub = make_hub(extra_args=["--epg-source", f"main={url}", "--epg-refresh-seconds", "1"]).start()
+
+        def source():
+            _, body, _ = hub.call("GET", "/api/v1/epg/sources", expect=200)
+            return body["items"][0] if body["items"] else None
+
+        def wait(pred, what):
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                s = source()
+                if s and pred(s):
+                    return s
+                time.sleep(0.2)
+            raise AssertionError(f"{what}: {source()}")
+
+        s = wait(lambda s: s["version"] >= 1 and s.get("lastFetchAt") and s.get("lastError") is None, "the guide imported")
+        assert s["programmes"] == 1 and s["url"] == url
+        version = s["version"]
+        fetched = s["lastFetchAt"]
+        s = wait(lambda s: s["lastFetchAt"] != fetched, "fetched again")
+        assert s["version"] == version, "an unchanged guide is not imported again"
+        state["status"] = 404
+        s = wait(lambda s: "HTTP 404" in (s.get("lastError") or ""), "the 404 recorded")
+        assert s["programmes"] == 1
+        state.update(status=200, body=b"<tv><programme start='x'></tv>")
+        s = wait(lambda s: "xmltv: line" in (s.get("lastError") or ""), "the malformed guide recorded")
+        assert s["programmes"] == 1 and s["version"] == version
+        db = db_of(hub)
+        assert [p["title"] for p in db.epg_programmes.find({})] == ["Early News"], "the last good guide stays"
+    finally:
+        server.shutdown()
