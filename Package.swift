@@ -117,7 +117,7 @@ let package = Package(
         .target(
             name: "RatingsRuntime",
             dependencies: [
-                "Ratings", "EPG", "ArgusStore", "MongoStore", "ArgusSupport",
+                "Ratings", "EPG", "Commands", "ArgusStore", "MongoStore", "ArgusSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

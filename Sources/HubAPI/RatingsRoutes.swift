@@ -79,9 +79,9 @@ package enum RatingsRoutes {
                 items: docs.compactMap { d in
                     guard let id = d["_id"]?.stringValue else { return nil }
                     return .init(
-                        id: id, version: d["v"]?.intValue ?? 0, importedAt: d["importedAt"]?.dateValue.map { ISO8601DateFormatter().string(from: $0) },
+                        id: id, version: d["v"]?.intValue ?? 0, importedAt: d["importedAt"]?.dateValue.map { XMLTVTime.iso8601($0.millis) },
                         programmes: d["programmes"]?.intValue ?? 0, unmapped: d["unmapped"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-                        url: d["url"]?.stringValue, lastFetchAt: d["lastFetchAt"]?.dateValue.map { ISO8601DateFormatter().string(from: $0) },
+                        url: d["url"]?.stringValue, lastFetchAt: d["lastFetchAt"]?.dateValue.map { XMLTVTime.iso8601($0.millis) },
                         lastError: d["lastError"]?.stringValue)
                 })
         }
@@ -96,7 +96,7 @@ package enum RatingsRoutes {
                 guard k == "day" else { throw HTTPError(.badRequest, message: "\(k): unknown parameter; known: day") }
                 day = String(v)
             }
-            guard let day, day.count == 10, let date = ISO8601DateFormatter().date(from: day + "T00:00:00Z") else {
+            guard let day, day.count == 10, let date = Validate.isoTime(day + "T00:00:00Z") else {
                 throw HTTPError(.badRequest, message: "day: required, a UTC date such as 2026-12-01")
             }
             let dayNumber = Int64(date.timeIntervalSince1970) / 86_400

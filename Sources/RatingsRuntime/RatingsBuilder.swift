@@ -15,6 +15,8 @@ package struct RatingsSettings: Sendable {
     /// Events received up to this long before the watermark are looked at again (the telemetry
     /// applier may store an event a little after it was received).
     package var rescanMs: Int64 = 120_000
+    /// Most events looked at per period to find the days to rebuild.
+    package var scanLimit = 200_000
     /// How far before a day its events are read, to know what was on at midnight.
     package var lookbackMs: Int64 = 86_400_000
     package var parameters = RatingsParameters.default
@@ -90,21 +92,32 @@ package final class RatingsBuilder: Service, Sendable {
     /// One period: the days touched by events received since the watermark are rebuilt.
     package func buildOnce(known: inout [String: BoxIndex]) async throws {
         let from = (try await store.watermark() ?? 0) - settings.rescanMs
-        let seen = try await events.find(["r": ["$gt": .date(Date(millis: from))]], projection: ["t": 1, "r": 1, "o": 1])
-        guard !seen.isEmpty else { return }
         let today = floorDiv(now(), RatingsParameters.minuteMs * RatingsStore.dayMinutes)
         var dirty = Set<Int64>()
         var newest = from
-        for e in seen {
-            guard let t = e["t"]?.dateValue?.millis, let r = e["r"]?.dateValue?.millis else { continue }
-            newest = max(newest, r)
-            let event = RatedEvent(boxTime: t, receivedAt: r, kind: .leave)
-            guard case .credited(let placed) = ClockCorrection.place(event, offsetMs: Int64(e["o"]?.intValue ?? 0), parameters: settings.parameters)
-            else { continue }
-            let day = floorDiv(placed.time, RatingsParameters.minuteMs * RatingsStore.dayMinutes)
-            dirty.insert(day)
-            if day < today { dirty.insert(day + 1) }  // a tune may run on past midnight
+        // Read in pages of `scanLimit`, in receive order, so memory stays bounded however many
+        // events arrived since (a first start over months of events, a long outage). Only
+        // the days they touch are kept.
+        var cursor = from
+        while true {
+            let page = try await events.find(
+                ["r": ["$gt": .date(Date(millis: cursor))]], sort: ["r": 1], limit: settings.scanLimit, projection: ["t": 1, "r": 1, "o": 1])
+            for e in page {
+                guard let t = e["t"]?.dateValue?.millis, let r = e["r"]?.dateValue?.millis else { continue }
+                newest = max(newest, r)
+                let event = RatedEvent(boxTime: t, receivedAt: r, kind: .leave)
+                guard case .credited(let placed) = ClockCorrection.place(event, offsetMs: Int64(e["o"]?.intValue ?? 0), parameters: settings.parameters)
+                else { continue }
+                let day = floorDiv(placed.time, RatingsParameters.minuteMs * RatingsStore.dayMinutes)
+                dirty.insert(day)
+                if day < today { dirty.insert(day + 1) }  // a tune may run on past midnight
+            }
+            guard page.count == settings.scanLimit, let last = page.last?["r"]?.dateValue?.millis else { break }
+            // Events received in the same millisecond as the page's last may be split across
+            // pages; re-reading that millisecond would loop, so the next page starts just before it.
+            cursor = max(cursor + 1, last - 1)
         }
+        guard !dirty.isEmpty || newest > from else { return }
         for day in dirty.sorted() { try await build(day: day, known: &known) }
         try await store.setWatermark(newest, node: node)
     }

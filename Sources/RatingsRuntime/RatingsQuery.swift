@@ -1,3 +1,4 @@
+import Commands
 import Foundation
 import Ratings
 
@@ -165,10 +166,10 @@ package struct RatingsQuery: Sendable, Equatable {
 
     static func minute(_ q: [String: String], _ name: String) throws(RatingsQueryError) -> Int64 {
         guard let s = q[name] else { throw .init(name, "required: an ISO 8601 time such as 2026-12-01T00:00:00Z") }
-        guard let date = ISO8601DateFormatter().date(from: s) else {
+        // The same ISO rules as every other route (fractional seconds accepted).
+        guard let ms = ISOTime.millis(s) else {
             throw .init(name, "malformed time \(quoted(s)); use ISO 8601 such as 2026-12-01T00:00:00Z")
         }
-        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())
         guard ms % RatingsParameters.minuteMs == 0 else { throw .init(name, "must be on a whole minute") }
         return ms / RatingsParameters.minuteMs
     }

@@ -1,3 +1,4 @@
+import EPG
 import Foundation
 import Ratings
 import Synchronization
@@ -94,9 +95,8 @@ package final class RatingsService: Sendable {
     private static func day(of key: String) -> Int64 { Int64(key.prefix { $0 != "|" }) ?? 0 }
 
     package static func iso(_ minute: Int64) -> String { isoMs(minute * RatingsParameters.minuteMs) }
-    static func isoMs(_ ms: Int64) -> String {
-        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
-    }
+    /// Arithmetic, not a formatter per call: exports write one per row.
+    static func isoMs(_ ms: Int64) -> String { XMLTVTime.iso8601(ms) }
 }
 
 /// The answer to a ratings question: what was asked, the universe and sample size, and a row per

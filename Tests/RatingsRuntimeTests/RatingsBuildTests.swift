@@ -212,6 +212,34 @@ struct RatingsBuildTests {
         }
     }
 
+    @Test func aPeriodReadsNewEventsInBoundedPagesAndBuildsEveryDayTheyTouch() async throws {
+        try await withStore { store in
+            let docs = Self.events(seed: 4, boxes: 6)
+            _ = try await store.collection(Schema.events).insertMany(docs)
+            var settings = RatingsSettings()
+            settings.scanLimit = 7  // far fewer than the events: many pages
+            let now = Self.dayStart + 3 * 86_400_000
+            let builder = RatingsBuilder(store: store, node: "n1", settings: settings, logger: Logger(label: "t"), now: { now })
+            var known: [String: BoxIndex] = [:]
+            #expect(await builder.store.acquireLease(node: "n1", now: Date(), ttl: 60))
+            try await builder.buildOnce(known: &known)
+            // Every day an event falls in (box time + offset), and the day after it.
+            var touched = Set<Int64>()
+            for d in docs {
+                guard let t = d["t"]?.dateValue?.millis, let o = d["o"]?.intValue else { continue }
+                let day = (t + Int64(o)) / 86_400_000
+                touched.formUnion([day, day + 1])
+            }
+            let built = try await builder.store.dayInfos((Self.day - 5)..<(Self.day + 5)).map(\.day)
+            #expect(built == touched.sorted() && built.count >= 2)
+            let newest = docs.compactMap { $0["r"]?.dateValue?.millis }.max()
+            #expect(try await builder.store.watermark() == newest)
+            // Nothing new: the watermark stays where it is.
+            try await builder.buildOnce(known: &known)
+            #expect(try await builder.store.watermark() == newest)
+        }
+    }
+
     @Test func onlyOneNodeHoldsTheLease() async throws {
         try await withStore { store in
             let s = RatingsStore(store: store)
