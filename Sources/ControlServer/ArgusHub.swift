@@ -2,6 +2,7 @@ import ArgumentParser
 import ArgusStore
 import ArgusSupport
 import CommandRuntime
+import Commands
 import Foundation
 import Hub
 import HubAPI
@@ -187,6 +188,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between fetches of each --epg-source (env ARGUS_EPG_REFRESH_SECONDS).")
     var epgRefreshSeconds = Env.int("ARGUS_EPG_REFRESH_SECONDS", 21_600)
 
+    @Option(
+        help:
+            "Simulation only: receive times and the ratings builder's clock run X times faster, from --clock-start, like a fleet run with stb-agent --clock-speed X (default 1: real time)."
+    )
+    var clockSpeed: Double = 1
+
+    @Option(help: "Simulation only: the simulated time at start, ISO 8601 (e.g. 2026-12-01T00:00:00Z); needs --clock-speed.")
+    var clockStart: String?
+
     @Option(help: "Base URL boxes use to download uploaded firmware (env ARGUS_PUBLIC_URL); default http://<api host>:<api port>.")
     var publicURL: String?
 
@@ -264,6 +274,11 @@ struct Serve: AsyncParsableCommand {
         guard (50...60_000).contains(rolloutTickMs) else { throw ValidationError("--rollout-tick-ms must be from 50 to 60000") }
         guard (1...86_400).contains(ratingsBuildSeconds) else { throw ValidationError("--ratings-build-seconds must be from 1 to 86400") }
         do { _ = try DaypartSchedule.parse(dayparts) } catch { throw ValidationError("--dayparts: \(error)") }
+        guard clockSpeed > 0 && clockSpeed <= 1_000_000 else { throw ValidationError("--clock-speed must be above 0 and at most 1000000") }
+        if let clockStart {
+            guard ISOTime.millis(clockStart) != nil else { throw ValidationError("--clock-start must be an ISO 8601 time, not \(clockStart)") }
+            guard clockSpeed != 1 else { throw ValidationError("--clock-start needs --clock-speed") }
+        }
         guard (1...604_800).contains(epgRefreshSeconds) else { throw ValidationError("--epg-refresh-seconds must be from 1 to 604800") }
         for s in epgSource {
             let kv = s.split(separator: "=", maxSplits: 1).map(String.init)
@@ -329,6 +344,10 @@ struct Serve: AsyncParsableCommand {
             return kv.count == 2 ? EPGFetcher.Source(id: kv[0], url: kv[1]) : nil
         }
         c.epgRefreshSeconds = epgRefreshSeconds
+        if clockSpeed != 1 {
+            let real = HubClock.realMillis()
+            c.clock = HubClock(speed: clockSpeed, startMillis: clockStart.flatMap(ISOTime.millis) ?? real, realOrigin: real)
+        }
         c.rolloutHealthSeconds = rolloutHealthSeconds
         c.publicURL = publicURL
         c.drainTimeout = drainTimeout

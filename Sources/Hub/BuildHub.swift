@@ -76,6 +76,9 @@ package struct HubConfiguration: Sendable {
     /// XMLTV guides fetched on a schedule, and how often.
     package var epgSources: [EPGFetcher.Source] = []
     package var epgRefreshSeconds = 21_600
+    /// The clock receive times and the ratings builder's now are read from: real, or a
+    /// simulation's (`--clock-speed`).
+    package var clock: HubClock = .real
 
     package init() {}
 }
@@ -209,7 +212,7 @@ extension HubConfiguration {
             healthEvery: .seconds(Int64(rolloutHealthSeconds)), gate: gate, logger: Logger(label: "argus.rollouts"))
         let shared = GatewayContext(
             node: nodeName, registry: registry, presence: presence, ingest: ingest, commands: commands, heartbeatSeconds: heartbeat,
-            limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"))
+            limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"), clock: clock)
         let devices = DeviceRepository(store: store)
         let authenticator = DeviceAuthenticator(devices: devices, cache: CredentialCache(ttl: .seconds(credentialCacheTTL)))
         let revocationFeed = RevocationFeed(
@@ -225,14 +228,14 @@ extension HubConfiguration {
         }
         let ratingsBuilder = RatingsBuilder(
             store: store, node: nodeName, settings: RatingsSettings(interval: .seconds(Int64(ratingsBuildSeconds)), segments: ratingSegments), gate: gate,
-            logger: Logger(label: "argus.ratings"))
+            logger: Logger(label: "argus.ratings"), now: { [clock] in clock.nowMillis() })
         var apiDeps = APIDependencies(
             store: store, devices: devices, tokens: TokenRepository(store: store),
             audit: AuditLog(store: store, node: nodeName, logger: Logger(label: "argus.audit")),
             registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
             authenticator: authenticator, live: live, commands: commands, rollouts: rollouts,
             publicURL: (publicURL ?? "http://\(apiHost):\(apiPort)").trimmingCharacters(in: CharacterSet(charactersIn: "/")))
-        apiDeps.ratings = RatingsService(store: store, dayparts: schedule, segments: ratingSegments)
+        apiDeps.ratings = RatingsService(store: store, dayparts: schedule, segments: ratingSegments, clock: clock)
         let deps = apiDeps
         let api = Application(
             router: OperatorAPI.router(deps),

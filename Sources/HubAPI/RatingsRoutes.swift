@@ -1,4 +1,5 @@
 import ArgusStore
+import ArgusSupport
 import EPG
 import Foundation
 import HTTPTypes
@@ -88,7 +89,8 @@ package enum RatingsRoutes {
 
         // One day's per-box minute credit with pseudonymous box ids (HMAC under that day's key):
         // never the raw id, and not linkable across days. Below k boxes, no rows.
-        let exporter = RatingsBuilder(store: deps.store, node: deps.node, logger: Logger(label: "argus.ratings"))
+        let exporter = RatingsBuilder(
+            store: deps.store, node: deps.node, logger: Logger(label: "argus.ratings"), now: { [clock = ratings.clock] in clock.nowMillis() })
         api.get("ratings/export") { request, context -> Response in
             let who = try context.require(.analyst)
             var day: String? = nil
@@ -100,7 +102,7 @@ package enum RatingsRoutes {
                 throw HTTPError(.badRequest, message: "day: required, a UTC date such as 2026-12-01")
             }
             let dayNumber = Int64(date.timeIntervalSince1970) / 86_400
-            guard dayNumber <= Int64(Date().timeIntervalSince1970) / 86_400 else { throw HTTPError(.badRequest, message: "day: in the future") }
+            guard dayNumber <= ratings.clock.nowMillis() / 86_400_000 else { throw HTTPError(.badRequest, message: "day: in the future") }
             let credits = try await OperatorAPI.storeCall { try await exporter.credits(day: dayNumber) }
             let master = try await OperatorAPI.storeCall { try await ratings.store.exportMasterKey() }
             let key = PseudonymousID.periodKey(master: master, period: day)
@@ -148,7 +150,7 @@ package enum RatingsRoutes {
             for (name, _) in request.uri.queryParameters {
                 throw HTTPError(.badRequest, message: "\(name): unknown parameter; this route takes none")
             }
-            return try await OperatorAPI.storeCall { try await ratings.live(now: Date().millis) }
+            return try await OperatorAPI.storeCall { try await ratings.live(now: ratings.clock.nowMillis()) }
         }
 
         api.get("ratings") { request, context -> Response in
@@ -180,9 +182,9 @@ package enum RatingsRoutes {
 
 extension RatingsService {
     /// A service over `store`, with the registered universe counted from `devices`.
-    package convenience init(store: MongoStore, dayparts: DaypartSchedule, segments: [SegmentDimension] = []) {
+    package convenience init(store: MongoStore, dayparts: DaypartSchedule, segments: [SegmentDimension] = [], clock: HubClock = .real) {
         let devices = store.collection(Schema.devices)
-        self.init(store: RatingsStore(store: store), dayparts: dayparts, segments: segments) { segment in
+        self.init(store: RatingsStore(store: store), dayparts: dayparts, segments: segments, clock: clock) { segment in
             var filter: Document = ["revoked": ["$ne": true]]
             if let segment {
                 let field =

@@ -20,14 +20,17 @@ package final class GatewayContext: Sendable {
     package let limits: Limits
     package let timing: SessionStateMachine.Timing
     package let logger: Logger
+    /// Stamps receive times, the `hello` clock offset and `serverTime` (real unless simulating).
+    package let clock: HubClock
     package let framesIn = Counter(label: "argus_gateway_frames_in_total")
     package let protocolErrors = Counter(label: "argus_gateway_protocol_errors_total")
     package let errorFramesDropped = Counter(label: "argus_gateway_error_frames_dropped_total")
 
     package init(
         node: String, registry: ConnectionRegistry, presence: PresenceWriter, ingest: TelemetryIngest, commands: (any SessionCommandHooks)? = nil,
-        heartbeatSeconds: Int, limits: Limits, timing: SessionStateMachine.Timing, logger: Logger
+        heartbeatSeconds: Int, limits: Limits, timing: SessionStateMachine.Timing, logger: Logger, clock: HubClock = .real
     ) {
+        self.clock = clock
         self.commands = commands
         self.node = node
         self.registry = registry
@@ -167,7 +170,7 @@ package final class STBConnectionHandler: ChannelInboundHandler {
             break
         case .welcome(let hello):
             // The box's clock against the hub's, for ratings: events are placed with it.
-            let now = Self.nowMillis()
+            let now = shared.clock.nowMillis()
             clockOffsetMs = hello.envelope.ts.map { now &- $0 } ?? 0
             if let old = shared.registry.activate(handle, model: hello.model, firmware: hello.firmware) {
                 old.close(.replaced)
@@ -182,11 +185,11 @@ package final class STBConnectionHandler: ChannelInboundHandler {
                     model: hello.model, firmware: hello.firmware, bootId: hello.bootId))
             send(
                 FrameCodec.welcome(
-                    ref: hello.envelope.id, serverTime: Self.nowMillis(), session: session, node: shared.node,
+                    ref: hello.envelope.id, serverTime: shared.clock.nowMillis(), session: session, node: shared.node,
                     heartbeatSeconds: shared.heartbeatSeconds, limits: shared.limits), context)
             shared.commands?.sessionStarted(handle)
         case .pong(let ref):
-            send(FrameCodec.pong(ref: ref, serverTime: Self.nowMillis()), context)
+            send(FrameCodec.pong(ref: ref, serverTime: shared.clock.nowMillis()), context)
         case .sendError(let e):
             sendError(e, context)
         case .sendErrorAndClose(let e, let code):
@@ -216,7 +219,7 @@ package final class STBConnectionHandler: ChannelInboundHandler {
         // accepted before it: the ack may cover up to `highestAccepted`, but not a refused seq.
         let maxSeq = refusedSeqs.min().map { min(highestAccepted, $0 - 1) } ?? highestAccepted
         let count = Int64(messages.count)
-        let record = SpoolRecord(deviceID: deviceID, bootId: bootId, receivedAt: Self.nowMillis(), clockOffsetMs: clockOffsetMs, frame: frame)
+        let record = SpoolRecord(deviceID: deviceID, bootId: bootId, receivedAt: shared.clock.nowMillis(), clockOffsetMs: clockOffsetMs, frame: frame)
         let loop = eventLoop
         let this = NIOLoopBound(self, eventLoop: loop)
         let result = ingest.spool.append(record) { ok in
@@ -320,8 +323,6 @@ package final class STBConnectionHandler: ChannelInboundHandler {
         shared.logger.debug("connection error", metadata: [LogKey.stbID: .string(deviceID), LogKey.error: .string("\(error)")])
         context.close(promise: nil)
     }
-
-    package static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
 
 /// What the command runtime needs to hear from sessions. Called on the session's event loop;

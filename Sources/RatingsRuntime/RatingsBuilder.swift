@@ -117,6 +117,15 @@ package final class RatingsBuilder: Service, Sendable {
             // pages; re-reading that millisecond would loop, so the next page starts just before it.
             cursor = max(cursor + 1, last - 1)
         }
+        // A day built while a tune was still open (before the day's end + the cap) is rebuilt at
+        // most once a minute until it is final: credit for a tune still running when its box
+        // went quiet then reaches its cap without a new event, and today's live minute moves on.
+        let dayMs = RatingsParameters.minuteMs * RatingsStore.dayMinutes
+        let at = now()
+        for info in try await store.dayInfos((today - 2)..<(today + 1))
+        where info.builtAt < (info.day + 1) * dayMs + settings.parameters.capMs && at - info.builtAt >= RatingsParameters.minuteMs {
+            dirty.insert(info.day)
+        }
         guard !dirty.isEmpty || newest > from else { return }
         for day in dirty.sorted() { try await build(day: day, known: &known) }
         try await store.setWatermark(newest, node: node)

@@ -1,3 +1,4 @@
+import ArgusSupport
 import EPG
 import Foundation
 import Ratings
@@ -15,18 +16,21 @@ package final class RatingsService: Sendable {
     /// Registered boxes (revoked excluded), of a segment or of the fleet, for the `registered`
     /// universe.
     let registered: @Sendable (RatingsQuery.Segment?) async throws -> Int
+    /// What now is for live figures and exports (real, or a simulation's).
+    package let clock: HubClock
     private let cache = Mutex<[String: (version: Int, rollup: Rollup)]>([:])
     private let cacheEntries = 62
 
     package init(
         store: RatingsStore, dayparts: DaypartSchedule, segments: [SegmentDimension] = [], parameters: RatingsParameters = .default,
-        registered: @escaping @Sendable (RatingsQuery.Segment?) async throws -> Int
+        clock: HubClock = .real, registered: @escaping @Sendable (RatingsQuery.Segment?) async throws -> Int
     ) {
         self.store = store
         self.dayparts = dayparts
         self.segments = segments
         self.parameters = parameters
         self.registered = registered
+        self.clock = clock
     }
 
     package func answer(_ q: RatingsQuery) async throws -> RatingsAnswer {

@@ -127,7 +127,10 @@ static void finish_channels(stb_world *w)
         c->in_outage = 0;
         schedule_outage(w, c, now);
         /* A forced outage (tests, demos) starts one simulated minute in. */
-        if ((int64_t)i == (int64_t)w->cfg.force_outage) c->next_change = now + MIN_MS;
+        if ((int64_t)i == (int64_t)w->cfg.force_outage) {
+            c->next_change = now + MIN_MS;
+            c->forced = 1;
+        }
     }
     w->ch_next = 0;
     for (uint32_t i = 1; i < w->nch; i++)
@@ -238,8 +241,11 @@ static int zipf(const stb_world *w, uint64_t *rng)
 
 static void schedule_outage(stb_world *w, stb_channel *c, int64_t t)
 {
-    (void)w;
-    if (c->in_outage) {
+    if (c->in_outage && c->forced && w->cfg.outage_minutes > 0) {
+        /* The forced outage, of the length asked for. */
+        c->forced = 0;
+        c->next_change = t + (int64_t)w->cfg.outage_minutes * MIN_MS;
+    } else if (c->in_outage) {
         /* Outage length: median ~8 minutes, long tail, 1 min .. 2 h. */
         double len = 8.0 * MIN_MS * stb_exp(0.9 * stb_rand_normal(&c->rng));
         c->next_change = t + (int64_t)clampd(len, MIN_MS, 2 * HOUR_MS);

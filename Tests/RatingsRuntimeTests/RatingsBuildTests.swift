@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import MongoStore
 import Ratings
+import Synchronization
 import Testing
 
 @testable import RatingsRuntime
@@ -237,6 +238,59 @@ struct RatingsBuildTests {
             // Nothing new: the watermark stays where it is.
             try await builder.buildOnce(known: &known)
             #expect(try await builder.store.watermark() == newest)
+        }
+    }
+
+    @Test func aDayBuiltWhileATuneWasOpenIsRebuiltUntilTheCapWithoutNewEvents() async throws {
+        try await withStore { store in
+            // One box tunes at 20:00 and then says nothing: its credit grows with the build's
+            // horizon until the 4 h cap (midnight), and the day is rebuilt without a new event.
+            let tuneAt = Self.dayStart + 20 * 3_600_000
+            let doc: Document = [
+                "_id": "quiet|b|1", "d": "quiet", "b": "b", "s": 1, "t": .date(Date(millis: tuneAt)), "r": .date(Date(millis: tuneAt)),
+                "o": 0, "e": "tune", "ch": "ch1",
+            ]
+            _ = try await store.collection(Schema.events).insertOne(doc)
+            let clock = Mutex<Int64>(tuneAt + 30 * 60_000)
+            let builder = RatingsBuilder(store: store, node: "n1", logger: Logger(label: "t"), now: { clock.withLock { $0 } })
+            let service = RatingsService(store: builder.store, dayparts: try DaypartSchedule.parse(DaypartSchedule.defaultSpec)) { _ in 10 }
+            var known: [String: BoxIndex] = [:]
+            func credited() async throws -> (Int, Int64?) {
+                let info = try await builder.store.dayInfos(Self.day..<(Self.day + 1)).first
+                let answer = try await service.answer(
+                    try RatingsQuery.parse(
+                        ["from": Self.dayISO, "to": Self.nextDayISO, "measures": "amr", "universe": "registered"], dayparts: service.dayparts))
+                return (info?.version ?? 0, answer.series.first?.channels.first?.boxMinutes)
+            }
+            #expect(await builder.store.acquireLease(node: "n1", now: Date(), ttl: 60), "the watermark is kept under the lease")
+            try await builder.buildOnce(known: &known)
+            let c130 = try await credited()
+            #expect(c130 == (1, 30), "\(c130)")
+            // Another box's event, placed three days back (late: not credited, touches no day),
+            // moves the watermark on, so the quiet box's event is no longer rescanned.
+            let lateAt = tuneAt + 100 * 60_000
+            let late: Document = [
+                "_id": "late|b|1", "d": "late", "b": "b", "s": 1, "t": .date(Date(millis: lateAt - 3 * 86_400_000)),
+                "r": .date(Date(millis: lateAt)), "o": 0, "e": "tune", "ch": "ch2",
+            ]
+            _ = try await store.collection(Schema.events).insertOne(late)
+            clock.withLock { $0 = tuneAt + 120 * 60_000 }
+            try await builder.buildOnce(known: &known)
+            let c2120 = try await credited()
+            #expect(c2120 == (2, 120), "\(c2120)")
+            clock.withLock { $0 = tuneAt + 200 * 60_000 }
+            try await builder.buildOnce(known: &known)
+            let c3200 = try await credited()
+            #expect(c3200 == (3, 200), "rebuilt with no new event for the day \(c3200)")
+            clock.withLock { $0 = Self.dayStart + 86_400_000 + 5 * 3_600_000 }  // past the day's end + the cap
+            try await builder.buildOnce(known: &known)
+            let c4240 = try await credited()
+            #expect(c4240 == (4, 240), "capped 4 h after the tune \(c4240)")
+            clock.withLock { $0 += 3_600_000 }
+            try await builder.buildOnce(known: &known)
+            let final = try await credited()
+            let infos = try await builder.store.dayInfos((Self.day - 1)..<(Self.day + 3)).map { ($0.day - Self.day, $0.version, $0.builtAt - Self.dayStart) }
+            #expect(final == (4, 240), "final: not rebuilt again \(final) \(infos)")
         }
     }
 

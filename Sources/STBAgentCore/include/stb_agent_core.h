@@ -105,6 +105,7 @@ typedef struct {
     stb_backoff_policy backoff;
     int log_level_min;          /* default: lines at or above are sent as telemetry */
     int force_outage;           /* channel index forced into an outage one simulated minute in (-1: none) */
+    uint32_t outage_minutes;    /* the forced outage's length in simulated minutes (0: drawn like any outage) */
     double fail_firmware;       /* fault injection: probability (0..1) that a firmware install fails */
 } stb_config;
 
@@ -116,6 +117,7 @@ typedef struct {
     char *name;
     uint16_t kbps;          /* nominal bitrate */
     uint8_t in_outage;
+    uint8_t forced;         /* the forced outage is next (or running) on this channel */
     uint8_t code;           /* error code index during an outage */
     int64_t next_change;    /* sim ms */
     uint64_t rng;
