@@ -90,6 +90,12 @@ public struct BoxSet: Sendable, Hashable, Sequence, ExpressibleByArrayLiteral, C
         }
     }
 
+    /// The boxes in both sets.
+    public func intersection(_ other: BoxSet) -> BoxSet {
+        if isEmpty || other.isEmpty { return BoxSet() }
+        return BoxSet(storage: Storage(roaring_bitmap_and(storage.bitmap, other.storage.bitmap)))
+    }
+
     /// The number of boxes in both sets.
     public func intersectionCount(_ other: BoxSet) -> Int {
         Int(roaring_bitmap_and_cardinality(storage.bitmap, other.storage.bitmap))

@@ -19,6 +19,7 @@ package final class RatingsService: Sendable {
     /// What now is for live figures and exports (real, or a simulation's).
     package let clock: HubClock
     private let cache = Mutex<[String: (version: Int, rollup: Rollup)]>([:])
+    private let denseCache = Mutex<[String: (version: Int, day: DenseDay)]>([:])
     private let cacheEntries = 62
 
     package init(
@@ -36,9 +37,9 @@ package final class RatingsService: Sendable {
     package func answer(_ q: RatingsQuery) async throws -> RatingsAnswer {
         let days = floorDiv(q.from, 1440)..<(floorDiv(q.to - 1, 1440) + 1)
         let infos = try await store.dayInfos(days)
-        var rollup = try Rollup(bucketMinutes: RatingsStore.reachBucketMinutes)
         let segment = q.segment?.key ?? ""
-        for info in infos { try rollup.merge(try await dayRollup(info, segment: segment)) }
+        var dense: [DenseDay] = []
+        for info in infos { dense.append(try await denseDay(info, segment: segment)) }
         let universe: Int =
             switch q.universe {
             case .active: BoxSet.union(infos.map { segment.isEmpty ? $0.active : $0.segments[segment] ?? BoxSet() }).count
@@ -46,16 +47,24 @@ package final class RatingsService: Sendable {
             }
         var series: [RatingsAnswer.Row] = []
         for (from, to, selection) in q.selections(dayparts) {
-            let tallies =
-                q.wantsReach
-                ? try rollup.tallies(selection: selection, modes: q.modes, universe: universe)
-                : Self.audienceTallies(rollup, selection: selection, modes: q.modes, universe: universe)
-            var measures = Measures.compute(tallies, parameters: parameters)
-            if let wanted = q.channels.map(Set.init) { measures.removeAll { !wanted.contains($0.channel) } }
+            // Box-minutes of every channel first (share's denominator, and the ranking), then
+            // reach only for the channels the row shows.
+            var tallies = try DenseDay.tallies(dense, selection: selection, modes: q.modes, universe: universe, reachFor: [])
+            var shown = Set(tallies.channels.keys)
+            if let wanted = q.channels { shown.formIntersection(wanted) }
             if let top = q.top {
-                measures.sort { ($0.boxMinutes, $1.channel) > ($1.boxMinutes, $0.channel) }
-                measures = Array(measures.prefix(top))
+                let ranked = tallies.channels.filter { shown.contains($0.key) }.sorted { ($0.value.boxMinutes, $1.key) > ($1.value.boxMinutes, $0.key) }
+                shown = Set(ranked.prefix(top).map(\.key))
             }
+            if q.wantsReach, !shown.isEmpty {
+                for (name, r) in try DenseDay.reach(dense, selection: selection, channels: shown) {
+                    tallies.channels[name, default: Tallies.Channel()].reach1 = r.reach1
+                    tallies.channels[name, default: Tallies.Channel()].reach3 = r.reach3
+                }
+            }
+            var measures = Measures.compute(tallies, parameters: parameters)
+            measures.removeAll { !shown.contains($0.channel) }
+            if q.top != nil { measures.sort { ($0.boxMinutes, $1.channel) > ($1.boxMinutes, $0.channel) } }
             let suppressed = universe < parameters.suppressionK
             series.append(
                 RatingsAnswer.Row(
@@ -73,15 +82,16 @@ package final class RatingsService: Sendable {
             builtAt: built.map { Self.isoMs($0) }, series: series)
     }
 
-    /// Credited box-minutes only (no reach), for selections reach cannot answer.
-    static func audienceTallies(_ rollup: Rollup, selection: MinuteSelection, modes: Set<ViewingMode>, universe: Int) -> Tallies {
-        var channels: [String: Tallies.Channel] = [:]
-        var all: Int64 = 0
-        for (key, count) in rollup.audience where modes.contains(key.mode) && selection.contains(key.minute) {
-            channels[key.channel, default: Tallies.Channel()].boxMinutes += Int64(count)
-            all += Int64(count)
+    /// A stored day as queries read it, loaded once per version (bounded like `dayRollup`'s).
+    func denseDay(_ info: RatingsStore.DayInfo, segment: String) async throws -> DenseDay {
+        let key = "\(info.day)|\(segment)"
+        if let hit = denseCache.withLock({ $0[key] }), hit.version == info.version { return hit.day }
+        let day = try await store.denseDay(info, segment: segment)
+        denseCache.withLock { c in
+            c[key] = (info.version, day)
+            if c.count > cacheEntries, let oldest = c.keys.min(by: { Self.day(of: $0) < Self.day(of: $1) }) { c[oldest] = nil }
         }
-        return Tallies(minutes: selection.count, universe: universe, allBoxMinutes: all, channels: channels)
+        return day
     }
 
     func dayRollup(_ info: RatingsStore.DayInfo, segment: String = "") async throws -> Rollup {

@@ -233,6 +233,46 @@ package struct RatingsStore: Sendable {
     /// that returns fewer cells than the build wrote (the store answered short) is retried, then
     /// refused, rather than answered from part of the day.
     package func rollup(_ info: DayInfo, segment: String = "") async throws -> Rollup {
+        try rollup(day: info.day, cells: try await cellDocuments(info, segment: segment))
+    }
+
+    /// The same day in the form queries read (`DenseDay`): straight from the stored arrays and
+    /// bitmaps, with no per-minute or per-box dictionaries in between.
+    package func denseDay(_ info: DayInfo, segment: String = "") async throws -> DenseDay {
+        let docs = try await cellDocuments(info, segment: segment)
+        var day = try DenseDay(day: info.day, bucketMinutes: Self.reachBucketMinutes)
+        let firstBucket = info.day * Self.dayMinutes / Self.reachBucketMinutes
+        for d in docs {
+            let id = d["_id"]?.stringValue ?? "?"
+            func corrupt(_ field: String) -> RatingsStoreError { .corrupt(collection: Self.cellsName, id: id, field: field) }
+            guard let channel = d["ch"]?.stringValue else { throw corrupt("ch") }
+            if case .document(let aud)? = d["aud"] {
+                for (name, value) in aud {
+                    guard let mode = ViewingMode(rawValue: name), case .binary(let bytes) = value, bytes.count == Int(Self.dayMinutes) * 4 else {
+                        throw corrupt("aud.\(name)")
+                    }
+                    day.setAudience(channel: channel, mode: mode, counts: Self.int32s(bytes))
+                }
+            }
+            for entry in d["reach"]?.arrayValue ?? [] {
+                guard case .document(let r) = entry, let bucket = r["b"]?.intValue.map(Int64.init) else { throw corrupt("reach.b") }
+                func set(_ f: String) throws -> BoxSet {
+                    guard case .binary(let bytes)? = r[f], let s = try? BoxSet(serialized: bytes) else { throw corrupt("reach.\(f)") }
+                    return s
+                }
+                day.setBucket(
+                    channel: channel, index: Int(bucket - firstBucket),
+                    DenseDay.Bucket(
+                        reached: try set("r"), run3: try set("r3"), head1: try set("h1"), head2: try set("h2"), tail1: try set("t1"),
+                        tail2: try set("t2")))
+            }
+        }
+        day.finish()
+        return day
+    }
+
+    /// The cell documents of one stored day version and segment, all of them or an error.
+    func cellDocuments(_ info: DayInfo, segment: String) async throws -> [Document] {
         let seg: BSON = segment.isEmpty ? ["$exists": false] : .string(segment)
         let filter: Document = ["day": .int64(info.day), "v": .int(info.version), "seg": seg]
         var docs = try await cells.find(filter)
@@ -244,7 +284,7 @@ package struct RatingsStore: Sendable {
                 docs = try await cells.find(filter)
             }
         }
-        return try rollup(day: info.day, cells: docs)
+        return docs
     }
 
     func rollup(day: Int64, cells docs: [Document]) throws -> Rollup {
