@@ -86,14 +86,22 @@ class Hub:
         data = json.dumps(body).encode() if body is not None else None
         if data:
             headers["Content-Type"] = "application/json"
-        try:
-            self.conn.request(method, path, body=data, headers=headers)
-            r = self.conn.getresponse()
-            return r.status, r.read()
-        except (http.client.HTTPException, OSError):
-            self.conn.close()
-            self.conn = None
-            raise
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                r = self.conn.getresponse()
+                return r.status, r.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # The hub closed a keep-alive connection left idle (while DuckDB ran): once more, fresh.
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=600)
+                if attempt == 2:
+                    raise
+            except (http.client.HTTPException, OSError):
+                self.conn.close()
+                self.conn = None
+                raise
+        raise AssertionError("unreachable")
 
     def get(self, path, auth=True):
         return self.request("GET", path, auth=auth)
@@ -157,6 +165,9 @@ def bench_kinds(hub: Hub, peer: Peer, qs: list[Question], reps: int, budget: flo
     results = []
     for q in qs:
         path = path_of(q)
+        if hub.conn is not None:  # a fresh connection per kind: the previous one idled while DuckDB ran
+            hub.conn.close()
+            hub.conn = None
 
         def hub_call():
             status, body = hub.get(path)
