@@ -190,7 +190,7 @@ struct RatingsBenchGen {
                 cellsTotal += cells
                 line += ", store \(fmt(seconds(t2 - t1))) s (\(cells) cell documents)"
             }
-            print(line)
+            say(line)
         }
         await mongo?.shutdown()
         let summary: [String: Any] = [
@@ -199,8 +199,11 @@ struct RatingsBenchGen {
             "outageChannel": FleetShape.channelName(o.outageChannel), "outageDay": shape.outageDay, "outageHour": o.outageHour,
         ]
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
-        print("RESULT " + String(decoding: json, as: UTF8.self))
+        say("RESULT " + String(decoding: json, as: UTF8.self))
     }
+
+    /// A line to stdout now (print is block-buffered into a pipe: the driver shows each day as it is written).
+    static func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
     static func fmt(_ x: Double) -> String { String(format: "%.2f", x) }
 }
