@@ -9,14 +9,11 @@ through the hub's real build from raw tune events, timed, and checked the same w
 from __future__ import annotations
 
 import argparse
-import calendar
 import datetime
 import http.client
 import json
-import os
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import time
