@@ -102,7 +102,7 @@ class Peer:
         seg = f"JOIN {p}boxes b ON b.box = c.box AND b.model = '{q.model}'" if q.model else ""
         reach = ""
         if q.wants_reach:
-            reach = f""",
+            reach = """,
             isl AS (SELECT row, ch, box, minute - row_number() OVER (PARTITION BY row, ch, box ORDER BY minute) AS g FROM c),
             r3 AS (SELECT row, ch, count(DISTINCT box) AS reach3 FROM
                     (SELECT row, ch, box FROM isl GROUP BY row, ch, box, g HAVING count(*) >= 3) GROUP BY row, ch),
