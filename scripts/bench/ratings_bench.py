@@ -198,7 +198,7 @@ def table(results: list[dict]) -> str:
     for r in results:
         h, d = r["hub"], r["duckdb"]
         agree = "equal" if not r["mismatches"] else f"**{len(r['mismatches'])} mismatches**"
-        lines.append(f"| {r['kind']} | {r['rows']} × {r['channelRows'] // max(1, r['rows'])} | {h['first_ms']:,.0f} ms | {h['p50_ms']:,.0f} ms | "
+        lines.append(f"| {r['kind']} | {r['rows']} × {round(r['channelRows'] / max(1, r['rows']))} | {h['first_ms']:,.0f} ms | {h['p50_ms']:,.0f} ms | "
                      f"{h['p95_ms']:,.0f} ms | {d['first_ms']:,.0f} ms | {d['p50_ms']:,.0f} ms | {d['p95_ms']:,.0f} ms | "
                      f"{r['ratio_p50']:.1f}× | {agree} |")
     return "\n".join(lines)
