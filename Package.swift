@@ -208,6 +208,11 @@ let package = Package(
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
             ]
         ),
+        // Synthetic viewing → the stored ratings rollups and per-box session CSV: the generator of scripts/bench/ratings.
+        .executableTarget(
+            name: "RatingsBenchGen",
+            dependencies: ["Ratings", "RatingsRuntime", "MongoStore", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "STBProtocolTests", dependencies: ["STBProtocol"]),
         // What tests share: SplitMix64 (seeded randomness for property tests), ManualClock.
         .target(
