@@ -53,10 +53,44 @@ enum Kernels {
     }
 
     /// `y = s · (A x)` with `A` a full (both triangles stored) symmetric `n × n` row-major matrix.
+    /// Since row j of `A` is its column j, `A x = Σ_j x_j A_j`: axpys of four rows at a time,
+    /// which needs no horizontal sums.
     @inline(__always)
     static func symv(_ s: Float, _ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        for r in 0..<n {
-            y[r] = s * dot(a + r * n, x, n)
+        y.update(repeating: 0, count: n)
+        var j = 0
+        while j + 4 <= n {
+            let c0 = s * x[j]
+            let c1 = s * x[j + 1]
+            let c2 = s * x[j + 2]
+            let c3 = s * x[j + 3]
+            let v0 = SIMD8<Float>(repeating: c0)
+            let v1 = SIMD8<Float>(repeating: c1)
+            let v2 = SIMD8<Float>(repeating: c2)
+            let v3 = SIMD8<Float>(repeating: c3)
+            let r0 = a + j * n
+            let r1 = r0 + n
+            let r2 = r1 + n
+            let r3 = r2 + n
+            var i = 0
+            while i + 8 <= n {
+                var acc = load(y, i)
+                acc += v0 * load(r0, i)
+                acc += v1 * load(r1, i)
+                acc += v2 * load(r2, i)
+                acc += v3 * load(r3, i)
+                store(acc, y, i)
+                i += 8
+            }
+            while i < n {
+                y[i] += c0 * r0[i] + c1 * r1[i] + c2 * r2[i] + c3 * r3[i]
+                i += 1
+            }
+            j += 4
+        }
+        while j < n {
+            axpy(s * x[j], a + j * n, y, n)
+            j += 1
         }
     }
 

@@ -4,6 +4,7 @@
       [--alpha 1] [--epsilon 1] [--out DIR]
       generates the data set (cached in DIR), runs `argus-hub recommend eval` and `implicit` on the
       same train/test split and the same confidence values, and prints both.
+  generate --out DIR [--scale S] [--seed N]   writes the data set (run by `run` in its own process).
   implicit --data DIR ...   one `implicit` fit and evaluation, as JSON (run by `run` in its own process,
       so its peak RSS is its own).
 
@@ -135,9 +136,15 @@ def run(args):
             meta = json.load(f)
         print(f"== data set (cached): {out}")
     else:
+        # In a child process: a child's ru_maxrss starts from its parent's high-water mark (Linux
+        # carries it across fork and exec), so this process must stay small for the two peak RSS
+        # figures below to be the trainers' own.
         print(f"== generating the data set into {out}", flush=True)
         start = time.perf_counter()
-        meta = generate(out, args.scale, args.seed)
+        subprocess.run([sys.executable, __file__, "generate", "--out", out, "--scale", str(args.scale), "--seed", str(args.seed)],
+                       check=True)
+        with open(os.path.join(out, "meta.json")) as f:
+            meta = json.load(f)
         print(f"   {time.perf_counter() - start:.1f} s")
     print(f"   {meta['users']} users x {meta['items']} items, {meta['pairs']} pairs: {meta['train']} train, "
           f"{meta['test']} test ({meta['test_dropped']} test pairs of items unseen in training dropped)")
@@ -155,6 +162,8 @@ def run(args):
                             capture_output=True, text=True, env=env)
     theirs = json.loads(theirs.stdout.strip().splitlines()[-1])
     print()
+    print(f"orchestrator peak RSS (a floor under both figures below): "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     print(f"{'':24}{'fit s':>9}{'P@10':>9}{'MAP@10':>9}{'NDCG@10':>9}{'peak RSS MiB':>14}")
     for name, r in (("argus ALS", ours), ("implicit 0.7 ALS", theirs)):
         a = r["als"]
@@ -175,6 +184,10 @@ def run(args):
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate")
+    g.add_argument("--out", required=True)
+    g.add_argument("--scale", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=1)
     for name in ("run", "implicit"):
         p = sub.add_parser(name)
         p.add_argument("--factors", type=int, default=64)
@@ -190,7 +203,10 @@ def main():
         else:
             p.add_argument("--data", required=True)
     args = ap.parse_args()
-    (run if args.cmd == "run" else run_implicit)(args)
+    if args.cmd == "generate":
+        generate(args.out, args.scale, args.seed)
+    else:
+        (run if args.cmd == "run" else run_implicit)(args)
 
 
 if __name__ == "__main__":
