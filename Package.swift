@@ -64,6 +64,10 @@ let package = Package(
         .target(name: "Commands", dependencies: ["STBProtocol"]),
         // XMLTV (EPG) parser, channel mapping, programme minute slots; imports only Foundation / FoundationXML.
         .target(name: "EPG"),
+        // Recommendations (docs/recommendations.md), pure: implicit ALS with the conjugate-gradient
+        // solver (SIMD Swift kernels, both cores, deterministic by seed), the interactions parser,
+        // holdouts, ranking metrics and the popularity baseline. Imports only the standard library and Foundation.
+        .target(name: "Recommend"),
         // The hub, by product part. Each library target lists what it may import; none of the
         // pure domains above imports these. Cross-module API is `package`, not `public`: it is
         // one product's inside, not a library for others.
@@ -169,7 +173,7 @@ let package = Package(
             name: "ControlServer",
             dependencies: [
                 "Hub", "HubAPI", "Ratings", "RatingsRuntime", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
-                "Commands", "ArgusSupport",
+                "Commands", "ArgusSupport", "Recommend",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -224,6 +228,7 @@ let package = Package(
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "STBProtocol", "ArgusTestSupport"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "STBProtocol", "ArgusTestSupport"]),
         .testTarget(name: "EPGTests", dependencies: ["EPG"]),
+        .testTarget(name: "RecommendTests", dependencies: ["Recommend"]),
         .testTarget(name: "RatingsTests", dependencies: ["Ratings", "ArgusTestSupport"]),
         .testTarget(
             name: "RatingsRuntimeTests",

@@ -61,7 +61,7 @@ struct ArgusHub: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "argus-hub",
         abstract: "Argus hub: the STB device gateway and the operator API.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, RecommendCommand.self],
         defaultSubcommand: Serve.self
     )
 }
