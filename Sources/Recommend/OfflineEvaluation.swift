@@ -38,8 +38,8 @@ package struct OfflineEvaluation: Sendable {
         package let fitSeconds: Double
     }
 
-    /// Runs it. Refuses empty data, a single user, a time holdout without timestamps, and
-    /// training that diverges.
+    /// Runs it. Refuses empty data, a single user, a time holdout without timestamps, no user
+    /// with a test pair, and training that diverges.
     package func run(_ log: InteractionLog, test source: TestSource) throws -> Report {
         try Holdout.checkUsable(log)
         try scaling.validate()
@@ -66,6 +66,9 @@ package struct OfflineEvaluation: Sendable {
         let fitted = try ALSTrainer.fit(matrix, parameters: parameters)
         let elapsed = clock.now - start
         let users = relevant.indices.filter { !relevant[$0].isEmpty }
+        guard !users.isEmpty else {
+            throw InteractionError(.unusable, line: nil, "no user has a test pair: a holdout needs users with at least two distinct items")
+        }
         let tests = users.map { relevant[$0] }
         let alsTop = RankingEvaluation.topK(
             userFactors: fitted.userFactors, itemFactors: fitted.itemFactors, factors: parameters.factors, train: matrix, users: users, k: k,

@@ -120,3 +120,41 @@ struct HoldoutTests {
         #expect(ConfidenceScaling.linear(alpha: 3).confidence(5) == 15)
     }
 }
+
+@Suite("Offline evaluation")
+struct OfflineEvaluationTests {
+    /// Two taste groups with a popular item each: ALS, which sees the groups, beats popularity on
+    /// a time holdout, and the report counts what it scored.
+    @Test func alsBeatsPopularityOnPlantedTastes() throws {
+        var rows = ""
+        var rng = SplitMix64(seed: 12)
+        for u in 0..<200 {
+            let g = u % 2
+            var items = Set<Int>()
+            while items.count < 10 { items.insert(g * 40 + Int(rng.next() % 40)) }
+            for (t, i) in items.sorted().shuffled(using: &rng).enumerated() { rows += "u\(u)\ti\(i)\t\(1 + rng.next() % 60)\t\(t)\n" }
+        }
+        let log = try InteractionParser(delimiter: .tsv, columns: .standard, header: false).parse(Array(rows.utf8))
+        var p = ALSParameters()
+        p.factors = 8
+        p.regularization = 0.1
+        let report = try OfflineEvaluation(parameters: p, scaling: .logarithmic(alpha: 1, epsilon: 1))
+            .run(log, test: .holdout(.time, fraction: 0.2, seed: 1))
+        #expect(report.users == 200 && report.trainPairs == 1600 && report.testPairs == 400)
+        #expect(report.als.users == 200 && report.popularity.users == 200)
+        #expect(report.als.precision > 1.5 * report.popularity.precision, "ALS \(report.als) vs popularity \(report.popularity)")
+    }
+
+    @Test func noUserWithATestPairIsAClearError() throws {
+        let log = try InteractionParser(delimiter: .tsv, columns: .standard, header: false).parse(Array("a\tx\t1\t1\nb\tx\t2\t2\n".utf8))
+        let e = try #require(throws: InteractionError.self) {
+            try OfflineEvaluation(parameters: ALSParameters(), scaling: .linear(alpha: 1)).run(log, test: .holdout(.random, fraction: 0.2, seed: 1))
+        }
+        #expect(e.kind == .unusable && e.message.contains("no user has a test pair"))
+        let noTime = try InteractionParser(delimiter: .tsv, columns: ColumnLayout(user: 0, item: 1, weight: nil, timestamp: nil), header: false)
+            .parse(Array("a\tx\nb\ty\na\ty\n".utf8))
+        #expect(throws: InteractionError.self) {
+            try OfflineEvaluation(parameters: ALSParameters(), scaling: .linear(alpha: 1)).run(noTime, test: .holdout(.time, fraction: 0.2, seed: 1))
+        }
+    }
+}
