@@ -127,10 +127,23 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Recommendations at run time: the leased trainer (channel model from the stored viewing,
+        // evaluated on a time holdout, versions in the store) and the serving service. No
+        // Hummingbird, no NIO.
+        .target(
+            name: "RecommendRuntime",
+            dependencies: [
+                "Recommend", "RatingsRuntime", "Ratings", "ArgusStore", "MongoStore", "ArgusSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "HubAPI",
             dependencies: [
-                "RatingsRuntime", "Ratings", "EPG", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry", "Commands",
+                "RecommendRuntime", "RatingsRuntime", "Ratings", "EPG", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
+                "Commands",
                 "ArgusSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -155,7 +168,7 @@ let package = Package(
         .target(
             name: "Hub",
             dependencies: [
-                "HubAPI", "CommandRuntime", "RatingsRuntime", "Ratings", "EPG", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol",
+                "HubAPI", "CommandRuntime", "RatingsRuntime", "RecommendRuntime", "Ratings", "EPG", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol",
                 "Telemetry", "Commands", "ArgusSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -94,4 +94,8 @@ public enum LogKey {
     public static let url = "url"
     /// A UTC day number (days since 1970).
     public static let day = "day"
+    /// `recommend.version`
+    public static let recommendVersion = "recommend.version"
+    /// `recommend.promoted`
+    public static let recommendPromoted = "recommend.promoted"
 }

@@ -188,6 +188,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between fetches of each --epg-source (env ARGUS_EPG_REFRESH_SECONDS).")
     var epgRefreshSeconds = Env.int("ARGUS_EPG_REFRESH_SECONDS", 21_600)
 
+    @Option(help: "Hours between scheduled recommendation trainings (POST /api/v1/recommendations/train starts one now) (env ARGUS_RECOMMEND_TRAIN_HOURS).")
+    var recommendTrainHours = Env.int("ARGUS_RECOMMEND_TRAIN_HOURS", 6)
+
+    @Option(help: "Days of viewing the recommendation model learns from (env ARGUS_RECOMMEND_DAYS).")
+    var recommendDays = Env.int("ARGUS_RECOMMEND_DAYS", 28)
+
+    @Option(help: "ALS factors of the recommendation model (env ARGUS_RECOMMEND_FACTORS).")
+    var recommendFactors = Env.int("ARGUS_RECOMMEND_FACTORS", 32)
+
     @Option(
         help:
             "Simulation only: receive times and the ratings builder's clock run X times faster, from --clock-start, like a fleet run with stb-agent --clock-speed X (default 1: real time)."
@@ -274,6 +283,9 @@ struct Serve: AsyncParsableCommand {
         guard (50...60_000).contains(rolloutTickMs) else { throw ValidationError("--rollout-tick-ms must be from 50 to 60000") }
         guard (1...86_400).contains(ratingsBuildSeconds) else { throw ValidationError("--ratings-build-seconds must be from 1 to 86400") }
         do { _ = try DaypartSchedule.parse(dayparts) } catch { throw ValidationError("--dayparts: \(error)") }
+        guard (1...8_760).contains(recommendTrainHours) else { throw ValidationError("--recommend-train-hours must be from 1 to 8760") }
+        guard (1...90).contains(recommendDays) else { throw ValidationError("--recommend-days must be from 1 to 90") }
+        guard (1...512).contains(recommendFactors) else { throw ValidationError("--recommend-factors must be from 1 to 512") }
         guard clockSpeed > 0 && clockSpeed <= 1_000_000 else { throw ValidationError("--clock-speed must be above 0 and at most 1000000") }
         if let clockStart {
             guard ISOTime.millis(clockStart) != nil else { throw ValidationError("--clock-start must be an ISO 8601 time, not \(clockStart)") }
@@ -344,6 +356,9 @@ struct Serve: AsyncParsableCommand {
             return kv.count == 2 ? EPGFetcher.Source(id: kv[0], url: kv[1]) : nil
         }
         c.epgRefreshSeconds = epgRefreshSeconds
+        c.recommendSettings.interval = .seconds(Int64(recommendTrainHours) * 3600)
+        c.recommendSettings.days = recommendDays
+        c.recommendSettings.parameters.factors = recommendFactors
         if clockSpeed != 1 {
             let real = HubClock.realMillis()
             c.clock = HubClock(speed: clockSpeed, startMillis: clockStart.flatMap(ISOTime.millis) ?? real, realOrigin: real)

@@ -15,6 +15,7 @@ import NIOPosix
 import Prometheus
 import Ratings
 import RatingsRuntime
+import RecommendRuntime
 import STBProtocol
 import ServiceLifecycle
 import Telemetry
@@ -79,6 +80,8 @@ package struct HubConfiguration: Sendable {
     /// The clock receive times and the ratings builder's now are read from: real, or a
     /// simulation's (`--clock-speed`).
     package var clock: HubClock = .real
+    /// How the recommendation trainer trains (schedule, days of viewing, ALS parameters).
+    package var recommendSettings = RecommendSettings()
 
     package init() {}
 }
@@ -235,6 +238,10 @@ extension HubConfiguration {
             registry: registry, capacity: capacity, gate: gate, node: nodeName, metrics: metrics,
             authenticator: authenticator, live: live, commands: commands, rollouts: rollouts,
             publicURL: (publicURL ?? "http://\(apiHost):\(apiPort)").trimmingCharacters(in: CharacterSet(charactersIn: "/")))
+        let trainer = RecommendTrainer(
+            store: store, node: nodeName, settings: recommendSettings, gate: gate, logger: Logger(label: "argus.recommend"),
+            now: { [clock] in clock.nowMillis() })
+        apiDeps.recommendations = RecommendService(store: store)
         apiDeps.ratings = RatingsService(store: store, dayparts: schedule, segments: ratingSegments, clock: clock)
         let deps = apiDeps
         let api = Application(
@@ -271,6 +278,7 @@ extension HubConfiguration {
                     .init(service: commands),
                     .init(service: rollouts),
                     .init(service: ratingsBuilder),
+                    .init(service: trainer),
                     .init(
                         service: EPGFetcher(
                             sources: epgSources, interval: .seconds(Int64(epgRefreshSeconds)), store: store, group: group, gate: gate,

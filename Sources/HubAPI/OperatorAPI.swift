@@ -8,6 +8,7 @@ import Logging
 import MongoStore
 import Prometheus
 import RatingsRuntime
+import RecommendRuntime
 import STBProtocol
 
 /// What the operator API's routes need.
@@ -30,6 +31,8 @@ package struct APIDependencies: Sendable {
     package var rollouts: RolloutService? = nil
     /// Viewing ratings; the ratings route exists only with it.
     package var ratings: RatingsService? = nil
+    /// Recommendations; their routes exist only with it.
+    package var recommendations: RecommendService? = nil
     /// Base URL of this hub for firmware downloads.
     package var publicURL: String = "http://127.0.0.1:8080"
 
@@ -133,6 +136,7 @@ package enum OperatorAPI {
         LiveRoute.addFallbackRoute(api)
         addAlarmRoutes(api, deps)
         if let ratings = deps.ratings { RatingsRoutes.add(api, deps, ratings) }
+        if let recommendations = deps.recommendations { RecommendRoutes.add(api, deps, recommendations) }
         if let commands = deps.commands {
             let firmware = FirmwareRepository(store: deps.store)
             CommandRoutes.add(api, deps, commands, firmware)
