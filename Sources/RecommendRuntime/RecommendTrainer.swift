@@ -81,7 +81,9 @@ package struct RecommendTrainer: Service {
                 let requested = (try? await store.takeRequest()) ?? false
                 if requested || ContinuousClock.now - lastTrained >= settings.interval {
                     lastTrained = ContinuousClock.now
-                    do { _ = try await trainOnce() } catch {
+                    do { _ = try await trainOnce() } catch let error as NotEnoughViewing {
+                        logger.info("recommendation training skipped", metadata: [LogKey.reason: .string(error.description)])
+                    } catch {
                         failures.increment()
                         logger.error("recommendation training failed", metadata: [LogKey.error: .string("\(error)")])
                     }
@@ -131,6 +133,7 @@ package struct RecommendTrainer: Service {
         try await store.setProgress(progress)
         do {
             let log = try await interactions()
+            guard Set(log.user).count >= 2 else { throw NotEnoughViewing(days: settings.days, boxes: Set(log.user).count) }
             progress.phase = .evaluating
             progress.updatedAt = Date()
             try await store.setProgress(progress)
@@ -204,7 +207,9 @@ package struct RecommendTrainer: Service {
             progress.error = "\(error)"
             progress.updatedAt = Date()
             try? await store.setProgress(progress)
-            _ = try? await store.saveVersion(["_id": .int(version), "createdAt": .date(started), "failed": .string("\(error)"), "promoted": false])
+            if !(error is NotEnoughViewing) {
+                _ = try? await store.saveVersion(["_id": .int(version), "createdAt": .date(started), "failed": .string("\(error)"), "promoted": false])
+            }
             throw error
         }
     }
@@ -263,6 +268,13 @@ package struct RecommendTrainer: Service {
         try await store.putBlob(version: version, part: "historyOffsets", Packing.bytes(offsets))
         try await store.putBlob(version: version, part: "historyItems", Packing.bytes(watched))
     }
+}
+
+/// Fewer than two boxes viewed anything in the window: nothing to learn yet (a fresh hub).
+struct NotEnoughViewing: Error, CustomStringConvertible {
+    var days: Int
+    var boxes: Int
+    var description: String { "not enough viewing to train on: \(boxes) box(es) viewed anything in the last \(days) days; at least 2 are needed" }
 }
 
 /// The fit's latest iteration and loss, shared between the fit and its reporter.
