@@ -19,6 +19,15 @@ public struct Daypart: Sendable, Hashable {
 
     /// The hours, in order from `startHour`.
     public var hours: [Int] { (0..<24).map { (startHour + $0) % 24 }.filter { contains(hour: $0) } }
+
+    /// The daypart's hours within one UTC day as ranges (two when it spans midnight, e.g. 23–06).
+    public var hourSpans: [Range<Int>] {
+        var spans: [Range<Int>] = []
+        for h in (0..<24) where contains(hour: h) {
+            if let last = spans.last, last.upperBound == h { spans[spans.count - 1] = last.lowerBound..<(h + 1) } else { spans.append(h..<(h + 1)) }
+        }
+        return spans
+    }
 }
 
 /// Configurable dayparts (docs/ratings-method.md, "Dayparts"), on local time at a fixed UTC offset.

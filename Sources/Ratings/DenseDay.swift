@@ -45,8 +45,30 @@ public struct DenseDay: Sendable {
         /// The day's boxes with ≥ 1 credited minute, and with ≥ 3 consecutive minutes inside the day.
         var dayReached = BoxSet()
         var dayRun3 = BoxSet()
+        /// Per bucket, the boxes with a ≥ 3-minute run across its edge with the next bucket of the day
+        /// (made once at load, not per query).
+        var acrossNext: [BoxSet]
+        /// For each span of buckets made at load (e.g. a daypart's hours): its reach and its ≥ 3-minute
+        /// runs inside the span, so a query over the span ORs one set per day instead of one per bucket.
+        var spans: [Range<Int>: (reached: BoxSet, run3: BoxSet)] = [:]
 
-        init(buckets: Int) { self.buckets = Array(repeating: nil, count: buckets) }
+        init(buckets: Int) {
+            self.buckets = Array(repeating: nil, count: buckets)
+            acrossNext = Array(repeating: BoxSet(), count: buckets)
+        }
+
+        /// Reach and ≥ 3-minute runs inside the buckets of `span` (edges between them included).
+        func union(_ span: Range<Int>) -> (reached: BoxSet, run3: BoxSet) {
+            var reached: [BoxSet] = []
+            var run3: [BoxSet] = []
+            for i in span {
+                guard let bucket = buckets[i] else { continue }
+                reached.append(bucket.reached)
+                run3.append(bucket.run3)
+                if i + 1 < span.upperBound { run3.append(acrossNext[i]) }
+            }
+            return (BoxSet.union(reached), BoxSet.union(run3))
+        }
 
         func boxMinutes(_ mode: ViewingMode, _ lo: Int, _ hi: Int) -> Int64 {
             guard let p = prefix[mode] else { return 0 }
@@ -88,25 +110,26 @@ public struct DenseDay: Sendable {
         channels[channel, default: Channel(buckets: n)].buckets[index] = bucket
     }
 
-    /// Makes the whole-day unions; call once every bucket is set.
-    public mutating func finish() {
+    /// Makes the whole-day unions, and those of `spans` (ranges of bucket indices, e.g. the hours
+    /// of each daypart); call once every bucket is set.
+    public mutating func finish(spans: [Range<Int>] = []) {
+        let n = bucketsPerDay
+        let wanted = spans.map { $0.clamped(to: 0..<n) }.filter { !$0.isEmpty && $0.count < n }
         for (name, var channel) in channels {
-            var reached: [BoxSet] = []
-            var run3: [BoxSet] = []
             for (i, bucket) in channel.buckets.enumerated() {
-                guard let bucket else { continue }
-                reached.append(bucket.reached)
-                run3.append(bucket.run3)
-                if i + 1 < channel.buckets.count, let next = channel.buckets[i + 1] { run3.append(bucket.across(to: next)) }
+                guard let bucket, i + 1 < n, let next = channel.buckets[i + 1] else { continue }
+                channel.acrossNext[i] = bucket.across(to: next)
             }
-            channel.dayReached = BoxSet.union(reached)
-            channel.dayRun3 = BoxSet.union(run3)
+            let whole = channel.union(0..<n)
+            channel.dayReached = whole.reached
+            channel.dayRun3 = whole.run3
+            for span in wanted { channel.spans[span] = channel.union(span) }
             channels[name] = channel
         }
     }
 
     /// The day of `rollup` (whose reach buckets must divide the day, aligned to midnight UTC).
-    public init(_ rollup: Rollup, day: Int64) throws(Rollup.Failure) {
+    public init(_ rollup: Rollup, day: Int64, spans: [Range<Int>] = []) throws(Rollup.Failure) {
         guard rollup.alignMinutes == 0 else { throw .selectionNotAlignedToBuckets }
         try self.init(day: day, bucketMinutes: rollup.bucketMinutes)
         let start = day * Self.minutesPerDay
@@ -126,7 +149,7 @@ public struct DenseDay: Sendable {
                     reached: cell.reached, run3: cell.run3, head1: BoxSet(cell.head.keys), head2: BoxSet(cell.head.filter { $0.value >= 2 }.keys),
                     tail1: BoxSet(cell.tail.keys), tail2: BoxSet(cell.tail.filter { $0.value >= 2 }.keys)))
         }
-        finish()
+        finish(spans: spans)
     }
 }
 
@@ -192,11 +215,19 @@ extension DenseDay {
                     sets1.append(channel.dayReached)
                     sets3.append(channel.dayRun3)
                 } else {
-                    for b in 0..<perDay where mask[b] {
-                        guard let bucket = channel.buckets[b] else { continue }
-                        sets1.append(bucket.reached)
-                        sets3.append(bucket.run3)
-                        if b + 1 < perDay, mask[b + 1], let next = channel.buckets[b + 1] { sets3.append(bucket.across(to: next)) }
+                    // Each maximal run of selected buckets: one set if it was made at load, else per bucket.
+                    var b = 0
+                    while b < perDay {
+                        guard mask[b] else {
+                            b += 1
+                            continue
+                        }
+                        var e = b
+                        while e < perDay && mask[e] { e += 1 }
+                        let run = channel.spans[b..<e] ?? channel.union(b..<e)
+                        sets1.append(run.reached)
+                        sets3.append(run.run3)
+                        b = e
                     }
                 }
                 // A run across midnight from the day before, if its last bucket is selected too.

@@ -86,7 +86,8 @@ package final class RatingsService: Sendable {
     func denseDay(_ info: RatingsStore.DayInfo, segment: String) async throws -> DenseDay {
         let key = "\(info.day)|\(segment)"
         if let hit = denseCache.withLock({ $0[key] }), hit.version == info.version { return hit.day }
-        let day = try await store.denseDay(info, segment: segment)
+        // Each daypart's hours are unioned once per day at load: a daypart over 30 days ORs 30 sets.
+        let day = try await store.denseDay(info, segment: segment, spans: dayparts.dayparts.flatMap(\.hourSpans))
         denseCache.withLock { c in
             c[key] = (info.version, day)
             if c.count > cacheEntries, let oldest = c.keys.min(by: { Self.day(of: $0) < Self.day(of: $1) }) { c[oldest] = nil }

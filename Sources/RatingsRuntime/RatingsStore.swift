@@ -238,7 +238,7 @@ package struct RatingsStore: Sendable {
 
     /// The same day in the form queries read (`DenseDay`): straight from the stored arrays and
     /// bitmaps, with no per-minute or per-box dictionaries in between.
-    package func denseDay(_ info: DayInfo, segment: String = "") async throws -> DenseDay {
+    package func denseDay(_ info: DayInfo, segment: String = "", spans: [Range<Int>] = []) async throws -> DenseDay {
         let docs = try await cellDocuments(info, segment: segment)
         var day = try DenseDay(day: info.day, bucketMinutes: Self.reachBucketMinutes)
         let firstBucket = info.day * Self.dayMinutes / Self.reachBucketMinutes
@@ -267,7 +267,7 @@ package struct RatingsStore: Sendable {
                         tail2: try set("t2")))
             }
         }
-        day.finish()
+        day.finish(spans: spans)
         return day
     }
 

@@ -18,11 +18,21 @@ import Testing
                 }
             }
             let rollup = try Rollup.build(boxes, bucketMinutes: bucket)
-            let days = try (day0 - 1...day0 + 3).map { try DenseDay(rollup, day: $0) }
+            // Some spans made at load (as the hub does for dayparts), so both paths are taken.
+            let perDay = Int(1440 / bucket)
+            let spans = [0..<(perDay / 4), (perDay / 3)..<(perDay / 2), (perDay - 2)..<perDay]
+            let days = try (day0 - 1...day0 + 3).map { try DenseDay(rollup, day: $0, spans: spans) }
             // Whole buckets over the three days, some adjacent (also across midnight), some not.
             let all = (day0 * 1440 - 60)..<((day0 + 3) * 1440)
             let buckets = (rollup.bucket(of: all.lowerBound)..<rollup.bucket(of: all.upperBound)).filter { _ in rng.next() % 3 != 0 }
-            let selection = MinuteSelection(buckets.map { rollup.minutes(ofBucket: $0) })
+            var selection = MinuteSelection(buckets.map { rollup.minutes(ofBucket: $0) })
+            if seed % 2 == 0 {
+                // A daypart-like selection: the same spans on each day.
+                selection = MinuteSelection(
+                    (day0...day0 + 2).flatMap { d in
+                        spans.map { (d * 1440 + Int64($0.lowerBound) * bucket)..<(d * 1440 + Int64($0.upperBound) * bucket) }
+                    })
+            }
             let universe = boxes.count + Int(rng.next() % 5)
             let modes = Set(ViewingMode.allCases)
             let expected = try rollup.tallies(selection: selection, modes: modes, universe: universe)
