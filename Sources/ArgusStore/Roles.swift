@@ -1,26 +1,22 @@
 import ArgusSupport
 
-/// Operator roles. Each route names the least role it needs.
-package enum Role: String, Sendable, Codable, CaseIterable, Comparable {
-    /// Reads ratings, recommendations and fleet state.
-    case analyst
-    /// Also registers and revokes boxes and sends commands.
-    case `operator`
-    /// Also manages tokens and reads the audit log.
+/// Operator roles. They are not ranked: what each may do is listed route by route in the
+/// access matrix (`Sources/HubAPI/AccessMatrix.swift`), which the API enforces.
+package enum Role: String, Sendable, Codable, CaseIterable {
+    /// Everything: also tokens and the audit log.
     case admin
+    /// The fleet, commands, firmware and rollouts.
+    case `operator`
+    /// Reads the fleet, runs debug sessions (log pull, live tail, diagnostics), reboots,
+    /// messages and reloads the portal; no firmware, rollouts or factory reset.
+    case support
+    /// Ratings and recommendation aggregates and the fleet summary; no per-box data.
+    case analyst
+    /// The fleet, read-only.
+    case viewer
 
-    private var rank: Int {
-        switch self {
-        case .analyst: return 0
-        case .operator: return 1
-        case .admin: return 2
-        }
-    }
-
-    package static func < (a: Role, b: Role) -> Bool { a.rank < b.rank }
-
-    /// True when a holder of `self` may use a route that needs `required`.
-    package func allows(_ required: Role) -> Bool { self >= required }
+    /// The roles' names, in the order above, for messages: `admin, operator, …`.
+    package static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
 /// Who is calling the operator API.

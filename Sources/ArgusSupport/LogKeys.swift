@@ -42,6 +42,8 @@ public enum LogKey {
     public static let gatewayCap = "gateway.cap"
     /// `gateway.url`
     public static let gatewayURL = "gateway.url"
+    /// `http.method`
+    public static let httpMethod = "http.method"
     /// `http.path`
     public static let httpPath = "http.path"
     /// `http.remote`

@@ -187,7 +187,7 @@ package enum DeviceBatch {
 
     package static func add(_ api: RouterGroup<HubRequestContext>, _ deps: APIDependencies) {
         api.post("devices:batch") { request, context -> Answer in
-            let who = try context.require(.operator)
+            let who = try context.caller()
             let buffer: ByteBuffer
             do { buffer = try await request.body.collect(upTo: maxBodyBytes) } catch {
                 throw HTTPError(.contentTooLarge, message: "request body larger than \(maxBodyBytes) bytes")

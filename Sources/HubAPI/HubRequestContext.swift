@@ -30,15 +30,6 @@ package struct HubRequestContext: RequestContext {
 
     /// Operator bodies are small JSON documents.
     package var maxUploadSize: Int { 64 * 1024 }
-
-    /// The caller, if their role allows `role`; otherwise 403 (or 401 without a caller).
-    package func require(_ role: Role) throws -> Principal {
-        guard let p = principal else { throw HTTPError(.unauthorized, message: "an API token is required") }
-        guard p.role.allows(role) else {
-            throw HTTPError(.forbidden, message: "this action needs the \(role.rawValue) role; the token has \(p.role.rawValue)")
-        }
-        return p
-    }
 }
 
 /// Requires `Authorization: Bearer <token>` on every `/api/` route. There is no open API.

@@ -33,14 +33,15 @@ package enum LiveRoute {
         }
         let token = request.headerFields[.authorization].flatMap(Secrets.parseBearer) ?? query["token"]
         // Anything not allowed falls through to the plain route, which answers 401/400/426.
-        guard let token, let who = try? await deps.tokens.authenticate(token), who.role.allows(.analyst) else { return .dontUpgrade }
+        guard let token, let who = try? await deps.tokens.authenticate(token) else { return .dontUpgrade }
+        // Each stream's roles are its row of the access matrix. One box's telemetry includes
+        // its viewing: personal data, for operators (audited below); others see aggregates.
         let topic: LiveHub.Topic
         if let d = query["device"], (try? Validate.identifier(d, field: "device")) != nil {
-            // One box's telemetry includes its viewing: personal data, for operators (audited
-            // below); analysts see aggregates.
-            guard who.role.allows(.operator) else { return .dontUpgrade }
+            guard AccessMatrix.stream("device")?.allows(who.role) == true else { return .dontUpgrade }
             topic = .device(d)
         } else if query["fleet"] != nil {
+            guard AccessMatrix.stream("fleet")?.allows(who.role) == true else { return .dontUpgrade }
             topic = .fleet
         } else {
             return .dontUpgrade
@@ -69,14 +70,15 @@ package enum LiveRoute {
     /// The plain-HTTP side of `/api/v1/live`: explains what is wrong.
     package static func addFallbackRoute(_ api: RouterGroup<HubRequestContext>) {
         api.get("live") { request, context -> Response in
-            _ = try context.require(.analyst)
             let q = request.uri.queryParameters
-            if let d = q.get("device") {
-                _ = try context.require(.operator)
-                _ = try Validate.identifier(String(d), field: "device")
-            } else if q.get("fleet") == nil {
-                throw HTTPError(.badRequest, message: "pass device=ID or fleet=1")
+            let device = q.get("device").map { String($0) }
+            guard device != nil || q.get("fleet") != nil else { throw HTTPError(.badRequest, message: "pass device=ID or fleet=1") }
+            // A stream missing from the matrix is refused to everyone, like a route.
+            guard let stream = AccessMatrix.stream(device == nil ? "fleet" : "device") else {
+                throw HTTPError(.forbidden, message: "this live stream has no access rule; it is refused to every role")
             }
+            _ = try context.check(stream)
+            if let device { _ = try Validate.identifier(device, field: "device") }
             throw HTTPError(.upgradeRequired, message: "the live view is a WebSocket; connect with an Upgrade request")
         }
     }

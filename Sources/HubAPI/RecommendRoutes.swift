@@ -49,7 +49,7 @@ package enum RecommendRoutes {
         let devices = DeviceRepository(store: deps.store)
 
         api.get("devices/{id}/recommendations") { request, context -> Recommendations in
-            let who = try context.require(.operator)
+            let who = try context.caller()
             let id = try context.parameters.require("id")
             let n = try Validate.int(request, "n", default: 10, range: 1...100)
             guard let device = try await OperatorAPI.storeCall({ try await devices.get(id) }) else {
@@ -63,7 +63,7 @@ package enum RecommendRoutes {
         }
 
         api.get("recommendations/status") { _, context -> RecommendStatus in
-            _ = try context.require(.analyst)
+            _ = try context.caller()
             let store = service.store
             let (current, progress, versions) = try await OperatorAPI.storeCall {
                 (try await store.currentVersion(), try await store.progress(), try await store.versions())
@@ -89,7 +89,7 @@ package enum RecommendRoutes {
         }
 
         api.post("recommendations/train") { _, context -> Response in
-            let who = try context.require(.operator)
+            let who = try context.caller()
             let queued = try await OperatorAPI.storeCall { try await service.store.requestTraining(by: who.name, now: Date()) }
             await deps.audit.record(who, in: context, action: "recommendations.train", target: "channel", result: queued ? "requested" : "already_requested")
             return Response(status: .accepted, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"requested\":true}")))

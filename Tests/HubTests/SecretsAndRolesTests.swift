@@ -48,12 +48,6 @@ struct SecretsAndRolesTests {
         #expect(Secrets.parseBearer("Bearer ") == nil)
     }
 
-    @Test func roleMatrix() {
-        #expect(Role.admin.allows(.operator) && Role.admin.allows(.analyst) && Role.admin.allows(.admin))
-        #expect(Role.operator.allows(.analyst) && Role.operator.allows(.operator) && !Role.operator.allows(.admin))
-        #expect(Role.analyst.allows(.analyst) && !Role.analyst.allows(.operator) && !Role.analyst.allows(.admin))
-    }
-
     @Test func capacityAdmitsThenAnswers503ThenDrops() {
         let c = ConnectionCapacity(cap: 2, rejectBudget: 1)
         #expect(c.acquire() == .admit)

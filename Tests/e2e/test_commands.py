@@ -256,11 +256,12 @@ def test_bad_requests_are_refused_with_nothing_stored_and_roles_are_checked(hub)
     assert db.jobs.count_documents({}) == 0 and db.executions.count_documents({}) == 0
     _, audit, _ = hub.call("GET", "/api/v1/audit?action=command.create", expect=200)
     assert len(audit["items"]) == len(cases) and all(a["result"].startswith("rejected: ") for a in audit["items"])
-    # Roles: an analyst reads but cannot issue or cancel.
+    # Roles: an analyst sees no per-box data and cannot issue or cancel; a viewer reads the
+    # fleet only (every role and command kind: test_access.py).
     _, t, _ = hub.call("POST", "/api/v1/tokens", {"name": "ana", "role": "analyst"}, expect=201)
     issue(hub, "reboot", {"device": "bad-1"}, expect=403, token=t["token"])
     job = issue(hub, "reboot", {"tag": "lab"})
-    hub.call("GET", f"/api/v1/commands/{job['id']}", token=t["token"], expect=200)
+    hub.call("GET", f"/api/v1/commands/{job['id']}", token=t["token"], expect=403)
     hub.call("POST", f"/api/v1/commands/{job['id']}/cancel", token=t["token"], expect=403)
     # Cancelling twice is idempotent.
     _, c1, _ = hub.call("POST", f"/api/v1/commands/{job['id']}/cancel", expect=200)

@@ -262,10 +262,10 @@ def test_operator_api_requires_a_token_and_checks_roles(hub):
     assert headers["WWW-Authenticate"].startswith("Bearer")
     assert hub.call("GET", "/api/v1/devices", token="argus_not-a-real-token")[0] == 401
 
-    _, analyst, _ = hub.call("POST", "/api/v1/tokens", {"name": "ana", "role": "analyst"}, expect=201)
+    _, analyst, _ = hub.call("POST", "/api/v1/tokens", {"name": "ana", "role": "viewer"}, expect=201)
     _, op, _ = hub.call("POST", "/api/v1/tokens", {"name": "opa", "role": "operator"}, expect=201)
-    assert analyst["token"].startswith("argus_") and analyst["role"] == "analyst"
-    # Analysts read, but every write route refuses them.
+    assert analyst["token"].startswith("argus_") and analyst["role"] == "viewer"
+    # Viewers read the fleet, but every write route refuses them (every role: test_access.py).
     hub.call("GET", "/api/v1/devices", token=analyst["token"], expect=200)
     status, body, _ = hub.call("POST", "/api/v1/devices", {"id": "x1", "model": "m"}, token=analyst["token"])
     assert status == 403 and "operator" in body["error"]["message"]
