@@ -78,9 +78,10 @@ package final class RatingsBuilder: Service, Sendable {
         }
         try? await store.createIndexes()
         var known: [String: BoxIndex] = [:]
+        var seen = Set<String>()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if await store.acquireLease(node: node, now: Date(millis: now()), ttl: settings.leaseSeconds) {
-                do { try await buildOnce(known: &known) } catch {
+                do { try await buildOnce(known: &known, seen: &seen) } catch {
                     logger.warning("ratings build failed; retrying next period", metadata: [LogKey.error: .string("\(error)")])
                 }
             }
@@ -91,6 +92,14 @@ package final class RatingsBuilder: Service, Sendable {
 
     /// One period: the days touched by events received since the watermark are rebuilt.
     package func buildOnce(known: inout [String: BoxIndex]) async throws {
+        var seen = Set<String>()
+        try await buildOnce(known: &known, seen: &seen)
+    }
+
+    /// One period. `seen` holds the ids of the events in the rescan window that earlier periods
+    /// already counted: they are read again (a slow insert may land behind the watermark) but do
+    /// not make their day dirty again, so with no new events nothing is rebuilt.
+    package func buildOnce(known: inout [String: BoxIndex], seen: inout Set<String>) async throws {
         let from = (try await store.watermark() ?? 0) - settings.rescanMs
         let today = floorDiv(now(), RatingsParameters.minuteMs * RatingsStore.dayMinutes)
         var dirty = Set<Int64>()
@@ -99,15 +108,24 @@ package final class RatingsBuilder: Service, Sendable {
         // events arrived since (a first start over months of events, a long outage). Only
         // the days they touch are kept.
         var cursor = from
+        var window: [(id: String, r: Int64)] = []  // the events read, pruned to the trailing rescan window
         while true {
             let page = try await events.find(
                 ["r": ["$gt": .date(Date(millis: cursor))]], sort: ["r": 1], limit: settings.scanLimit, projection: ["t": 1, "r": 1, "o": 1])
             for e in page {
                 guard let t = e["t"]?.dateValue?.millis, let r = e["r"]?.dateValue?.millis else { continue }
                 newest = max(newest, r)
+                let id = e["_id"].map { "\($0)" } ?? ""
+                window.append((id, r))
+                if window.count > 2 * settings.scanLimit { window.removeAll { $0.r <= newest - settings.rescanMs } }
+                guard !seen.contains(id) else { continue }
                 let event = RatedEvent(boxTime: t, receivedAt: r, kind: .leave)
                 guard case .credited(let placed) = ClockCorrection.place(event, offsetMs: Int64(e["o"]?.intValue ?? 0), parameters: settings.parameters)
-                else { continue }
+                else {
+                    // Not credited (skewed or late): counted on the day it was received.
+                    dirty.insert(floorDiv(r, RatingsParameters.minuteMs * RatingsStore.dayMinutes))
+                    continue
+                }
                 let day = floorDiv(placed.time, RatingsParameters.minuteMs * RatingsStore.dayMinutes)
                 dirty.insert(day)
                 if day < today { dirty.insert(day + 1) }  // a tune may run on past midnight
@@ -129,6 +147,8 @@ package final class RatingsBuilder: Service, Sendable {
         guard !dirty.isEmpty || newest > from else { return }
         for day in dirty.sorted() { try await build(day: day, known: &known) }
         try await store.setWatermark(newest, node: node)
+        // The next period rescans from `newest − rescanMs`: remember what is in that window.
+        seen = Set(window.filter { $0.r > newest - settings.rescanMs }.map(\.id))
     }
 
     /// Rebuilds one UTC day from the stored events.

@@ -238,6 +238,13 @@ struct RatingsBuildTests {
             // Nothing new: the watermark stays where it is.
             try await builder.buildOnce(known: &known)
             #expect(try await builder.store.watermark() == newest)
+            // With the events of the rescan window remembered, a period with nothing new rebuilds nothing.
+            var seen = Set<String>()
+            try await builder.buildOnce(known: &known, seen: &seen)
+            #expect(!seen.isEmpty)
+            let versions = try await builder.store.dayInfos((Self.day - 5)..<(Self.day + 5)).map(\.version)
+            try await builder.buildOnce(known: &known, seen: &seen)
+            #expect(try await builder.store.dayInfos((Self.day - 5)..<(Self.day + 5)).map(\.version) == versions)
         }
     }
 

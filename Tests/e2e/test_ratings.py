@@ -160,17 +160,25 @@ def analyst(hub):
     return t["token"]
 
 
+def wait_built(db, day, timeout):
+    """Until the builder has read every stored event (its watermark) and built `day` after the
+    newest one arrived."""
+    newest = db.events.find_one(sort=[("r", -1)])["r"]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = db.ratings_state.find_one({"_id": "builder"}) or {}
+        built = db.ratings_days.find_one({"_id": day})
+        if state.get("watermark") and state["watermark"] >= newest and built and built["builtAt"] >= newest:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"day {day} not built after the newest event ({newest}) within {timeout} s")
+
+
 def wait_agreement(hub, token, db, start, end, universe, bucket=None, timeout=90, segment=None, devices=None):
     """Polls until the build has caught up with every stored event, then compares."""
     q = f"/api/v1/ratings?from={iso(start)}&to={iso(end)}&universe=registered" + (f"&bucket={bucket}" if bucket else "")
     q += f"&segment={segment}" if segment else ""
-    stored = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)  # every event is stored by now (drive)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        built = db.ratings_days.find_one({"_id": start // DAY_MS})
-        if built and built["builtAt"] > stored:
-            break
-        time.sleep(0.5)
+    wait_built(db, start // DAY_MS, timeout)
     status, last, _ = hub.call("GET", q, token=token)
     assert status == 200 and last["daysBuilt"] == 1, last
     assert not any(c.get("suppressed") for r in last["series"] for c in r["channels"]), (last["universe"], last.get("segment"))
@@ -299,13 +307,7 @@ def test_small_universes_are_suppressed_and_bad_questions_name_their_parameter(r
     while db.events.count_documents({"b": "odd"}) < 3 and time.time() < wait_for_stored:
         time.sleep(0.2)
     assert db.events.count_documents({"b": "odd"}) == 3, "stored, even those not credited"
-    stored = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        today = db.ratings_days.find_one({"_id": end // DAY_MS})
-        if today and today["builtAt"] > stored:
-            break
-        time.sleep(0.5)
+    wait_built(db, end // DAY_MS, 60)
     _, both, _ = ratings_hub.call("GET", f"/api/v1/ratings?from={iso(start)}&to={iso(end + DAY_MS)}", token=token, expect=200)
     assert both["notCredited"] == {"skewed": 1, "late": 1}, both["notCredited"]
     # Analysts see aggregates; without a token, nothing.
