@@ -262,6 +262,8 @@ struct RatingsBuildTests {
             let builder = RatingsBuilder(store: store, node: "n1", logger: Logger(label: "t"), now: { clock.withLock { $0 } })
             let service = RatingsService(store: builder.store, dayparts: try DaypartSchedule.parse(DaypartSchedule.defaultSpec)) { _ in 10 }
             var known: [String: BoxIndex] = [:]
+            // As the running builder does: events already counted do not make their day dirty again.
+            var seen = Set<String>()
             func credited() async throws -> (Int, Int64?) {
                 let info = try await builder.store.dayInfos(Self.day..<(Self.day + 1)).first
                 let answer = try await service.answer(
@@ -270,7 +272,7 @@ struct RatingsBuildTests {
                 return (info?.version ?? 0, answer.series.first?.channels.first?.boxMinutes)
             }
             #expect(await builder.store.acquireLease(node: "n1", now: Date(), ttl: 60), "the watermark is kept under the lease")
-            try await builder.buildOnce(known: &known)
+            try await builder.buildOnce(known: &known, seen: &seen)
             let c130 = try await credited()
             #expect(c130 == (1, 30), "\(c130)")
             // Another box's event, placed three days back (late: not credited, touches no day),
@@ -282,19 +284,19 @@ struct RatingsBuildTests {
             ]
             _ = try await store.collection(Schema.events).insertOne(late)
             clock.withLock { $0 = tuneAt + 120 * 60_000 }
-            try await builder.buildOnce(known: &known)
+            try await builder.buildOnce(known: &known, seen: &seen)
             let c2120 = try await credited()
             #expect(c2120 == (2, 120), "\(c2120)")
             clock.withLock { $0 = tuneAt + 200 * 60_000 }
-            try await builder.buildOnce(known: &known)
+            try await builder.buildOnce(known: &known, seen: &seen)
             let c3200 = try await credited()
             #expect(c3200 == (3, 200), "rebuilt with no new event for the day \(c3200)")
             clock.withLock { $0 = Self.dayStart + 86_400_000 + 5 * 3_600_000 }  // past the day's end + the cap
-            try await builder.buildOnce(known: &known)
+            try await builder.buildOnce(known: &known, seen: &seen)
             let c4240 = try await credited()
             #expect(c4240 == (4, 240), "capped 4 h after the tune \(c4240)")
             clock.withLock { $0 += 3_600_000 }
-            try await builder.buildOnce(known: &known)
+            try await builder.buildOnce(known: &known, seen: &seen)
             let final = try await credited()
             let infos = try await builder.store.dayInfos((Self.day - 1)..<(Self.day + 3)).map { ($0.day - Self.day, $0.version, $0.builtAt - Self.dayStart) }
             #expect(final == (4, 240), "final: not rebuilt again \(final) \(infos)")
