@@ -47,19 +47,10 @@ package struct RatingsStore: Sendable {
 
     /// Takes or renews the builder's lease; false when another node holds it.
     package func acquireLease(node: String, now: Date, ttl: TimeInterval) async -> Bool {
-        do {
-            let d = try await state.findOneAndUpdate(
-                ["_id": "builder", "$or": [["until": ["$lt": .date(now)]], ["node": .string(node)]]],
-                ["$set": ["node": .string(node), "until": .date(now.addingTimeInterval(ttl))]], upsert: true)
-            return d?["node"]?.stringValue == node
-        } catch {
-            return false  // another node's lease (the upsert hit the unique _id), or the store is down
-        }
+        await StoreLease(state, id: "builder").acquire(node: node, now: now, ttl: ttl)
     }
 
-    package func releaseLease(node: String) async {
-        _ = try? await state.updateOne(["_id": "builder", "node": .string(node)], ["$set": ["until": .date(Date(timeIntervalSince1970: 0))]])
-    }
+    package func releaseLease(node: String) async { await StoreLease(state, id: "builder").release(node: node) }
 
     /// The receive time up to which events have been looked at.
     package func watermark() async throws -> Int64? {
@@ -239,36 +230,45 @@ package struct RatingsStore: Sendable {
     /// The same day in the form queries read (`DenseDay`): straight from the stored arrays and
     /// bitmaps, with no per-minute or per-box dictionaries in between.
     package func denseDay(_ info: DayInfo, segment: String = "", spans: [Range<Int>] = []) async throws -> DenseDay {
-        let docs = try await cellDocuments(info, segment: segment)
         var day = try DenseDay(day: info.day, bucketMinutes: Self.reachBucketMinutes)
         let firstBucket = info.day * Self.dayMinutes / Self.reachBucketMinutes
-        for d in docs {
-            let id = d["_id"]?.stringValue ?? "?"
-            func corrupt(_ field: String) -> RatingsStoreError { .corrupt(collection: Self.cellsName, id: id, field: field) }
-            guard let channel = d["ch"]?.stringValue else { throw corrupt("ch") }
-            if case .document(let aud)? = d["aud"] {
-                for (name, value) in aud {
-                    guard let mode = ViewingMode(rawValue: name), case .binary(let bytes) = value, bytes.count == Int(Self.dayMinutes) * 4 else {
-                        throw corrupt("aud.\(name)")
-                    }
-                    day.setAudience(channel: channel, mode: mode, counts: Self.int32s(bytes))
-                }
-            }
-            for entry in d["reach"]?.arrayValue ?? [] {
-                guard case .document(let r) = entry, let bucket = r["b"]?.intValue.map(Int64.init) else { throw corrupt("reach.b") }
-                func set(_ f: String) throws -> BoxSet {
-                    guard case .binary(let bytes)? = r[f], let s = try? BoxSet(serialized: bytes) else { throw corrupt("reach.\(f)") }
-                    return s
-                }
-                day.setBucket(
-                    channel: channel, index: Int(bucket - firstBucket),
-                    DenseDay.Bucket(
-                        reached: try set("r"), run3: try set("r3"), head1: try set("h1"), head2: try set("h2"), tail1: try set("t1"),
-                        tail2: try set("t2")))
-            }
+        for cell in try await cellDocuments(info, segment: segment).map(Self.decodeCell) {
+            for (mode, counts) in cell.audience { day.setAudience(channel: cell.channel, mode: mode, counts: counts) }
+            for (bucket, sets) in cell.reach { day.setBucket(channel: cell.channel, index: Int(bucket - firstBucket), sets) }
         }
         day.finish(spans: spans)
         return day
+    }
+
+    /// One stored cell document: its channel, each mode's 1,440 minute counts, and each hour's sets.
+    static func decodeCell(_ d: Document) throws -> (channel: String, audience: [(ViewingMode, [Int32])], reach: [(Int64, DenseDay.Bucket)]) {
+        let id = d["_id"]?.stringValue ?? "?"
+        func corrupt(_ field: String) -> RatingsStoreError { .corrupt(collection: cellsName, id: id, field: field) }
+        guard let channel = d["ch"]?.stringValue else { throw corrupt("ch") }
+        var audience: [(ViewingMode, [Int32])] = []
+        if case .document(let aud)? = d["aud"] {
+            for (name, value) in aud {
+                guard let mode = ViewingMode(rawValue: name), case .binary(let bytes) = value, bytes.count == Int(dayMinutes) * 4 else {
+                    throw corrupt("aud.\(name)")
+                }
+                audience.append((mode, int32s(bytes)))
+            }
+        }
+        var reach: [(Int64, DenseDay.Bucket)] = []
+        for entry in d["reach"]?.arrayValue ?? [] {
+            guard case .document(let r) = entry, let bucket = r["b"]?.intValue.map(Int64.init) else { throw corrupt("reach.b") }
+            func set(_ f: String) throws -> BoxSet {
+                guard case .binary(let bytes)? = r[f], let s = try? BoxSet(serialized: bytes) else { throw corrupt("reach.\(f)") }
+                return s
+            }
+            reach.append(
+                (
+                    bucket,
+                    DenseDay.Bucket(
+                        reached: try set("r"), run3: try set("r3"), head1: try set("h1"), head2: try set("h2"), tail1: try set("t1"), tail2: try set("t2"))
+                ))
+        }
+        return (channel, audience, reach)
     }
 
     /// The cell documents of one stored day version and segment, all of them or an error.
@@ -290,39 +290,25 @@ package struct RatingsStore: Sendable {
     func rollup(day: Int64, cells docs: [Document]) throws -> Rollup {
         var rollup = try Rollup(bucketMinutes: Self.reachBucketMinutes)
         let dayStart = day * Self.dayMinutes
-        for d in docs {
-            let id = d["_id"]?.stringValue ?? "?"
-            func corrupt(_ field: String) -> RatingsStoreError { .corrupt(collection: Self.cellsName, id: id, field: field) }
-            guard let channel = d["ch"]?.stringValue else { throw corrupt("ch") }
-            if case .document(let aud)? = d["aud"] {
-                for (name, value) in aud {
-                    guard let mode = ViewingMode(rawValue: name), case .binary(let bytes) = value, bytes.count == Int(Self.dayMinutes) * 4 else {
-                        throw corrupt("aud.\(name)")
-                    }
-                    for (m, count) in Self.int32s(bytes).enumerated() where count > 0 {
-                        rollup.audience[Rollup.AudienceKey(channel: channel, mode: mode, minute: dayStart + Int64(m))] = Int(count)
-                    }
+        for cell in try docs.map(Self.decodeCell) {
+            for (mode, counts) in cell.audience {
+                for (m, count) in counts.enumerated() where count > 0 {
+                    rollup.audience[Rollup.AudienceKey(channel: cell.channel, mode: mode, minute: dayStart + Int64(m))] = Int(count)
                 }
             }
-            for entry in d["reach"]?.arrayValue ?? [] {
-                guard case .document(let r) = entry, let bucket = r["b"]?.intValue.map(Int64.init) else { throw corrupt("reach.b") }
-                func set(_ f: String) throws -> BoxSet {
-                    guard case .binary(let bytes)? = r[f], let s = try? BoxSet(serialized: bytes) else { throw corrupt("reach.\(f)") }
-                    return s
-                }
-                var cell = Rollup.ReachCell()
-                cell.reached = try set("r")
-                cell.run3 = try set("r3")
-                let h2 = try set("h2"), t2 = try set("t2")
-                for b in try set("h1") { cell.head[b] = h2.contains(b) ? 2 : 1 }
-                for b in try set("t1") { cell.tail[b] = t2.contains(b) ? 2 : 1 }
-                rollup.reach[Rollup.ReachKey(channel: channel, bucket: bucket)] = cell
+            for (bucket, sets) in cell.reach {
+                var c = Rollup.ReachCell()
+                c.reached = sets.reached
+                c.run3 = sets.run3
+                for b in sets.head1 { c.head[b] = sets.head2.contains(b) ? 2 : 1 }
+                for b in sets.tail1 { c.tail[b] = sets.tail2.contains(b) ? 2 : 1 }
+                rollup.reach[Rollup.ReachKey(channel: cell.channel, bucket: bucket)] = c
             }
         }
         return rollup
     }
 
-    static func int32s(_ values: [Int32]) -> [UInt8] {
+    package static func int32s(_ values: [Int32]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(values.count * 4)
         for v in values {
@@ -334,7 +320,7 @@ package struct RatingsStore: Sendable {
         return out
     }
 
-    static func int32s(_ bytes: [UInt8]) -> [Int32] {
+    package static func int32s(_ bytes: [UInt8]) -> [Int32] {
         stride(from: 0, to: bytes.count - 3, by: 4).map { i in
             Int32(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
         }

@@ -1,5 +1,7 @@
+import ArgusStore
 import Foundation
 import MongoStore
+import RatingsRuntime
 import Recommend
 
 /// Where recommendation models live (docs/storage.md, "Recommendations"):
@@ -33,16 +35,7 @@ package struct RecommendStore: Sendable {
 
     // MARK: - Lease, request, progress
 
-    package func acquireLease(node: String, now: Date, ttl: TimeInterval) async -> Bool {
-        do {
-            let d = try await state.findOneAndUpdate(
-                ["_id": "trainer", "$or": [["until": ["$lt": .date(now)]], ["node": .string(node)]]],
-                ["$set": ["node": .string(node), "until": .date(now.addingTimeInterval(ttl))]], upsert: true)
-            return d?["node"]?.stringValue == node
-        } catch {
-            return false  // another node's lease (the upsert hit the unique _id), or the store is down
-        }
-    }
+    package var lease: StoreLease { StoreLease(state, id: "trainer") }
 
     /// Asks the lease holder to train now; returns false when a request is already pending.
     package func requestTraining(by who: String, now: Date) async throws -> Bool {
@@ -189,18 +182,9 @@ enum Packing {
         }
     }
 
-    static func bytes(_ values: [Int32]) -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(values.count * 4)
-        for v in values { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-        return out
-    }
+    static func bytes(_ values: [Int32]) -> [UInt8] { RatingsStore.int32s(values) }
 
-    static func int32s(_ bytes: [UInt8]) -> [Int32] {
-        stride(from: 0, to: bytes.count - 3, by: 4).map { i in
-            Int32(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
-        }
-    }
+    static func int32s(_ bytes: [UInt8]) -> [Int32] { RatingsStore.int32s(bytes) }
 
     /// Strings joined by newlines (ids never hold one: they are checked identifiers).
     static func bytes(_ strings: [String]) -> [UInt8] { Array(strings.joined(separator: "\n").utf8) }

@@ -77,7 +77,7 @@ package struct RecommendTrainer: Service {
         try? await store.createIndexes()
         var lastTrained = ContinuousClock.now - settings.interval
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if await store.acquireLease(node: node, now: Date(), ttl: settings.leaseSeconds) {
+            if await store.lease.acquire(node: node, now: Date(), ttl: settings.leaseSeconds) {
                 let requested = (try? await store.takeRequest()) ?? false
                 if requested || ContinuousClock.now - lastTrained >= settings.interval {
                     lastTrained = ContinuousClock.now
@@ -91,6 +91,7 @@ package struct RecommendTrainer: Service {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.settings.checkEvery) }
         }
+        await store.lease.release(node: node)
     }
 
     /// The viewing of the last `days` days as box × channel minutes (the latest minute as time).
@@ -184,7 +185,8 @@ package struct RecommendTrainer: Service {
             try await store.setProgress(progress)
             try await save(version: version, log: log, histories: histories, fitted: fitted, evaluation: evaluation, fitSeconds: fitSeconds)
             let current = try await store.currentVersion()
-            let currentP10 = try await current.asyncMap { try await store.version($0)?["evaluation"]?.documentValue?["alsP10"]?.doubleValue } ?? nil
+            var currentP10: Double?
+            if let current { currentP10 = try await store.version(current)?["evaluation"]?.documentValue?["alsP10"]?.doubleValue }
             let promoted = currentP10.map { evaluation.als.precision >= $0 - settings.promotionMargin } ?? true
             if promoted {
                 try await store.promote(version)
@@ -280,15 +282,6 @@ struct NotEnoughViewing: Error, CustomStringConvertible {
 /// The fit's latest iteration and loss, shared between the fit and its reporter.
 final class LiveProgress: Sendable {
     let state = Mutex<(iteration: Int, loss: Double?)>((0, nil))
-}
-
-extension Optional {
-    func asyncMap<T>(_ f: (Wrapped) async throws -> T) async rethrows -> T? {
-        switch self {
-        case .some(let w): return try await f(w)
-        case .none: return nil
-        }
-    }
 }
 
 extension Duration {
