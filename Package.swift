@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "RatingsRuntime",
             dependencies: [
-                "Ratings", "EPG", "Commands", "ArgusStore", "MongoStore", "ArgusSupport",
+                "Ratings", "EPG", "Commands", "ArgusStore", "MongoStore", "ArgusSupport", "STBProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -169,8 +169,7 @@ package enum RatingsRoutes {
                     headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"ratings.csv\""],
                     body: .init(byteBuffer: ByteBuffer(string: answer.csv)))
             case .json:
-                let body = try JSONEncoder().encode(answer)
-                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer.json)))
             }
         }
     }

@@ -244,9 +244,27 @@ public struct JSONWriter {
     public mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma = true }
     public mutating func key(_ k: String) { separator(); Self.appendString(k, to: &bytes); bytes.append(UInt8(ascii: ":")); needsComma = false }
     public mutating func string(_ k: String, _ v: String) { key(k); Self.appendString(v, to: &bytes); needsComma = true }
-    public mutating func int(_ k: String, _ v: some BinaryInteger) { key(k); bytes.append(contentsOf: Array(String(v).utf8)); needsComma = true }
-    public mutating func bool(_ k: String, _ v: Bool) { key(k); bytes.append(contentsOf: Array((v ? "true" : "false").utf8)); needsComma = true }
+    public mutating func int(_ k: String, _ v: some BinaryInteger) { key(k); bytes.append(contentsOf: String(v).utf8); needsComma = true }
+    public mutating func bool(_ k: String, _ v: Bool) { key(k); bytes.append(contentsOf: (v ? "true" : "false").utf8); needsComma = true }
     public mutating func optionalString(_ k: String, _ v: String?) { if let v { string(k, v) } }
+    public mutating func optionalInt(_ k: String, _ v: (some BinaryInteger)?) { if let v { int(k, v) } }
+    /// A number as `JSONEncoder` writes it (shortest round-trip digits, no `.0` on whole values);
+    /// `null` when not finite.
+    public mutating func double(_ k: String, _ v: Double) { key(k); appendDouble(v); needsComma = true }
+    public mutating func optionalDouble(_ k: String, _ v: Double?) { if let v { double(k, v) } }
+    /// Opens an object as the member `k` (close it with ``endObject()``).
+    public mutating func beginObject(_ k: String) { key(k); bytes.append(UInt8(ascii: "{")); needsComma = false }
+    /// Opens an array as the member `k`; elements are ``beginObject()``/``raw(_:)``/``element(_:)``.
+    public mutating func beginArray(_ k: String) { key(k); bytes.append(UInt8(ascii: "[")); needsComma = false }
+    public mutating func endArray() { bytes.append(UInt8(ascii: "]")); needsComma = true }
+    /// A string array element.
+    public mutating func element(_ s: String) { separator(); Self.appendString(s, to: &bytes); needsComma = true }
+
+    private mutating func appendDouble(_ v: Double) {
+        guard v.isFinite else { return bytes.append(contentsOf: "null".utf8) }
+        if v == v.rounded(), abs(v) < 1e15 { return bytes.append(contentsOf: String(Int64(v)).utf8) }
+        bytes.append(contentsOf: v.description.utf8)
+    }
 
     /// A member holding any JSON value.
     public mutating func value(_ k: String, _ v: JSONValue) { key(k); raw(v) }
@@ -258,7 +276,7 @@ public struct JSONWriter {
         case .null: bytes.append(contentsOf: Array("null".utf8))
         case .bool(let b): bytes.append(contentsOf: Array((b ? "true" : "false").utf8))
         case .int(let n): bytes.append(contentsOf: Array(String(n).utf8))
-        case .double(let d): bytes.append(contentsOf: Array((d.isFinite ? "\(d)" : "null").utf8))
+        case .double(let d): bytes.append(contentsOf: (d.isFinite ? "\(d)" : "null").utf8)
         case .string(let s): Self.appendString(s, to: &bytes)
         case .array(let items):
             bytes.append(UInt8(ascii: "["))
