@@ -51,6 +51,7 @@ static const char usage_text[] =
     "  --clock-speed X      simulated time runs X times faster (default 1)\n"
     "  --force-outage K     channel K of the list (0 = most popular) goes down one simulated minute in\n"
     "  --outage-minutes M   the forced outage lasts M simulated minutes (default: drawn, median 8)\n"
+    "  --tastes G           channels fall in G genres (index mod G); each box prefers one genre (default 0: none)\n"
     "  --channels FILE      channel ids, most popular first (default data/channels.txt if present)\n"
     "  --duration SEC       stop after SEC seconds (default: until SIGINT/SIGTERM)\n"
     "  --progress SEC       progress line period (default 5 fleet, 30 single)\n"
@@ -196,7 +197,7 @@ static int fd_limit(void)
 enum {
     O_HUB = 1000, O_ID, O_SECRET, O_SECRETS, O_STATE, O_MODEL, O_FIRMWARE, O_FLEET, O_PREFIX, O_FIRST, O_SRC,
     O_RAMP, O_SEED, O_SPEED, O_CHANNELS, O_DURATION, O_BUFFER, O_PROGRESS, O_START, O_PENDING, O_LOOP, O_VERSION, O_OUTAGE,
-    O_FAIL_FW, O_OUTAGE_MIN
+    O_FAIL_FW, O_OUTAGE_MIN, O_TASTES
 };
 
 int main(int argc, char **argv)
@@ -209,7 +210,7 @@ int main(int argc, char **argv)
         { "id-prefix", required_argument, 0, O_PREFIX }, { "first-index", required_argument, 0, O_FIRST },
         { "source-ips", required_argument, 0, O_SRC }, { "ramp", required_argument, 0, O_RAMP },
         { "seed", required_argument, 0, O_SEED }, { "clock-speed", required_argument, 0, O_SPEED },
-        { "force-outage", required_argument, 0, O_OUTAGE }, { "outage-minutes", required_argument, 0, O_OUTAGE_MIN },
+        { "force-outage", required_argument, 0, O_OUTAGE }, { "outage-minutes", required_argument, 0, O_OUTAGE_MIN }, { "tastes", required_argument, 0, O_TASTES },
         { "channels", required_argument, 0, O_CHANNELS }, { "duration", required_argument, 0, O_DURATION },
         { "buffer", required_argument, 0, O_BUFFER }, { "progress", required_argument, 0, O_PROGRESS },
         { "start", required_argument, 0, O_START }, { "max-pending", required_argument, 0, O_PENDING },
@@ -223,6 +224,7 @@ int main(int argc, char **argv)
     double ramp = 200, speed = 1, duration = 0, progress_s = 0, fail_firmware = 0;
     int force_outage = -1;
     long outage_minutes = 0;
+    long tastes = 0;
     bool seeded = false;
     int64_t start = -1;
     int verbosity = 1, opt, event_loop = -1;
@@ -245,6 +247,7 @@ int main(int argc, char **argv)
         case O_SPEED: speed = parse_double(optarg, "--clock-speed"); break;
         case O_OUTAGE: force_outage = (int)parse_int(optarg, "--force-outage", 0, 65535); break;
         case O_OUTAGE_MIN: outage_minutes = parse_int(optarg, "--outage-minutes", 1, 10080); break;
+        case O_TASTES: tastes = parse_int(optarg, "--tastes", 0, 255); break;
         case O_CHANNELS: channels = optarg; break;
         case O_DURATION: duration = parse_double(optarg, "--duration"); break;
         case O_BUFFER: buffer = parse_int(optarg, "--buffer", 1, 10000000); break;
@@ -324,6 +327,7 @@ int main(int argc, char **argv)
     cfg.clock_speed = speed;
     cfg.force_outage = force_outage;
     cfg.outage_minutes = (uint32_t)outage_minutes;
+    cfg.tastes = (uint32_t)tastes;
     cfg.fail_firmware = fail_firmware;
     cfg.seeded = seeded;
     cfg.seed = (uint64_t)seed;

@@ -239,6 +239,26 @@ static int zipf(const stb_world *w, uint64_t *rng)
     return (int)lo;
 }
 
+/* A channel for box b: by the fleet's Zipf popularity or, with tastes, 17 times in 20 from the
+ * box's genre (channels taste, taste + G, taste + 2G, ..., weighted 1/sqrt(rank) there: a flatter
+ * choice than the fleet's, so what a box likes is not just what everybody likes). */
+static int pick_channel(const stb_box *b, uint64_t *rng)
+{
+    const stb_world *w = b->w;
+    uint32_t g = w->cfg.tastes;
+    if (g == 0 || w->nch <= b->view.taste || stb_rand_unit(rng) >= 0.85) return zipf(w, rng);
+    uint32_t n = (w->nch - b->view.taste + g - 1) / g; /* channels in the genre */
+    double total = 0;
+    for (uint32_t r = 0; r < n; r++) total += 1.0 / stb_sqrt(r + 1.0);
+    double u = stb_rand_unit(rng) * total, acc = 0;
+    uint32_t r = 0;
+    for (; r + 1 < n; r++) {
+        acc += 1.0 / stb_sqrt(r + 1.0);
+        if (u < acc) break;
+    }
+    return (int)(b->view.taste + r * g);
+}
+
 static void schedule_outage(stb_world *w, stb_channel *c, int64_t t)
 {
     if (c->in_outage && c->forced && w->cfg.outage_minutes > 0) {
@@ -338,7 +358,7 @@ static void start_session(stb_box *b, int64_t t)
         stb_box_event(b, t, STB_EV_STANDBY_OFF, -1, -1);
         stb_box_log_t(b, t, STB_T_STANDBY_OFF, -1, -1, 0);
     }
-    int chan = (stb_rand_unit(rng) < 0.7) ? v->chan : zipf(b->w, rng);
+    int chan = (stb_rand_unit(rng) < 0.7) ? v->chan : pick_channel(b, rng);
     if (chan < 0 || (uint32_t)chan >= b->w->nch) chan = 0;
     v->state = V_WATCH;
     v->surf_left = 0;
@@ -387,7 +407,7 @@ static void view_step(stb_box *b, int64_t t)
             break;
         }
         /* Zap. */
-        int chan = zipf(w, rng);
+        int chan = pick_channel(b, rng);
         if (chan == v->chan && w->nch > 1) chan = (chan + 1 + (int)stb_rand_range(rng, 0, w->nch - 2)) % (int)w->nch;
         stb_box_event(b, t, STB_EV_LEAVE, v->chan, -1);
         tune(b, chan, t + 50, false);
@@ -437,7 +457,9 @@ void stb_view_init(stb_box *b)
     v->rng = w->cfg.seeded ? stb_rand_stream(w->cfg.seed, 0x300000000ULL + b->index) : stb_rand_os_seed();
     v->activity = (uint8_t)clampd(100.0 * stb_exp(0.5 * stb_rand_normal(&v->rng) - 0.1), 20, 250);
     int64_t t = stb_world_sim_ms(w);
-    int c = zipf(w, &v->rng);
+    /* Drawn only with tastes, so a seed without them replays the same viewing as before. */
+    if (w->cfg.tastes > 0) v->taste = (uint8_t)(stb_rand_next(&v->rng) % (w->cfg.tastes > 255 ? 255 : w->cfg.tastes));
+    int c = pick_channel(b, &v->rng);
     v->chan = (uint16_t)(c < 0 ? 0 : c);
     double pw = clampd(v->activity / 100.0 * daypart[hour_of(t)] * 0.9, 0, 0.95);
     double u = stb_rand_unit(&v->rng);

@@ -9,8 +9,8 @@
 
 typedef struct { fake f; stb_world *w; } vworld;
 
-static uint64_t run_world(uint64_t seed, int boxes, int64_t sim_hours, uint64_t *tunes_by_hour, uint32_t *chan_tunes, uint32_t nch_max,
-                          uint64_t *errors)
+static uint64_t run_world_tastes(uint64_t seed, int boxes, int64_t sim_hours, uint64_t *tunes_by_hour, uint32_t *chan_tunes,
+                                 uint32_t nch_max, uint64_t *errors, uint32_t tastes, uint64_t *own_genre, uint64_t *all_tunes)
 {
     vworld v;
     memset(&v.f, 0, sizeof v.f);
@@ -24,6 +24,7 @@ static uint64_t run_world(uint64_t seed, int boxes, int64_t sim_hours, uint64_t 
     c.ring_cap = 100000;
     c.log_cap = 0;
     c.clock_speed = 1.0;
+    c.tastes = tastes;
     v.w = stb_world_new(&c, &fake_ops, &v.f);
     stb_world_default_channels(v.w);
     for (int i = 0; i < boxes; i++) {
@@ -47,6 +48,8 @@ static uint64_t run_world(uint64_t seed, int boxes, int64_t sim_hours, uint64_t 
                         int hour = (int)(((r->ts / 3600000) + 1) % 24);
                         if (tunes_by_hour) tunes_by_hour[hour]++;
                         if (chan_tunes && r->u.e.chan < nch_max) chan_tunes[r->u.e.chan]++;
+                        if (tastes && all_tunes) (*all_tunes)++;
+                        if (tastes && own_genre && r->u.e.chan % tastes == b->view.taste) (*own_genre)++;
                     }
                     if (r->a == STB_EV_PLAY_ERROR && errors) (*errors)++;
                 }
@@ -59,6 +62,12 @@ static uint64_t run_world(uint64_t seed, int boxes, int64_t sim_hours, uint64_t 
     }
     stb_world_free(v.w);
     return hash;
+}
+
+static uint64_t run_world(uint64_t seed, int boxes, int64_t sim_hours, uint64_t *tunes_by_hour, uint32_t *chan_tunes, uint32_t nch_max,
+                          uint64_t *errors)
+{
+    return run_world_tastes(seed, boxes, sim_hours, tunes_by_hour, chan_tunes, nch_max, errors, 0, NULL, NULL);
 }
 
 void test_viewing(void)
@@ -76,4 +85,11 @@ void test_viewing(void)
     CHECK(evening > 4 * night, "evening peak: %llu tunes 19-22h vs %llu at 3-6h", (unsigned long long)evening, (unsigned long long)night);
     CHECK(chans[0] > chans[5] && chans[0] > chans[20], "Zipf: the first channel is the most tuned (%u, %u, %u)", chans[0], chans[5], chans[20]);
     CHECK(errors > 0, "channel outages produce play_error events (%llu)", (unsigned long long)errors);
+
+    /* Tastes: boxes tune mostly within their genre (by chance it would be 1 in 5). */
+    uint64_t own = 0, all = 0;
+    uint64_t t1 = run_world_tastes(7, 100, 48, NULL, NULL, 0, NULL, 5, &own, &all);
+    uint64_t t2 = run_world_tastes(7, 100, 48, NULL, NULL, 0, NULL, 5, NULL, NULL);
+    CHECK(t1 == t2, "tastes: same seed, same viewing events");
+    CHECK(all > 1000 && own * 2 > all, "tastes: %llu of %llu tunes in the box's own genre", (unsigned long long)own, (unsigned long long)all);
 }

@@ -1,7 +1,7 @@
 """Re-times the hub side of scripts/bench/ratings on the data a run kept (KEEP=1): start a store on
 its kept directory, then `.venv/bin/python scripts/bench/ratings_retime.py WORK MONGODB_URI BIN/argus-hub`
 (docs/benchmarks.md, "Ratings queries")."""
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, "scripts/bench")
 import ratings_bench as rb
@@ -12,6 +12,9 @@ qs = rb.questions(g["firstDay"], g["endDay"], g["days"])
 hub = rb.Hub(binary, rb.with_db(uri, "ratings_bench"), work)
 hub.start()
 try:
+    # A restarted builder's first pass rebuilds the days its rescan window touches (the kept raw
+    # day): let it finish before timing, as in the bench run (SETTLE seconds, default 90).
+    time.sleep(float(os.environ.get("SETTLE", "90")))
     for q in qs:
         path = rb.path_of(q)
         _, first_s, later = rb.timed(lambda: hub.get(path), 20, 40)

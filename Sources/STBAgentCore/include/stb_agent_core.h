@@ -106,6 +106,8 @@ typedef struct {
     int log_level_min;          /* default: lines at or above are sent as telemetry */
     int force_outage;           /* channel index forced into an outage one simulated minute in (-1: none) */
     uint32_t outage_minutes;    /* the forced outage's length in simulated minutes (0: drawn like any outage) */
+    uint32_t tastes;            /* 0: every box picks channels by the fleet's Zipf popularity; G > 0: channel i is in
+                                 * genre i mod G, and each box has a genre it picks from 17 times in 20 */
     double fail_firmware;       /* fault injection: probability (0..1) that a firmware install fails */
 } stb_config;
 
@@ -239,6 +241,7 @@ typedef struct {
     uint8_t surf_left;   /* short dwells left in a surfing burst */
     uint8_t activity;    /* household activity, percent */
     uint8_t erroring;    /* the current channel failed */
+    uint8_t taste;       /* the box's genre (cfg.tastes > 0) */
 } stb_view;
 
 struct stb_box {
