@@ -133,7 +133,7 @@ let package = Package(
         .target(
             name: "RecommendRuntime",
             dependencies: [
-                "Recommend", "RatingsRuntime", "Ratings", "ArgusStore", "MongoStore", "ArgusSupport",
+                "Recommend", "RatingsRuntime", "Ratings", "EPG", "ArgusStore", "MongoStore", "ArgusSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

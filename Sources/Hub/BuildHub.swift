@@ -241,8 +241,9 @@ extension HubConfiguration {
         let trainer = RecommendTrainer(
             store: store, node: nodeName, settings: recommendSettings, gate: gate, logger: Logger(label: "argus.recommend"),
             now: { [clock] in clock.nowMillis() })
-        apiDeps.recommendations = RecommendService(store: store)
-        apiDeps.ratings = RatingsService(store: store, dayparts: schedule, segments: ratingSegments, clock: clock)
+        let ratings = RatingsService(store: store, dayparts: schedule, segments: ratingSegments, clock: clock)
+        apiDeps.ratings = ratings
+        apiDeps.recommendations = RecommendService(store: store, whatIsOn: WhatIsOn(ratings: ratings, epg: EPGStore(store: store), clock: clock))
         let deps = apiDeps
         let api = Application(
             router: OperatorAPI.router(deps),

@@ -14,6 +14,9 @@ package final class RecommendService: Sendable {
     /// A box's most-watched items that "because you watched" is chosen from.
     let reasonItems = 5
     private let loaded = Mutex<Loaded?>(nil)
+    /// Trending and the EPG's programmes (nil: channels from the model and popularity only).
+    let whatIsOn: WhatIsOn?
+    let whatIsOnCache = WhatIsOnCache()
 
     struct Loaded: Sendable {
         var version: Int
@@ -26,7 +29,8 @@ package final class RecommendService: Sendable {
         var checkedAt: ContinuousClock.Instant
     }
 
-    package init(store: MongoStore, refresh: Duration = .seconds(30)) {
+    package init(store: MongoStore, refresh: Duration = .seconds(30), whatIsOn: WhatIsOn? = nil) {
+        self.whatIsOn = whatIsOn
         self.store = RecommendStore(store: store)
         events = store.collection(Schema.events)
         self.refresh = refresh
@@ -78,8 +82,9 @@ package final class RecommendService: Sendable {
         return last["ch"]?.stringValue
     }
 
-    /// The top `n` channels for `device` (whose hardware model is `segment`), each with a reason.
-    package func recommendations(device: String, segment: String?, n: Int) async throws -> Recommendations {
+    /// The top `n` channels for `device` (whose hardware model is `segment`) from the model, or
+    /// popularity on a cold start, each with a reason (`recommendations` adds trending and programmes).
+    func channelRecommendations(device: String, segment: String?, n: Int) async throws -> Recommendations {
         let now = try await watching(device)
         guard let l = try await model() else {
             return Recommendations(device: device, modelVersion: nil, coldStart: true, watching: now, items: [])
@@ -118,7 +123,7 @@ package final class RecommendService: Sendable {
 /// `GET /api/v1/devices/{id}/recommendations`: channels for a box, each with why.
 package struct Recommendations: Sendable, Encodable, Equatable {
     package struct Reason: Sendable, Encodable, Equatable {
-        /// `because_you_watched` (with `channel`), `popular_in_segment`, `popular`, `for_you`.
+        /// `because_you_watched` (with `channel`), `trending`, `popular_in_segment`, `popular`, `for_you`.
         package var kind: String
         package var channel: String?
     }
@@ -138,6 +143,9 @@ package struct Recommendations: Sendable, Encodable, Equatable {
     /// What the box is tuned to now (left out of the answer).
     package var watching: String?
     package var items: [Item]
+    /// Programmes on now or starting within `horizonMinutes` (from the EPG; empty without one).
+    package var programmes: [Programme] = []
+    package var horizonMinutes: Int?
 }
 
 extension ALSModel {
