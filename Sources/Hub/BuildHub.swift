@@ -213,9 +213,11 @@ extension HubConfiguration {
         let rollouts = RolloutService(
             store: store, commands: commands, node: nodeName, tick: .milliseconds(Int64(rolloutTickMs)),
             healthEvery: .seconds(Int64(rolloutHealthSeconds)), gate: gate, logger: Logger(label: "argus.rollouts"))
+        let recommendations = RecommendService(store: store)
         let shared = GatewayContext(
             node: nodeName, registry: registry, presence: presence, ingest: ingest, commands: commands, heartbeatSeconds: heartbeat,
-            limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"), clock: clock)
+            limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"), clock: clock,
+            recommendations: RecommendationRequests(source: ServiceRecommendations(service: recommendations)))
         let devices = DeviceRepository(store: store)
         let authenticator = DeviceAuthenticator(devices: devices, cache: CredentialCache(ttl: .seconds(credentialCacheTTL)))
         let revocationFeed = RevocationFeed(
@@ -241,7 +243,7 @@ extension HubConfiguration {
         let trainer = RecommendTrainer(
             store: store, node: nodeName, settings: recommendSettings, gate: gate, logger: Logger(label: "argus.recommend"),
             now: { [clock] in clock.nowMillis() })
-        apiDeps.recommendations = RecommendService(store: store)
+        apiDeps.recommendations = recommendations
         apiDeps.ratings = RatingsService(store: store, dayparts: schedule, segments: ratingSegments, clock: clock)
         let deps = apiDeps
         let api = Application(
