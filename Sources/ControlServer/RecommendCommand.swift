@@ -11,7 +11,7 @@ struct RecommendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recommend",
         abstract: "Recommendations: offline evaluation of implicit ALS against popularity; factors trained elsewhere imported as a model version.",
-        subcommands: [RecommendEval.self, RecommendImport.self, RecommendPromote.self]
+        subcommands: [RecommendEval.self, RecommendImport.self, RecommendPromote.self, RecommendServeBench.self]
     )
 }
 
