@@ -108,3 +108,18 @@ def test_imported_factors_are_served_alike_to_the_api_and_to_the_box(make_hub, t
     _, after, _ = hub.call("GET", "/api/v1/recommendations/status", expect=200)
     assert after["current"] == report["version"] and [v["version"] for v in after["versions"]] == [v["version"] for v in status["versions"]]
     hub.call("GET", "/api/v1/devices/imp-0/recommendations?n=5", expect=200)
+
+    # Another import, not promoted, then promoted by hand; an unknown version is refused.
+    r = recommend_cli(hub, "import", "--users", str(tmpdir_path / "users.csv"), "--items", str(tmpdir_path / "items.npy"),
+                      "--item-ids", str(tmpdir_path / "items.ids"), "--no-promote", "--json")
+    assert r.returncode == 0, r.stderr
+    second = json.loads(r.stdout)
+    assert not second["promoted"] and second["version"] == report["version"] + 1, second
+    assert hub.call("GET", "/api/v1/recommendations/status", expect=200)[1]["current"] == report["version"]
+    r = recommend_cli(hub, "promote", "999")
+    assert r.returncode != 0 and "no model version 999" in r.stderr, r.stderr
+    r = recommend_cli(hub, "promote", str(second["version"]))
+    assert r.returncode == 0, r.stderr
+    assert hub.call("GET", "/api/v1/recommendations/status", expect=200)[1]["current"] == second["version"]
+    audit = hub.call("GET", "/api/v1/audit?action=recommendations.promote", expect=200)[1]
+    assert [e["target"] for e in audit["items"]] == [str(second["version"])], audit
