@@ -133,7 +133,7 @@ let package = Package(
         .target(
             name: "RecommendRuntime",
             dependencies: [
-                "Recommend", "RatingsRuntime", "Ratings", "EPG", "ArgusStore", "MongoStore", "ArgusSupport",
+                "Recommend", "RatingsRuntime", "Ratings", "EPG", "ArgusStore", "MongoStore", "ArgusSupport", "Telemetry",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -186,7 +186,7 @@ let package = Package(
             name: "ControlServer",
             dependencies: [
                 "Hub", "HubAPI", "Ratings", "RatingsRuntime", "CommandRuntime", "HubGateway", "ArgusStore", "MongoStore", "STBProtocol", "Telemetry",
-                "Commands", "ArgusSupport", "Recommend",
+                "Commands", "ArgusSupport", "Recommend", "RecommendRuntime",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -253,7 +253,7 @@ let package = Package(
         .testTarget(
             name: "HubTests",
             dependencies: [
-                "Hub", "HubAPI", "CommandRuntime", "RatingsRuntime", "Ratings", "HubGateway", "ArgusStore", "MongoStore",
+                "Hub", "HubAPI", "CommandRuntime", "RatingsRuntime", "RecommendRuntime", "Recommend", "Ratings", "HubGateway", "ArgusStore", "MongoStore",
                 "STBProtocol", "Commands", "Telemetry", "ArgusSupport", "ArgusTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

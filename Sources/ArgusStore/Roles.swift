@@ -26,4 +26,10 @@ package struct Principal: Sendable, Equatable {
     /// The token's name, e.g. `bootstrap` or `grafana`.
     package var name: String
     package var role: Role
+
+    package init(tokenId: String, name: String, role: Role) {
+        self.tokenId = tokenId
+        self.name = name
+        self.role = role
+    }
 }

@@ -10,8 +10,8 @@ import Glibc
 struct RecommendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recommend",
-        abstract: "Recommendations: offline evaluation of implicit ALS against popularity.",
-        subcommands: [RecommendEval.self]
+        abstract: "Recommendations: offline evaluation of implicit ALS against popularity; factors trained elsewhere imported as a model version.",
+        subcommands: [RecommendEval.self, RecommendImport.self, RecommendPromote.self, RecommendServeBench.self]
     )
 }
 

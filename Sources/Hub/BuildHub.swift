@@ -213,9 +213,17 @@ extension HubConfiguration {
         let rollouts = RolloutService(
             store: store, commands: commands, node: nodeName, tick: .milliseconds(Int64(rolloutTickMs)),
             healthEvery: .seconds(Int64(rolloutHealthSeconds)), gate: gate, logger: Logger(label: "argus.rollouts"))
+        let schedule: DaypartSchedule
+        do { schedule = try DaypartSchedule.parse(dayparts) } catch {
+            throw HubStartError(message: "invalid dayparts \(dayparts)", underlying: error)
+        }
+        let ratings = RatingsService(store: store, dayparts: schedule, segments: ratingSegments, clock: clock)
+        let recommendations = RecommendService(
+            store: store, whatIsOn: WhatIsOn(ratings: ratings, epg: EPGStore(store: store), clock: clock))
         let shared = GatewayContext(
             node: nodeName, registry: registry, presence: presence, ingest: ingest, commands: commands, heartbeatSeconds: heartbeat,
-            limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"), clock: clock)
+            limits: gw.limits, timing: gw.timing, logger: Logger(label: "argus.gateway"), clock: clock,
+            recommendations: RecommendationRequests(source: ServiceRecommendations(service: recommendations)))
         let devices = DeviceRepository(store: store)
         let authenticator = DeviceAuthenticator(devices: devices, cache: CredentialCache(ttl: .seconds(credentialCacheTTL)))
         let revocationFeed = RevocationFeed(
@@ -225,10 +233,6 @@ extension HubConfiguration {
         let gateway = DeviceGateway(
             configuration: gw, capacity: capacity, shared: shared, group: group,
             authenticator: authenticator, ready: gate, logger: Logger(label: "argus.gateway"))
-        let schedule: DaypartSchedule
-        do { schedule = try DaypartSchedule.parse(dayparts) } catch {
-            throw HubStartError(message: "invalid dayparts \(dayparts)", underlying: error)
-        }
         let ratingsBuilder = RatingsBuilder(
             store: store, node: nodeName, settings: RatingsSettings(interval: .seconds(Int64(ratingsBuildSeconds)), segments: ratingSegments), gate: gate,
             logger: Logger(label: "argus.ratings"), now: { [clock] in clock.nowMillis() })
@@ -241,9 +245,8 @@ extension HubConfiguration {
         let trainer = RecommendTrainer(
             store: store, node: nodeName, settings: recommendSettings, gate: gate, logger: Logger(label: "argus.recommend"),
             now: { [clock] in clock.nowMillis() })
-        let ratings = RatingsService(store: store, dayparts: schedule, segments: ratingSegments, clock: clock)
+        apiDeps.recommendations = recommendations
         apiDeps.ratings = ratings
-        apiDeps.recommendations = RecommendService(store: store, whatIsOn: WhatIsOn(ratings: ratings, epg: EPGStore(store: store), clock: clock))
         let deps = apiDeps
         let api = Application(
             router: OperatorAPI.router(deps),

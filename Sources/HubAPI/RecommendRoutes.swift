@@ -23,6 +23,8 @@ package struct RecommendStatus: ResponseEncodable {
         var version: Int
         var createdAt: String?
         var promoted: Bool
+        /// `import` for factors trained elsewhere; absent for the hub's own trainings.
+        var source: String?
         var failed: String?
         var boxes: Int?
         var items: Int?
@@ -80,7 +82,7 @@ package enum RecommendRoutes {
                     guard let v = d["_id"]?.intValue else { return nil }
                     let e = d["evaluation"]?.documentValue, data = d["data"]?.documentValue
                     return .init(
-                        version: v, createdAt: iso(d["createdAt"]?.dateValue), promoted: d["promoted"]?.boolValue ?? false,
+                        version: v, createdAt: iso(d["createdAt"]?.dateValue), promoted: d["promoted"]?.boolValue ?? false, source: d["source"]?.stringValue,
                         failed: d["failed"]?.stringValue, boxes: data?["boxes"]?.intValue, items: data?["items"]?.intValue, pairs: data?["pairs"]?.intValue,
                         alsP10: e?["alsP10"]?.doubleValue, alsMAP10: e?["alsMAP10"]?.doubleValue, alsNDCG10: e?["alsNDCG10"]?.doubleValue,
                         popularityP10: e?["popularityP10"]?.doubleValue, popularityMAP10: e?["popularityMAP10"]?.doubleValue,

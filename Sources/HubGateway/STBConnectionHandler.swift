@@ -16,6 +16,9 @@ package final class GatewayContext: Sendable {
     package let ingest: TelemetryIngest
     /// Delivers commands; nil in tests that run a gateway alone.
     package let commands: (any SessionCommandHooks)?
+    /// Answers boxes' `recommendations` requests; nil when this hub does not serve them (a box
+    /// that asks gets `unavailable`).
+    package let recommendations: RecommendationRequests?
     package let heartbeatSeconds: Int
     package let limits: Limits
     package let timing: SessionStateMachine.Timing
@@ -28,9 +31,11 @@ package final class GatewayContext: Sendable {
 
     package init(
         node: String, registry: ConnectionRegistry, presence: PresenceWriter, ingest: TelemetryIngest, commands: (any SessionCommandHooks)? = nil,
-        heartbeatSeconds: Int, limits: Limits, timing: SessionStateMachine.Timing, logger: Logger, clock: HubClock = .real
+        heartbeatSeconds: Int, limits: Limits, timing: SessionStateMachine.Timing, logger: Logger, clock: HubClock = .real,
+        recommendations: RecommendationRequests? = nil
     ) {
         self.clock = clock
+        self.recommendations = recommendations
         self.commands = commands
         self.node = node
         self.registry = registry
@@ -78,6 +83,10 @@ package final class STBConnectionHandler: ChannelInboundHandler {
     private var clockOffsetMs: Int64 = 0
     /// What `hello` said, for the offline presence write.
     private var helloInfo: SessionInfo?
+    /// A `recommendations` request is being answered (one at a time per session), and the
+    /// session's bucket of them (made at the first request).
+    private var recommendPending = false
+    private var recommendBucket: TokenBucket?
     package static let maxStrikes = 10
     /// The channel's event loop; other threads reach this session only through it.
     package let eventLoop: EventLoop
@@ -190,6 +199,8 @@ package final class STBConnectionHandler: ChannelInboundHandler {
             shared.commands?.sessionStarted(handle)
         case .pong(let ref):
             send(FrameCodec.pong(ref: ref, serverTime: shared.clock.nowMillis()), context)
+        case .recommend(let ref, let n, let model):
+            recommend(ref: ref, n: n, model: model, context)
         case .sendError(let e):
             sendError(e, context)
         case .sendErrorAndClose(let e, let code):
@@ -242,6 +253,63 @@ package final class STBConnectionHandler: ChannelInboundHandler {
                     LogKey.stbID: .string(deviceID), LogKey.spoolBytes: .stringConvertible(ingest.spool.bytesOnDisk),
                 ])
             close(.tryAgainLater)
+        }
+    }
+
+    /// Answers a `recommendations` request off the event loop, within the session's and the
+    /// node's bounds (``RecommendationRequests``); every refusal and failure is an error frame
+    /// with the request's `ref`.
+    private func recommend(ref: String?, n: Int, model: String, _ context: ChannelHandlerContext) {
+        guard let requests = shared.recommendations else {
+            sendError(ProtocolError(.unavailable, "this hub does not serve recommendations", ref: ref), context)
+            return
+        }
+        guard !recommendPending else {
+            requests.refusedRate.increment()
+            sendError(ProtocolError(.rateLimited, "one recommendations request at a time: wait for the answer", ref: ref), context)
+            return
+        }
+        let now = NIODeadline.now().uptimeNanoseconds
+        var bucket = recommendBucket ?? requests.bucket(now: now)
+        let allowed = bucket.take(1, now: now)
+        recommendBucket = bucket
+        guard allowed else {
+            requests.refusedRate.increment()
+            sendError(
+                ProtocolError(
+                    .rateLimited, "at most \(requests.burst) recommendations requests at once, then one every \(Int((1 / requests.perSecond).rounded())) s",
+                    ref: ref),
+                context)
+            return
+        }
+        guard requests.enter() else {
+            requests.refusedBusy.increment()
+            sendError(ProtocolError(.unavailable, "the hub is busy answering other boxes; retry later", ref: ref), context)
+            return
+        }
+        recommendPending = true
+        let loop = eventLoop
+        let this = NIOLoopBound(self, eventLoop: loop)
+        let device = deviceID
+        let logger = shared.logger
+        Task {
+            let result: Result<JSONValue, any Error>
+            do { result = .success(try await requests.source.recommendations(device: device, model: model, n: n)) } catch { result = .failure(error) }
+            requests.leave()
+            loop.execute {
+                let handler = this.value
+                handler.recommendPending = false
+                guard let context = handler.context else { return }
+                switch result {
+                case .success(let answer):
+                    requests.answered.increment()
+                    handler.send(FrameCodec.recommendations(ref: ref, result: answer), context)
+                case .failure(let error):
+                    requests.failed.increment()
+                    logger.warning("recommendations for a box failed", metadata: [LogKey.stbID: .string(device), LogKey.error: .string("\(error)")])
+                    handler.sendError(ProtocolError(.unavailable, "recommendations are unavailable now; retry later", ref: ref), context)
+                }
+            }
         }
     }
 

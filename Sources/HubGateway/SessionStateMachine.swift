@@ -23,6 +23,9 @@ package struct SessionStateMachine {
         case pong(ref: String?)
         /// Telemetry from the active session, with the boot it belongs to.
         case ingest(bootId: String, ref: String?, [TelemetryMessage], rejected: [ProtocolError])
+        /// A `recommendations` request (since 1.2) from the active session, with the model its
+        /// hello named (the cold-start segment).
+        case recommend(ref: String?, n: Int, model: String)
         case sendError(ProtocolError)
         case sendErrorAndClose(ProtocolError, CloseCode)
         case ignore
@@ -82,6 +85,8 @@ package struct SessionStateMachine {
             return .pong(ref: p.envelope.id)
         case (.active(let h), .success(.telemetry(let env, let messages, let rejected))):
             return .ingest(bootId: h.bootId, ref: env.id, messages, rejected: rejected)
+        case (.active(let h), .success(.recommendations(let r))):
+            return .recommend(ref: r.envelope.id, n: r.n, model: h.model)
         case (.active, .failure(let e)):
             return .sendError(e)
         }
@@ -132,6 +137,7 @@ extension InboundMessage {
         case .hello(let h): return h.envelope.id
         case .ping(let p): return p.envelope.id
         case .telemetry(let e, _, _): return e.id
+        case .recommendations(let r): return r.envelope.id
         }
     }
 }

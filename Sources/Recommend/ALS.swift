@@ -16,6 +16,10 @@ package struct ALSParameters: Sendable, Equatable {
     package var threads: Int = 2
     /// Compute the training loss after each iteration (one more pass over the data).
     package var computeLoss: Bool = false
+    /// Test hook: after the user half of this iteration one user factor is set to NaN, as a
+    /// numerically diverging fit leaves it, so that the handling of divergence (the version
+    /// failed, the previous model kept, an alarm) can be tested end to end. Nil outside tests.
+    package var poisonAfterIteration: Int? = nil
 
     /// The defaults: 64 factors, λ 0.01, 15 iterations, 3 CG steps, seed 1, both cores.
     package init() {}
@@ -108,6 +112,7 @@ package enum ALSTrainer {
         var losses: [Double] = []
         for it in 1...parameters.iterations {
             solve(rows: userItems, target: &x, fixed: y, parameters: parameters)
+            if parameters.poisonAfterIteration == it, !x.isEmpty { x[x.count / 2] = .nan }
             if let bad = firstNonFinite(x, f) { throw .diverged(iteration: it, side: .users, row: bad) }
             solve(rows: itemUsers, target: &y, fixed: x, parameters: parameters)
             if let bad = firstNonFinite(y, f) { throw .diverged(iteration: it, side: .items, row: bad) }

@@ -50,19 +50,31 @@ package struct ALSModel: Sendable {
 
     /// The `n` best-scored items for `user` (ties: lower index first), leaving out `exclude`
     /// (typically what the user has already watched).
+    ///
+    /// Serving calls this per request over every item (20,000 × 64 factors in the goal), so
+    /// a short `exclude` is not looked up per item: the best `n + exclude.count` of all items are
+    /// kept and the excluded left out at the end, which gives the same `n` (ties included).
     package func recommend(user: Int, n: Int, exclude: Set<Int> = []) -> [ScoredItem] {
-        var top = TopK(k: n)
+        let filterAtEnd = exclude.count <= Self.excludeAtEnd
+        var top = TopK(k: filterAtEnd ? n + exclude.count : n)
         userFactors.withUnsafeBufferPointer { x in
             itemFactors.withUnsafeBufferPointer { y in
                 guard let xp = x.baseAddress, let yp = y.baseAddress else { return }
                 let xu = xp + user * factors
-                for i in 0..<itemIDs.count where !exclude.contains(i) {
-                    top.offer(i, Kernels.dot(xu, yp + i * factors, factors))
+                if filterAtEnd {
+                    for i in 0..<itemIDs.count { top.offer(i, Kernels.dot(xu, yp + i * factors, factors)) }
+                } else {
+                    for i in 0..<itemIDs.count where !exclude.contains(i) {
+                        top.offer(i, Kernels.dot(xu, yp + i * factors, factors))
+                    }
                 }
             }
         }
-        return top.sorted()
+        return filterAtEnd ? Array(top.sorted().lazy.filter { !exclude.contains($0.item) }.prefix(n)) : top.sorted()
     }
+
+    /// Up to this many excluded items are left out after the scoring (see `recommend`).
+    static let excludeAtEnd = 256
 
     /// The `n` items most like `item` by cosine of their factors, the item itself left out.
     package func similarItems(to item: Int, n: Int) -> [ScoredItem] {

@@ -26,6 +26,8 @@ package final class RecommendService: Sendable {
         var historyItems: [Int32]
         var popular: [String]
         var popularBySegment: [String: [String]]
+        /// Factors trained elsewhere (`source: "import"`).
+        var imported = false
         var checkedAt: ContinuousClock.Instant
     }
 
@@ -69,7 +71,8 @@ package final class RecommendService: Sendable {
             version: version,
             model: ALSModel(factors: factors, userIDs: users, itemIDs: items, userFactors: userFactors, itemFactors: itemFactors),
             historyOffsets: Packing.int32s(try await blob("historyOffsets")), historyItems: Packing.int32s(try await blob("historyItems")),
-            popular: (doc["popular"]?.arrayValue ?? []).compactMap(\.stringValue), popularBySegment: bySegment, checkedAt: .now)
+            popular: (doc["popular"]?.arrayValue ?? []).compactMap(\.stringValue), popularBySegment: bySegment,
+            imported: doc["source"]?.stringValue == "import", checkedAt: .now)
         loaded.withLock { $0 = l }
         return l
     }
@@ -93,7 +96,8 @@ package final class RecommendService: Sendable {
         if let u = l.model.user(device), u + 1 < l.historyOffsets.count {
             let lo = Int(l.historyOffsets[u]), hi = Int(l.historyOffsets[u + 1])
             let history = (lo < hi && hi <= l.historyItems.count) ? l.historyItems[lo..<hi].map(Int.init) : []
-            if !history.isEmpty {
+            // A box with factors but no viewing here (an imported model's) is still answered from its factors.
+            if !history.isEmpty || l.imported {
                 // New to the box: what it already watches and what it is watching now are left out.
                 let excluded = Set(history).union(exclude.compactMap { l.model.item($0) })
                 let reasons = Array(history.prefix(reasonItems))

@@ -186,8 +186,13 @@ package struct RecommendTrainer: Service {
             try await save(version: version, log: log, histories: histories, fitted: fitted, evaluation: evaluation, fitSeconds: fitSeconds)
             let current = try await store.currentVersion()
             var currentP10: Double?
-            if let current { currentP10 = try await store.version(current)?["evaluation"]?.documentValue?["alsP10"]?.doubleValue }
-            let promoted = currentP10.map { evaluation.als.precision >= $0 - settings.promotionMargin } ?? true
+            var currentImported = false
+            if let current, let doc = try await store.version(current) {
+                currentP10 = doc["evaluation"]?.documentValue?["alsP10"]?.doubleValue
+                currentImported = doc["source"]?.stringValue == "import"
+            }
+            // An imported model (trained elsewhere) stays until an operator promotes another version.
+            let promoted = !currentImported && (currentP10.map { evaluation.als.precision >= $0 - settings.promotionMargin } ?? true)
             if promoted {
                 try await store.promote(version)
                 versionGauge.record(version)
@@ -197,6 +202,7 @@ package struct RecommendTrainer: Service {
             progress.updatedAt = Date()
             progress.etaSeconds = 0
             try await store.setProgress(progress)
+            await clearDivergenceAlarm()
             logger.info(
                 "recommendation model trained",
                 metadata: [
@@ -212,6 +218,7 @@ package struct RecommendTrainer: Service {
             if !(error is NotEnoughViewing) {
                 _ = try? await store.saveVersion(["_id": .int(version), "createdAt": .date(started), "failed": .string("\(error)"), "promoted": false])
             }
+            if let diverged = error as? ALSError, case .diverged = diverged { await raiseDivergenceAlarm(version: version, error: diverged) }
             throw error
         }
     }

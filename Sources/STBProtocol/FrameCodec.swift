@@ -29,6 +29,9 @@ public enum FrameCodec {
                             bootId: try identifier(value, "bootId"))))
             case "ping":
                 return .success(.ping(Ping(envelope: env)))
+            case "recommendations":
+                let n = try int(value, "n", required: false, range: 1...Int64(RecommendationsRequest.maxN)) ?? 10
+                return .success(.recommendations(RecommendationsRequest(envelope: env, n: Int(n))))
             case "metrics", "event", "log", "command_status":
                 return .success(.telemetry(env, [try telemetry(value, type: env.type, field: nil)]))
             case "batch":
@@ -274,6 +277,18 @@ public enum FrameCodec {
         w.string("type", "pong")
         w.optionalString("ref", ref)
         w.int("serverTime", serverTime)
+        w.endObject()
+        return w.bytes
+    }
+
+    /// `recommendations` (since 1.2), the answer to a box's `recommendations` request: `result` is
+    /// the operator API's answer for the box, as it is.
+    public static func recommendations(ref: String?, result: JSONValue) -> [UInt8] {
+        var w = JSONWriter(capacity: 1024)
+        w.beginObject()
+        w.string("type", "recommendations")
+        w.optionalString("ref", ref)
+        w.value("result", result)
         w.endObject()
         return w.bytes
     }

@@ -5,6 +5,24 @@ public enum InboundMessage: Sendable, Equatable {
     /// `metrics`, `event` or `log`, or the valid messages of a `batch`, in order, with the
     /// errors of the batch's invalid messages (each names its `messages[i]` field).
     case telemetry(Envelope, [TelemetryMessage], rejected: [ProtocolError] = [])
+    /// `recommendations` (since 1.2): the box asks for its recommendations.
+    case recommendations(RecommendationsRequest)
+}
+
+/// `recommendations` (box → hub, since 1.2): what the STB portal shows; the hub answers with a
+/// `recommendations` frame carrying the same answer as the operator API's
+/// `GET /api/v1/devices/{id}/recommendations`.
+public struct RecommendationsRequest: Sendable, Equatable {
+    public var envelope: Envelope
+    /// How many items, 1...``maxN`` (default 10, as the API).
+    public var n: Int
+    /// The most items one request may ask for.
+    public static let maxN = 100
+
+    public init(envelope: Envelope, n: Int = 10) {
+        self.envelope = envelope
+        self.n = n
+    }
 }
 
 /// The common envelope fields (docs/protocol.md, "Envelope").

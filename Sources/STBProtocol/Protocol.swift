@@ -77,4 +77,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case duplicateHello = "duplicate_hello"
     /// More messages than `limits.messagesPerSecond` allows; the frame was not accepted.
     case rateLimited = "rate_limited"
+    /// The hub cannot answer this request now (since 1.2: `recommendations` while its store or
+    /// model is unavailable, or while the node is busy with other boxes' requests); retry later.
+    case unavailable = "unavailable"
 }

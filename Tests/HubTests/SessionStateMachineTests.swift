@@ -56,6 +56,18 @@ struct SessionStateMachineTests {
         #expect(m.rejected(bad) == .sendError(bad))
     }
 
+    /// Protocol 1.2: a `recommendations` request is answered for the hello's model (its segment);
+    /// before hello it is refused like any other message.
+    @Test func recommendationsAreAskedWithTheHellosModelAndOnlyAfterHello() {
+        let ask = InboundMessage.recommendations(RecommendationsRequest(envelope: Envelope(type: "recommendations", id: "r-1"), n: 4))
+        var early = SessionStateMachine(now: t0, timing: timing)
+        guard case .sendErrorAndClose(let e, .helloRequired) = early.received(.success(ask)) else { Issue.record(); return }
+        #expect(e.code == .helloRequired && e.ref == "r-1")
+        var m = SessionStateMachine(now: t0, timing: timing)
+        _ = m.received(.success(.hello(hello)))
+        #expect(m.received(.success(ask)) == .recommend(ref: "r-1", n: 4, model: "m"))
+    }
+
     @Test func helloTimeoutClosesWith4003() {
         var m = SessionStateMachine(now: t0, timing: timing)
         #expect(m.tick(now: at(9)) == .none)

@@ -32,7 +32,7 @@ struct FrameCodecTests {
     /// Message types this hub's codec decodes (every `in-` example).
     static let implemented: Set<String> = [
         "hello", "ping", "metrics", "event-tune", "event-tune-timeshift", "log", "batch",
-        "command-status-progress", "command-status-rejected",
+        "command-status-progress", "command-status-rejected", "recommendations",
     ]
 
     @Test(arguments: Fixtures.names(prefix: "in-") + Fixtures.names(prefix: "out-"))
@@ -58,6 +58,9 @@ struct FrameCodecTests {
         case .ping(let p):
             #expect(name == "in-ping.json")
             #expect(p.envelope.id == "p-7")
+        case .recommendations(let r):
+            #expect(name == "in-recommendations.json")
+            #expect(r == RecommendationsRequest(envelope: Envelope(type: "recommendations", id: "r-3"), n: 3))
         case .telemetry(let env, let messages, let rejected):
             #expect(rejected.isEmpty)
             switch name {
@@ -175,6 +178,31 @@ struct FrameCodecTests {
         guard case .failure(let e2) = FrameCodec.decode(Array(long.utf8)) else { Issue.record(); return }
         #expect(e2.field == "text")
         #expect(try JSONParser.parse(FrameCodec.ack(upTo: 46)) == JSONParser.parse(Fixtures.bytes("out-ack.json")))
+    }
+
+    /// Protocol 1.2: `n` defaults to the API's 10, is bounded like the API's, and the answer frame
+    /// carries the API's answer as `result`.
+    @Test func recommendationsRequestsAreBoundedAndTheAnswerMatchesTheExample() throws {
+        guard case .success(.recommendations(let plain)) = FrameCodec.decode(Array(#"{"type":"recommendations"}"#.utf8)) else {
+            Issue.record("not decoded")
+            return
+        }
+        #expect(plain.n == 10 && plain.envelope.id == nil)
+        for bad in [
+            #"{"type":"recommendations","n":0}"#, #"{"type":"recommendations","n":101}"#, #"{"type":"recommendations","n":"5"}"#,
+            #"{"type":"recommendations","n":2.5}"#,
+        ] {
+            guard case .failure(let e) = FrameCodec.decode(Array(bad.utf8)) else { Issue.record("accepted \(bad)"); continue }
+            #expect(e.code == .invalidField && e.field == "n", "\(bad): \(e)")
+        }
+        guard case .success(.recommendations(let top)) = FrameCodec.decode(Array(#"{"type":"recommendations","id":"r","n":100}"#.utf8)) else {
+            Issue.record("n = 100 refused")
+            return
+        }
+        #expect(top.n == 100)
+        let example = try JSONParser.parse(Fixtures.bytes("out-recommendations.json"))
+        let result = try #require(example["result"])
+        #expect(try JSONParser.parse(FrameCodec.recommendations(ref: "r-3", result: result)) == example)
     }
 
     @Test func refIsEchoedOnErrors() {
