@@ -37,7 +37,9 @@ package enum ConsoleSupportRoutes {
                     }
                     return try items.map { item in
                         guard case .string(let s) = item else { throw Refusal("\(name)[] must be strings") }
-                        do { return try Validate.identifier(s, field: "\(name)[]", max: 32) } catch let e as HTTPError { throw Refusal(e.body ?? "\(name)[]: invalid tag") }
+                        do { return try Validate.identifier(s, field: "\(name)[]", max: 32) } catch let e as HTTPError {
+                            throw Refusal(e.body ?? "\(name)[]: invalid tag")
+                        }
                     }
                 }
                 let add = try tags("add"), remove = try tags("remove")

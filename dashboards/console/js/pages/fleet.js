@@ -38,7 +38,7 @@ export default async function fleet(ctx) {
   }
 
   async function summary() {
-    const s = await api('GET', 'fleet/summary');
+    const s = await api('GET', 'fleet/summary?maxAgeSec=60');
     set('registered', fmtNum(s.total));
     if (!liveSeen) set('online-now', fmtNum(s.online));
     breakdown(byModel, s.byModel, s.total);
