@@ -47,7 +47,7 @@ package enum ConsoleSupportRoutes {
                 guard Set(add).isDisjoint(with: remove) else { throw Refusal("remove: a tag cannot be both added and removed") }
                 guard let targetValue = members["target"] else { throw Refusal("target is required: one of devices, query, all") }
                 let target: JobTarget
-                do { target = try JobTarget.parse(targetValue, maxDevices: 100_000) } catch { throw Refusal(error) }
+                do { target = try JobTarget.parse(targetValue, maxDevices: 100_000) } catch let e as JobPlanError { throw Refusal(e) }
                 params = ["add": add.joined(separator: ","), "remove": remove.joined(separator: ",")]
                 let ids = target.ids
                 params["target"] = ids.map { "\($0.count) devices" } ?? "filter"

@@ -20,7 +20,7 @@ export default async function device(ctx) {
   const logsBox = h('div', { id: 'device-logs' });
   const level = h('select', { id: 'log-level' }, ['', 'debug', 'info', 'warn', 'error'].map((l) => h('option', { value: l }, l || 'any level')));
   const commandsBox = h('div', { id: 'device-commands' });
-  const tailBox = h('div', { class: 'logbox', id: 'tail-lines' });
+  const tailBox = h('div', { class: 'logbox', id: 'tail-lines', hidden: true });
   const debugOut = h('div', { id: 'debug-output' });
   const watching = h('div', { id: 'watching-now' });
   const recsBox = h('div', { id: 'device-recommendations' });
@@ -61,7 +61,10 @@ export default async function device(ctx) {
   ctx.every(10000, async () => { try { renderOverview(await api('GET', 'devices/' + enc)); } catch (_) { /* shown on the next try */ } });
 
   // Health: the last hour from the store, then each metrics frame as it arrives.
-  const chart = lineChart(chartBox, HEALTH.map((x) => x[1]));
+  const chart = lineChart(chartBox, HEALTH.map((x) => x[1]), {
+    axes: HEALTH.map(([k]) => (k === 'bitrateKbps' ? 'y1' : 'y')),
+    scales: { x: { ticks: { maxTicksLimit: 8 } }, y: { beginAtZero: true, position: 'left' }, y1: { beginAtZero: true, position: 'right', grid: { drawOnChartArea: false }, title: { display: true, text: 'kbps' } } },
+  });
   ctx.cleanup(() => chart.destroy());
   function showLatest(m) {
     replace(latest, HEALTH.map(([k, label]) => h('div', { class: 'card stat' }, h('div', { class: 'label' }, label), h('div', { class: 'value', 'data-metric': k }, fmtNum(m[k], 1)))));
@@ -95,8 +98,8 @@ export default async function device(ctx) {
     replace(eventsBox, table([
       { title: 'time', get: (e) => fmtTime(e.t) }, { title: 'event', get: (e) => e.event }, { title: 'channel', get: (e) => e.channel || '' },
       { title: 'code', get: (e) => e.code || '' }, { title: 'mode', get: (e) => e.mode || '' },
-    ], items.slice().reverse().slice(0, 100), { empty: 'no events in the last hour' }));
-    const tune = items.filter((e) => ['tune', 'leave', 'standby_on', 'standby_off'].includes(e.event)).pop();
+    ], items.slice(0, 100), { empty: 'no events in the last hour' }));
+    const tune = items.find((e) => ['tune', 'leave', 'standby_on', 'standby_off'].includes(e.event)); // newest first
     if (tune && !watching.firstChild) replace(watching, tune.event === 'tune' ? h('p', { id: 'watching-channel' }, `${tune.channel} (${tune.mode || 'live'}) since ${fmtTime(tune.t)}`) : h('p', {}, `${tune.event} at ${fmtTime(tune.t)}`));
     if (!watching.firstChild) replace(watching, h('p', { class: 'muted' }, 'nothing watched in the last hour'));
   }
@@ -105,7 +108,7 @@ export default async function device(ctx) {
     replace(logsBox, table([
       { title: 'time', get: (l) => fmtTime(l.t) }, { title: 'level', get: (l) => l.level }, { title: 'source', get: (l) => l.source || '' },
       { title: 'line', get: (l) => h('span', { class: 'log-text' }, l.text) },
-    ], (lg.items || []).slice().reverse(), { empty: 'no log lines' }));
+    ], lg.items || [], { empty: 'no log lines' }));
   }
   level.addEventListener('change', () => loadLogs().catch((e) => replace(logsBox, h('p', { class: 'error' }, e.message))));
   async function loadCommands() {
@@ -165,6 +168,7 @@ export default async function device(ctx) {
     try {
       const job = await api('POST', 'commands', { name: 'log_tail', target: { device: id }, params: { durationSec: 300 } });
       tailJob = job.id;
+      tailBox.hidden = false;
       tailBox.replaceChildren(h('div', { class: 'muted' }, `live tail ${job.id} started (5 min at most)`));
       document.getElementById('tail-start').disabled = true;
       document.getElementById('tail-stop').disabled = false;

@@ -65,7 +65,7 @@ export default async function firmware(ctx) {
   const roForm = h('form', { class: 'form', id: 'rollout-form' },
     field('firmware', r.firmware, 'firmware'), field('target model', r.model, 'target.query.model'), field('target firmware now', r.fwFrom, 'target.query.firmware'),
     field('target tag', r.tag, 'target.query.tag'), field('online', r.online, 'target.query.online'),
-    h('div', {}, 'Matching boxes: ', matchCount),
+    h('div', { class: 'span-all' }, 'Matching boxes: ', matchCount),
     field('waves (cumulative %)', r.waves, 'waves'), field('rate (boxes/min)', r.rate, 'ratePerMinute'), field('success threshold', r.success, 'successThreshold'),
     field('failure threshold', r.failure, 'failureThreshold'), field('min failures', r.minFail, 'minFailureCount'), field('on failure', r.onFailure, 'onFailure'),
     field('health gate', r.health, 'health'), field('health window min', r.hWindow), field('min exposure h', r.hExposure), field('max relative increase', r.hIncrease),
