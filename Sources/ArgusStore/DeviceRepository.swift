@@ -186,16 +186,25 @@ package struct DeviceRepository: Sendable {
     }
 
     /// Adds and removes tags on the boxes `ids` (or, with nil, every box the filter matches);
-    /// returns how many matched. Ids go in chunks of 200 (`$in` is quadratic in the store).
+    /// returns how many matched. Removal and addition are two updates (one update may not
+    /// touch `tags` twice); ids go in chunks of 200 (`$in` is quadratic in the store).
     package func retag(ids: [String]?, filter: DeviceFilter, add: [String], remove: [String]) async throws -> Int {
-        var update = Document()
-        if !add.isEmpty { update["$addToSet"] = ["tags": ["$each": .array(add.map { .string($0) })]] }
-        if !remove.isEmpty { update["$pull"] = ["tags": ["$in": .array(remove.map { .string($0) })]] }
-        guard let ids else { return try await collection.updateMany(Self.query(filter, search: nil), update).matchedCount }
+        var updates: [Document] = []
+        if !remove.isEmpty { updates.append(["$pull": ["tags": ["$in": .array(remove.map { .string($0) })]]]) }
+        if !add.isEmpty { updates.append(["$addToSet": ["tags": ["$each": .array(add.map { .string($0) })]]]) }
+        let selections: [Document]
+        if let ids {
+            selections = stride(from: 0, to: ids.count, by: 200).map { start in
+                ["_id": ["$in": .array(ids[start..<min(start + 200, ids.count)].map { .string($0) })]]
+            }
+        } else {
+            selections = [Self.query(filter, search: nil)]
+        }
         var matched = 0
-        for start in stride(from: 0, to: ids.count, by: 200) {
-            let chunk = ids[start..<min(start + 200, ids.count)]
-            matched += try await collection.updateMany(["_id": ["$in": .array(chunk.map { .string($0) })]], update).matchedCount
+        for selection in selections {
+            var most = 0
+            for update in updates { most = max(most, try await collection.updateMany(selection, update).matchedCount) }
+            matched += most
         }
         return matched
     }
