@@ -143,7 +143,8 @@ class HTMLBox:
 def fleet(tmp_path_factory):
     """One hub and FLEET agents (stb-agent), three of model argus-sim-1 and one argus-sim-2."""
     tmp = tmp_path_factory.mktemp("console")
-    hub = Hub(tmp, extra_args=["--heartbeat", "1", "--rollout-tick-ms", "200", "--console-dir", str(ROOT / "dashboards" / "console")]).start()
+    hub = Hub(tmp, extra_args=["--heartbeat", "1", "--rollout-tick-ms", "200", "--ratings-build-seconds", "1",
+                               "--console-dir", str(ROOT / "dashboards" / "console")]).start()
     agents = []
     try:
         for i in range(FLEET):
@@ -243,6 +244,10 @@ def test_every_page_loads_with_live_data(fleet, driver):
     # The audit page shows what the console did (the live subscriptions).
     open_page(driver, hub, "audit")
     assert "live.subscribe" in text(driver, "#audit-list")
+    # Nothing was refused by the Content-Security-Policy, and no script failed.
+    bad = [e["message"] for e in driver.get_log("browser")
+           if "Content Security Policy" in e["message"] or "Uncaught" in e["message"]]
+    assert bad == []
 
 
 def test_bulk_reboot_reaches_every_selected_box(fleet, driver):
@@ -370,6 +375,46 @@ def test_html_from_a_box_is_shown_as_text(fleet, driver):
         screenshot(driver, "device-html-as-text")
         assert not driver.find_elements(By.CSS_SELECTOR, "#view img, #view script, #view b")
         assert driver.execute_script("return window.__xss === undefined")
+
+
+async def send_viewing(hub, device, secret, events):
+    """Yesterday's viewing of one box (hub-synchronised clock), in one batch, acknowledged."""
+    ws = await connect(hub, device, secret)
+    try:
+        await ws.send(json.dumps({"type": "hello", "id": "h", "ts": now_ms(), "model": "argus-sim-1", "firmware": "1.0.0", "bootId": "b-" + device}))
+        await asyncio.wait_for(ws.recv(), 10)
+        msgs = [{"type": "event", "seq": i + 2, "ts": at, "event": ev, **({"channel": ch} if ch else {})} for i, (at, ev, ch) in enumerate(events)]
+        await ws.send(json.dumps({"type": "batch", "id": "b1", "messages": msgs}))
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if m.get("type") == "ack" and m.get("upTo", 0) >= len(events) + 1:
+                return
+    finally:
+        await ws.close()
+
+
+def test_ratings_page_shows_the_fleets_viewing(fleet, driver):
+    hub, _ = fleet
+    day = 86_400_000
+    start = (now_ms() // day - 1) * day + 10 * 3_600_000  # yesterday 10:00 UTC
+    for i in range(6):  # k = 5: fewer boxes would be suppressed
+        dev = f"rv-{i}"
+        secret = hub.register(dev)
+        channel = "news" if i < 4 else "sport"
+        asyncio.run(send_viewing(hub, dev, secret, [(start, "tune", channel), (start + 7_200_000, "leave", None)]))
+    sign_in(driver, hub, hub.token)
+    open_page(driver, hub, "ratings")
+    Select(driver.find_element(By.ID, "r-range")).select_by_value("168")
+    def shown(d):
+        d.find_element(By.CSS_SELECTOR, "#ratings-filters button[type=submit]").click()
+        time.sleep(1)
+        return "news" in text(d, "#ratings-table") and "sport" in text(d, "#ratings-table")
+    wait(driver, shown, 90, "yesterday's viewing in the ratings table")
+    screenshot(driver, "ratings")
+    # A bad segment shows the API's error next to the field.
+    driver.find_element(By.ID, "r-segment").send_keys("colour:red")
+    driver.find_element(By.CSS_SELECTOR, "#ratings-filters button[type=submit]").click()
+    wait(driver, lambda d: "segment" in text(d, "#ratings-filters .field-error[data-error-for='segment']"), what="the segment error")
 
 
 def test_bad_input_revoked_token_and_invalid_form(fleet, driver):

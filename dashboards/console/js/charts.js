@@ -14,7 +14,7 @@ export function lineChart(container, seriesNames, opts = {}) {
   }
   const chart = new window.Chart(canvas, {
     type: 'line',
-    data: { labels: [], datasets: seriesNames.map((n, i) => ({ label: n, data: [], borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length], pointRadius: 0, borderWidth: 2, tension: 0.2, yAxisID: opts.axes ? opts.axes[i] : 'y' })) },
+    data: { labels: [], datasets: seriesNames.map((n, i) => ({ label: n, data: [], borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length], pointRadius: opts.points ? 2 : 0, borderWidth: 2, tension: 0.2, yAxisID: opts.axes ? opts.axes[i] : 'y' })) },
     options: {
       animation: false, responsive: true, maintainAspectRatio: false, interaction: { mode: 'index', intersect: false },
       scales: opts.scales || { x: { ticks: { maxTicksLimit: 8 } }, y: { beginAtZero: true } },

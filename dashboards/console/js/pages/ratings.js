@@ -64,10 +64,11 @@ export default async function ratings(ctx) {
       const channels = [...new Set(series.flatMap((row) => (row.channels || []).map((c) => c.channel)))].slice(0, 5);
       if (chart) chart.destroy();
       chartBox.replaceChildren();
-      chart = lineChart(chartBox, channels.length ? channels : ['(no viewing)']);
+      chart = lineChart(chartBox, channels.length ? channels : ['(no viewing)'], { points: true });
       chart.set(series.map((row) => fmtTime(row.from).slice(5, 16)), (channels.length ? channels : ['']).map((ch) => series.map((row) => {
         const c = (row.channels || []).find((x) => x.channel === ch);
-        return c && !c.suppressed ? c.amr : null;
+        if (!c) return 0; // no viewing of this channel in the bucket
+        return c.suppressed ? null : c.amr;
       })));
       const total = await api('GET', 'ratings' + params({ top: 20, measures: 'amr,rating,share' }));
       const rows = ((total.series || [])[0] || {}).channels || [];
