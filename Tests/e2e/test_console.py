@@ -144,7 +144,7 @@ def fleet(tmp_path_factory):
     """One hub and FLEET agents (stb-agent), three of model argus-sim-1 and one argus-sim-2."""
     tmp = tmp_path_factory.mktemp("console")
     hub = Hub(tmp, extra_args=["--heartbeat", "1", "--rollout-tick-ms", "200", "--ratings-build-seconds", "1",
-                               "--console-dir", str(ROOT / "dashboards" / "console")]).start()
+                               "--alarm-rule", "uptimeSec>0/0", "--console-dir", str(ROOT / "dashboards" / "console")]).start()
     agents = []
     try:
         for i in range(FLEET):
@@ -274,6 +274,24 @@ def test_bulk_reboot_reaches_every_selected_box(fleet, driver):
         e = hub.call("GET", f"/api/v1/commands/{job}/executions/{dev}", expect=200)[1]
         assert e["state"] == "SUCCEEDED", e
     assert hub.call("GET", f"/api/v1/commands/{job}/executions/con-03")[0] == 404
+    # The jobs page lists it with its progress by state.
+    open_page(driver, hub, "jobs")
+    wait(driver, lambda d: "SUCCEEDED 3" in text(d, f"#job-list tr[data-job='{job}']"), what="the job on the jobs page")
+
+
+def test_alarms_are_live_and_acknowledged(fleet, driver):
+    hub, _ = fleet
+    # The fixture's rule (uptimeSec > 0) raises an alarm for every box as its metrics arrive.
+    sign_in(driver, hub, hub.token)
+    wait(driver, lambda d: text(d, "#alarms-raised") not in ("", "—", "0"), 60, "raised alarms on the fleet page")
+    open_page(driver, hub, "alarms")
+    button = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "button.ack"), what="a raised alarm")
+    alarm = button.get_attribute("data-alarm")
+    button.click()
+    wait_for(lambda: any(a["id"] == alarm and a["state"] == "acknowledged" for a in hub.call("GET", "/api/v1/alarms?state=acknowledged", expect=200)[1]["items"]),
+             20, "the alarm acknowledged")
+    wait(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, f"button.ack[data-alarm='{alarm}']"), what="the ack button gone")
+    screenshot(driver, "alarms")
 
 
 def test_rollout_created_from_the_console_runs_its_first_wave(fleet, driver):
