@@ -244,6 +244,11 @@ def test_every_page_loads_with_live_data(fleet, driver):
     # The audit page shows what the console did (the live subscriptions).
     open_page(driver, hub, "audit")
     assert "live.subscribe" in text(driver, "#audit-list")
+    # The CSV export quotes every cell and defuses what a spreadsheet would run as a formula.
+    out = driver.execute_async_script("""
+        const done = arguments[0];
+        import('/console/js/dom.js').then(m => done(m.csv(['id', 'model'], [['=cmd|calc', 'a"b'], ['@x', 'plain']])));""")
+    assert out == '"id","model"\r\n"\'=cmd|calc","a""b"\r\n"\'@x","plain"\r\n'
     # Nothing was refused by the Content-Security-Policy, and no script failed.
     bad = [e["message"] for e in driver.get_log("browser")
            if "Content Security Policy" in e["message"] or "Uncaught" in e["message"]]
