@@ -10,6 +10,18 @@ async function sha256Hex(buf) {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** The rollout's last health verdict (`healthy`, `insufficientData`,
+ *  `regression(metric: "app_crash", updatedRate: 1.2, controlRate: 0.3, z: 3.1)`) in words. */
+function healthText(v) {
+  if (!v) return '—';
+  if (v === 'healthy') return 'healthy: updated boxes no worse than the others';
+  if (v === 'insufficientData') return 'not enough box-hours yet to compare';
+  const m = /^regression\(metric: "([^"]*)", updatedRate: ([\d.eE+-]+), controlRate: ([\d.eE+-]+), z: ([\d.eE+-]+)\)$/.exec(v);
+  if (!m) return v;
+  const f = (x) => Number(x).toFixed(3);
+  return `regression in ${m[1]}: ${f(m[2])} per box-hour on updated boxes against ${f(m[3])} on the others (z = ${Number(m[4]).toFixed(1)})`;
+}
+
 export default async function firmware(ctx) {
   const sections = [h('h1', {}, 'Firmware & rollouts')];
   const fwBox = h('div', { id: 'firmware-list' });
@@ -134,7 +146,7 @@ export default async function firmware(ctx) {
       { title: 'rollout', get: (ro) => [h('div', {}, ro.id), h('div', { class: 'muted' }, `by ${ro.createdBy}`)] },
       { title: 'firmware', get: (ro) => ro.firmware }, { title: 'state', get: (ro) => h('span', { class: 'rollout-state', 'data-rollout': ro.id }, ro.state + (ro.reason ? ': ' + ro.reason : '')) },
       { title: 'progress', get: (ro) => [h('div', {}, `${ro.succeeded} ok · ${ro.failed} failed · ${ro.inFlight} in flight · ${ro.remaining} waiting of ${ro.targetCount}`), waveRow(ro)] },
-      { title: 'health gate', get: (ro) => ro.lastHealth || '—' },
+      { title: 'health gate: updated vs not yet updated', get: (ro) => healthText(ro.lastHealth) },
       { title: '', get: (ro) => ['pause', 'resume', 'abort'].filter(canAct).map((a) => h('button', { type: 'button', class: 'rollout-' + a, 'data-rollout': ro.id, onClick: () => act(ro, a) }, a)) },
     ], list.items || [], { empty: 'no rollouts', rowAttrs: (ro) => ({ 'data-rollout': ro.id }) }));
   }
