@@ -217,6 +217,13 @@ package struct CommandRepository: Sendable {
         return try await executions.find(q, sort: ["_id": 1], limit: limit, projection: ["result": 0, "params": 0])
     }
 
+    /// A box's executions, newest job first (`_id` is `job|device` and job ids are
+    /// time-ordered), without `params` and `result`; those that do not decode are left out.
+    package func deviceExecutions(_ device: String, limit: Int) async throws -> [ExecutionRecord] {
+        let docs = try await executions.find(["device": .string(device)], sort: ["_id": -1], limit: limit, projection: ["result": 0, "params": 0])
+        return executionDecodeFailures.decodeEach(docs, as: ExecutionRecord.self)
+    }
+
     package func execution(job: String, device: String) async throws -> Document? {
         try await executions.findOne(["_id": .string(Self.executionID(job, device))])
     }

@@ -141,6 +141,74 @@ package struct DeviceRepository: Sendable {
         return (decodeFailures.decodeEach(page, as: DeviceRecord.self), docs.count > limit ? page.last?["_id"]?.stringValue : nil)
     }
 
+    /// How the console's device list may be ordered: a field, ascending or descending.
+    package enum ListSort: String, Sendable, CaseIterable {
+        case id, idDesc = "-id", lastSeen, lastSeenDesc = "-lastSeen", model, firmware
+        var document: Document {
+            switch self {
+            case .id: ["_id": 1]
+            case .idDesc: ["_id": -1]
+            case .lastSeen: ["lastSeen": 1, "_id": 1]
+            case .lastSeenDesc: ["lastSeen": -1, "_id": 1]
+            case .model: ["model": 1, "_id": 1]
+            case .firmware: ["firmware": 1, "_id": 1]
+            }
+        }
+    }
+
+    /// The query of a filter, with an optional free search: `search` is a prefix of the id
+    /// (which is the box's serial) or of its last remote address.
+    package static func query(_ f: DeviceFilter, search: String?) -> Document {
+        var q = Document()
+        if let o = f.online { q["online"] = .bool(o) }
+        if let m = f.model { q["model"] = .string(m) }
+        if let fw = f.firmware { q["firmware"] = .string(fw) }
+        if let t = f.tag { q["tags"] = .string(t) }
+        if let search, !search.isEmpty {
+            func prefix(_ field: String) -> Document { [field: ["$gte": .string(search), "$lt": .string(search + "\u{10FFFF}")]] }
+            q["$or"] = .array([.document(prefix("_id")), .document(prefix("remoteAddress"))])
+        }
+        return q
+    }
+
+    /// One page of the console's list: filtered, searched, sorted, `skip` boxes in.
+    /// Returns the boxes and whether more follow.
+    package func page(_ f: DeviceFilter, search: String?, sort: ListSort, skip: Int, limit: Int) async throws -> (items: [DeviceRecord], more: Bool) {
+        let docs = try await collection.find(
+            Self.query(f, search: search), sort: sort.document, limit: limit + 1, skip: skip > 0 ? skip : nil, projection: Self.hiddenFields)
+        let page = Array(docs.prefix(limit))
+        return (decodeFailures.decodeEach(page, as: DeviceRecord.self), docs.count > limit)
+    }
+
+    /// How many boxes a filter (and search) matches.
+    package func count(_ f: DeviceFilter, search: String?) async throws -> Int {
+        try await collection.count(Self.query(f, search: search))
+    }
+
+    /// Adds and removes tags on the boxes `ids` (or, with nil, every box the filter matches);
+    /// returns how many matched. Removal and addition are two updates (one update may not
+    /// touch `tags` twice); ids go in chunks of 200 (`$in` is quadratic in the store).
+    package func retag(ids: [String]?, filter: DeviceFilter, add: [String], remove: [String]) async throws -> Int {
+        var updates: [Document] = []
+        if !remove.isEmpty { updates.append(["$pull": ["tags": ["$in": .array(remove.map { .string($0) })]]]) }
+        if !add.isEmpty { updates.append(["$addToSet": ["tags": ["$each": .array(add.map { .string($0) })]]]) }
+        let selections: [Document]
+        if let ids {
+            selections = stride(from: 0, to: ids.count, by: 200).map { start in
+                ["_id": ["$in": .array(ids[start..<min(start + 200, ids.count)].map { .string($0) })]]
+            }
+        } else {
+            selections = [Self.query(filter, search: nil)]
+        }
+        var matched = 0
+        for selection in selections {
+            var most = 0
+            for update in updates { most = max(most, try await collection.updateMany(selection, update).matchedCount) }
+            matched += most
+        }
+        return matched
+    }
+
     /// What the gateway reads of a box: its credentials.
     private struct Credentials: Decodable {
         var secretHash: String?

@@ -47,7 +47,10 @@ package enum Schema {
             IndexModel(name: "rule_active", keys: ["rule": 1, "active": 1]),
         ])
         try await store.collection(devices).createIndexes([
-            IndexModel(name: "online_lastSeen", keys: ["online": 1, "lastSeen": 1])
+            IndexModel(name: "online_lastSeen", keys: ["online": 1, "lastSeen": 1]),
+            // The console's search by address (a prefix) and its sort by last seen.
+            IndexModel(name: "remoteAddress", keys: ["remoteAddress": 1]),
+            IndexModel(name: "lastSeen_id", keys: ["lastSeen": 1, "_id": 1]),
         ])
         try await store.collection(audience).createIndexes([
             IndexModel(name: "ch_m", keys: ["ch": 1, "m": 1]),

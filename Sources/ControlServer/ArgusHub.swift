@@ -211,6 +211,12 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help:
+            "The operator console's directory, served at /console (env ARGUS_CONSOLE_DIR); default dashboards/console under the working directory or the executable's checkout."
+    )
+    var consoleDir: String?
+
+    @Option(
+        help:
             "Seconds from SIGTERM to exit: boxes are told 1001, presence and the spool are flushed within it, and what is left is repaired at the next start (env ARGUS_DRAIN_TIMEOUT)."
     )
     var drainTimeout = Env.int("ARGUS_DRAIN_TIMEOUT", 15)
@@ -246,6 +252,7 @@ struct Serve: AsyncParsableCommand {
         maxConnections = try maxConnections ?? Env.strictInt("ARGUS_MAX_CONNECTIONS")
         spoolDir = spoolDir ?? Env.values["ARGUS_SPOOL_DIR"]
         publicURL = publicURL ?? Env.values["ARGUS_PUBLIC_URL"]
+        consoleDir = consoleDir ?? Env.values["ARGUS_CONSOLE_DIR"]
         maxVerifications = try maxVerifications ?? Env.strictInt("ARGUS_MAX_VERIFICATIONS")
         guard (1...600).contains(drainTimeout) else { throw ValidationError("--drain-timeout must be from 1 to 600 seconds") }
         if let m = maxVerifications, !(1...10_000).contains(m) { throw ValidationError("--max-verifications must be from 1 to 10000") }
@@ -306,6 +313,9 @@ struct Serve: AsyncParsableCommand {
         guard (1...100).contains(commandMaxAttempts) else { throw ValidationError("--command-max-attempts must be from 1 to 100") }
         guard (10...86_400).contains(commandRunTimeout) else { throw ValidationError("--command-run-timeout must be from 10 to 86400") }
         if let u = publicURL, !(u.hasPrefix("http://") || u.hasPrefix("https://")) { throw ValidationError("--public-url must start with http:// or https://") }
+        if let d = consoleDir, !FileManager.default.fileExists(atPath: d + "/index.html") {
+            throw ValidationError("--console-dir \(d) has no index.html")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -365,6 +375,7 @@ struct Serve: AsyncParsableCommand {
         }
         c.rolloutHealthSeconds = rolloutHealthSeconds
         c.publicURL = publicURL
+        c.consoleDir = consoleDir
         c.drainTimeout = drainTimeout
         c.maxVerifications = maxVerifications
         c.credentialCacheTTL = credentialCacheTTL

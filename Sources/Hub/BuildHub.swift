@@ -60,6 +60,9 @@ package struct HubConfiguration: Sendable {
     package var rolloutTickMs = 1000
     package var rolloutHealthSeconds = 30
     package var publicURL: String? = nil
+    /// The operator console's directory (`dashboards/console`), served at `/console`; nil:
+    /// ``ConsoleAssets/defaultDirectory(executable:)``, and no console when there is none.
+    package var consoleDir: String? = nil
     package var drainTimeout = 15
     package var maxVerifications: Int? = nil
     package var credentialCacheTTL = 600
@@ -246,6 +249,13 @@ extension HubConfiguration {
             store: store, node: nodeName, settings: recommendSettings, gate: gate, logger: Logger(label: "argus.recommend"),
             now: { [clock] in clock.nowMillis() })
         apiDeps.recommendations = recommendations
+        if let dir = consoleDir ?? ConsoleAssets.defaultDirectory() {
+            do { apiDeps.console = try ConsoleAssets(directory: dir) } catch {
+                throw HubStartError(message: "cannot serve the console from \(dir)", underlying: error)
+            }
+        } else {
+            logger.notice("no console directory found; /console is not served (pass --console-dir)")
+        }
         apiDeps.ratings = ratings
         let deps = apiDeps
         let api = Application(

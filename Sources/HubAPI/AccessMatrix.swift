@@ -59,8 +59,11 @@ package enum AccessMatrix {
         r(.post, "devices", ops, "register a box"),
         r(.post, "devices:batch", ops, "register up to 1,000 boxes"),
         r(.get, "devices", fleetReaders, "list boxes"),
+        r(.get, "devices:count", fleetReaders, "how many boxes a filter matches"),
         r(.get, "devices/{id}", fleetReaders, "one box, with presence"),
         r(.post, "devices/{id}/revoke", ops, "revoke a box and disconnect it"),
+        r(.post, "devices:tags", ops, "add and remove tags on many boxes (audited)"),
+        r(.get, "devices/{id}/executions", support, "a box's commands, newest first, with their state history"),
         // Telemetry
         r(.get, "devices/{id}/metrics", fleetReaders, "a box's health series"),
         r(.get, "devices/{id}/events", ops, "a box's viewing and app events (personal data; audited)"),

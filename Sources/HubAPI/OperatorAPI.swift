@@ -33,6 +33,8 @@ package struct APIDependencies: Sendable {
     package var ratings: RatingsService? = nil
     /// Recommendations; their routes exist only with it.
     package var recommendations: RecommendService? = nil
+    /// The operator console's files, served at `/console`; nil: no console.
+    package var console: ConsoleAssets? = nil
     /// Base URL of this hub for firmware downloads.
     package var publicURL: String = "http://127.0.0.1:8080"
 
@@ -76,8 +78,14 @@ package struct RegisteredDevice: ResponseEncodable {
 
 package struct DevicePage: ResponseEncodable {
     package var items: [DeviceView]
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; absent on the last page (and with `sort`/`offset`/`q`).
     package var nextCursor: String?
+    /// With `sort`, `offset` or `q`: pass as `offset` for the next page; absent on the last.
+    package var nextOffset: Int? = nil
+}
+
+package struct DeviceCount: ResponseEncodable {
+    package var count: Int
 }
 
 package struct CreateTokenRequest: Decodable {
@@ -130,9 +138,11 @@ package enum OperatorAPI {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: out)))
         }
 
+        if let console = deps.console { ConsoleRoutes.add(router, console) }
         let api = router.group("api/v1")
         AccessRoutes.add(api)
         addDeviceRoutes(api, deps)
+        ConsoleSupportRoutes.add(api, deps, deps.commands)
         DeviceBatch.add(api, deps)
         addTokenRoutes(api, deps)
         addTelemetryRoutes(api, deps)
@@ -200,9 +210,31 @@ package enum OperatorAPI {
                 model: q.get("model").map { String($0) }, firmware: q.get("firmware").map { String($0) },
                 tag: q.get("tag").map { String($0) })
             let limit = try Validate.int(request, "limit", default: 100, range: 1...1000)
+            let search = try searchParameter(request)
+            if q.get("sort") != nil || q.get("offset") != nil || search != nil {
+                // The console's list: sorted and paged by offset on the server.
+                guard q.get("cursor") == nil else { throw HTTPError(.badRequest, message: "cursor cannot be combined with sort, offset or q") }
+                let sortName = q.get("sort").map { String($0) } ?? "id"
+                guard let sort = DeviceRepository.ListSort(rawValue: sortName) else {
+                    throw HTTPError(.badRequest, message: "sort must be one of \(DeviceRepository.ListSort.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                let offset = try Validate.int(request, "offset", default: 0, range: 0...1_000_000)
+                let page = try await storeCall { try await deps.devices.page(filter, search: search, sort: sort, skip: offset, limit: limit) }
+                return DevicePage(items: page.items.map(DeviceView.init), nextCursor: nil, nextOffset: page.more ? offset + limit : nil)
+            }
             let cursor = q.get("cursor").map { String($0) }
             let page = try await storeCall { try await deps.devices.list(filter, after: cursor, limit: limit) }
             return DevicePage(items: page.items.map(DeviceView.init), nextCursor: page.next)
+        }
+
+        api.get("devices:count") { request, context -> DeviceCount in
+            let q = request.uri.queryParameters
+            let filter = DeviceFilter(
+                online: try Validate.bool(request, "online"),
+                model: q.get("model").map { String($0) }, firmware: q.get("firmware").map { String($0) },
+                tag: q.get("tag").map { String($0) })
+            let search = try searchParameter(request)
+            return DeviceCount(count: try await storeCall { try await deps.devices.count(filter, search: search) })
         }
 
         api.get("devices/{id}") { _, context -> DeviceView in
@@ -226,6 +258,15 @@ package enum OperatorAPI {
             await deps.audit.record(who, in: context, action: "device.revoke", target: id, result: "ok")
             return Response(status: .noContent)
         }
+    }
+
+    /// `q`: a free search, a prefix of a box's id (its serial) or address; at most 64 characters.
+    package static func searchParameter(_ request: Request) throws -> String? {
+        guard let raw = request.uri.queryParameters.get("q").map({ String($0) }), !raw.isEmpty else { return nil }
+        guard raw.count <= 64, !raw.contains(where: { $0.isNewline || $0 == "\u{0}" }) else {
+            throw HTTPError(.badRequest, message: "q must be at most 64 characters on one line")
+        }
+        return raw
     }
 
     package static func addTokenRoutes(_ api: RouterGroup<HubRequestContext>, _ deps: APIDependencies) {

@@ -4,6 +4,7 @@ import CommandRuntime
 import Foundation
 import HubGateway
 import Hummingbird
+import Synchronization
 
 package struct MetricSeries: ResponseEncodable {
     package var device: String
@@ -16,6 +17,24 @@ package struct MetricSeries: ResponseEncodable {
 package struct EventList: ResponseEncodable { var items: [EventView] }
 package struct LogList: ResponseEncodable { var items: [LogView] }
 extension FleetSummary: ResponseEncodable {}
+
+/// The last fleet summary computed, for callers that accept an older answer
+/// (`GET /api/v1/fleet/summary?maxAgeSec=N`, the console): the summary groups every box and
+/// takes seconds at fleet scale, and a page should not wait for it on each load.
+package final class FleetSummaryCache: Sendable {
+    private let last = Mutex<(value: FleetSummary, at: Date)?>(nil)
+
+    package init() {}
+
+    /// The cached summary if it is at most `maxAge` seconds old, else a fresh one (kept).
+    package func get(maxAge: TimeInterval, now: Date = Date(), compute: () async throws -> FleetSummary) async throws -> FleetSummary {
+        if maxAge > 0, let c = last.withLock({ $0 }), now.timeIntervalSince(c.at) <= maxAge { return c.value }
+        let started = Date()
+        let fresh = try await compute()
+        last.withLock { c in if (c?.at ?? .distantPast) < started { c = (fresh, started) } }
+        return fresh
+    }
+}
 
 extension OperatorAPI {
     /// A time range from `from`/`to` (ISO 8601 or ms since the epoch); by default the last hour.
@@ -71,8 +90,10 @@ extension OperatorAPI {
             return LogList(items: try await storeCall { try await queries.logs(device: id, from: from, to: to, level: level, limit: limit) })
         }
 
-        api.get("fleet/summary") { _, context -> FleetSummary in
-            return try await storeCall { try await queries.fleetSummary() }
+        let summaries = FleetSummaryCache()
+        api.get("fleet/summary") { request, context -> FleetSummary in
+            let maxAge = try Validate.int(request, "maxAgeSec", default: 0, range: 0...3600)
+            return try await storeCall { try await summaries.get(maxAge: TimeInterval(maxAge)) { try await queries.fleetSummary() } }
         }
     }
 }

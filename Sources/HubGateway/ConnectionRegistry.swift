@@ -21,6 +21,10 @@ package final class ConnectionRegistry: Sendable {
     private struct State {
         var sessions: [String: SessionHandle] = [:]
         var byDevice: [String: Active] = [:]
+        /// Boxes that said hello, and current sessions that ended, since the node started
+        /// (the fleet live view turns them into connects and disconnects per minute).
+        var connects = 0
+        var disconnects = 0
     }
     private let state = Mutex(State())
 
@@ -33,6 +37,7 @@ package final class ConnectionRegistry: Sendable {
     package func activate(_ h: SessionHandle, model: String = "", firmware: String = "") -> SessionHandle? {
         state.withLock { s in
             let old = s.byDevice.updateValue(Active(handler: h, model: model, firmware: firmware), forKey: h.deviceID)?.handler
+            s.connects += 1
             return old == h ? nil : old
         }
     }
@@ -42,7 +47,11 @@ package final class ConnectionRegistry: Sendable {
     package func closed(_ h: SessionHandle) -> Bool {
         state.withLock { s in
             s.sessions[h.id] = nil
-            if s.byDevice[h.deviceID]?.handler == h { s.byDevice[h.deviceID] = nil; return true }
+            if s.byDevice[h.deviceID]?.handler == h {
+                s.byDevice[h.deviceID] = nil
+                s.disconnects += 1
+                return true
+            }
             return false
         }
     }
@@ -76,6 +85,8 @@ package final class ConnectionRegistry: Sendable {
 
     /// Boxes with an active session.
     package var activeCount: Int { state.withLock { $0.byDevice.count } }
+    /// Hellos and ended current sessions since the node started.
+    package var presenceCounts: (connects: Int, disconnects: Int) { state.withLock { ($0.connects, $0.disconnects) } }
     /// Upgraded connections, active or still awaiting hello.
     package var sessionCount: Int { state.withLock { $0.sessions.count } }
 }

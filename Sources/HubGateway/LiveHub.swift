@@ -141,6 +141,9 @@ package struct FleetTicker: Service {
             w.string("node", node)
             w.int("ts", Int64(Date().timeIntervalSince1970 * 1000))
             w.int("sessions", registry.activeCount)
+            let presence = registry.presenceCounts
+            w.int("connects", presence.connects)
+            w.int("disconnects", presence.disconnects)
             w.int("acceptedPerSec", accepted - lastAccepted)
             w.int("ackedPerSec", acked - lastAcked)
             w.int("spoolBytes", ingest.spool.bytesOnDisk)
