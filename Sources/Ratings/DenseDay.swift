@@ -205,8 +205,9 @@ extension DenseDay {
             for r in ranges { for b in (r.lowerBound / Int(bucketMinutes))..<(r.upperBound / Int(bucketMinutes)) { mask[b] = true } }
             selected[d.day] = mask
         }
-        var out: [String: (reach1: Int, reach3: Int)] = [:]
-        for name in wanted {
+        // Channels are independent: computed on every core.
+        let names = wanted.sorted()
+        let counts = concurrentMap(names) { name -> (reach1: Int, reach3: Int) in
             var sets1: [BoxSet] = []
             var sets3: [BoxSet] = []
             for (dayNumber, mask) in selected {
@@ -238,8 +239,10 @@ extension DenseDay {
                 }
             }
             let r1 = BoxSet.union(sets1).count
-            if r1 > 0 { out[name] = (r1, BoxSet.union(sets3).count) }
+            return r1 > 0 ? (r1, BoxSet.union(sets3).count) : (0, 0)
         }
+        var out: [String: (reach1: Int, reach3: Int)] = [:]
+        for (name, r) in zip(names, counts) where r.reach1 > 0 { out[name] = r }
         return out
     }
 

@@ -45,32 +45,12 @@ package final class RatingsService: Sendable {
             case .active: BoxSet.union(infos.map { segment.isEmpty ? $0.active : $0.segments[segment] ?? BoxSet() }).count
             case .registered: try await registered(q.segment)
             }
-        var series: [RatingsAnswer.Row] = []
-        for (from, to, selection) in q.selections(dayparts) {
-            // Box-minutes of every channel first (share's denominator, and the ranking), then
-            // reach only for the channels the row shows.
-            var tallies = try DenseDay.tallies(dense, selection: selection, modes: q.modes, universe: universe, reachFor: [])
-            var shown = Set(tallies.channels.keys)
-            if let wanted = q.channels { shown.formIntersection(wanted) }
-            if let top = q.top {
-                let ranked = tallies.channels.filter { shown.contains($0.key) }.sorted { ($0.value.boxMinutes, $1.key) > ($1.value.boxMinutes, $0.key) }
-                shown = Set(ranked.prefix(top).map(\.key))
-            }
-            if q.wantsReach, !shown.isEmpty {
-                for (name, r) in try DenseDay.reach(dense, selection: selection, channels: shown) {
-                    tallies.channels[name, default: Tallies.Channel()].reach1 = r.reach1
-                    tallies.channels[name, default: Tallies.Channel()].reach3 = r.reach3
-                }
-            }
-            var measures = Measures.compute(tallies, parameters: parameters)
-            measures.removeAll { !shown.contains($0.channel) }
-            if q.top != nil { measures.sort { ($0.boxMinutes, $1.channel) > ($1.boxMinutes, $0.channel) } }
-            let suppressed = universe < parameters.suppressionK
-            series.append(
-                RatingsAnswer.Row(
-                    from: Self.iso(from), to: Self.iso(to), minutes: Int(selection.count),
-                    channels: measures.map { RatingsAnswer.ChannelRow($0, q.measures, suppressed: suppressed) }))
+        // Rows are independent: computed on every core (a day of 15-minute rows is 96 of them).
+        let rows = concurrentMap(q.selections(dayparts), minimumPerTask: 8) { (from, to, selection) -> Result<RatingsAnswer.Row, Rollup.Failure> in
+            Result { () throws(Rollup.Failure) in try row(from: from, to: to, selection: selection, dense: dense, universe: universe, q) }
         }
+        var series: [RatingsAnswer.Row] = []
+        for r in rows { series.append(try r.get()) }
         let built = infos.map(\.builtAt).max()
         return RatingsAnswer(
             from: Self.iso(q.from), to: Self.iso(q.to), bucket: q.bucket?.rawValue, daypart: q.daypart,
@@ -80,6 +60,36 @@ package final class RatingsService: Sendable {
             confidence: "Wilson 95 % over boxes (n = universe)", daysBuilt: infos.count, daysInRange: Int(days.count),
             notCredited: .init(skewed: infos.reduce(0) { $0 + $1.skewed }, late: infos.reduce(0) { $0 + $1.late }),
             builtAt: built.map { Self.isoMs($0) }, series: series)
+    }
+
+    /// One row of an answer: a bucket's (or the whole range's) measures of the channels it shows.
+    func row(
+        from: Int64, to: Int64, selection: MinuteSelection, dense: [DenseDay], universe: Int, _ q: RatingsQuery
+    ) throws(Rollup.Failure)
+        -> RatingsAnswer.Row
+    {
+        // Box-minutes of every channel first (share's denominator, and the ranking), then
+        // reach only for the channels the row shows.
+        var tallies = try DenseDay.tallies(dense, selection: selection, modes: q.modes, universe: universe, reachFor: [])
+        var shown = Set(tallies.channels.keys)
+        if let wanted = q.channels { shown.formIntersection(wanted) }
+        if let top = q.top {
+            let ranked = tallies.channels.filter { shown.contains($0.key) }.sorted { ($0.value.boxMinutes, $1.key) > ($1.value.boxMinutes, $0.key) }
+            shown = Set(ranked.prefix(top).map(\.key))
+        }
+        if q.wantsReach, !shown.isEmpty {
+            for (name, r) in try DenseDay.reach(dense, selection: selection, channels: shown) {
+                tallies.channels[name, default: Tallies.Channel()].reach1 = r.reach1
+                tallies.channels[name, default: Tallies.Channel()].reach3 = r.reach3
+            }
+        }
+        var measures = Measures.compute(tallies, parameters: parameters)
+        measures.removeAll { !shown.contains($0.channel) }
+        if q.top != nil { measures.sort { ($0.boxMinutes, $1.channel) > ($1.boxMinutes, $0.channel) } }
+        let suppressed = universe < parameters.suppressionK
+        return RatingsAnswer.Row(
+            from: Self.iso(from), to: Self.iso(to), minutes: Int(selection.count),
+            channels: measures.map { RatingsAnswer.ChannelRow($0, q.measures, suppressed: suppressed) })
     }
 
     /// A stored day as queries read it, loaded once per version (bounded like `dayRollup`'s).
