@@ -67,14 +67,21 @@ extension RecommendService {
                 stop: XMLTVTime.iso8601(p.stop), onNow: p.start <= snapshot.readAt, score: nil, reason: .init(kind: "trending", channel: nil))
             if let r = trendingRank[p.channel] {
                 ranked.append((0, Double(r), item))
+            } else if let pm = l?.programme, let u = pm.model.user(device), let i = pm.model.item(p.title.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                // The programme model knows the box and the programme (its title).
+                let score = pm.model.score(user: u, item: i)
+                item.score = Double(score)
+                item.reason = .init(
+                    kind: "because_you_watched", channel: nil, programme: pm.because(user: u, item: i, reasons: reasonItems).map { pm.model.itemIDs[$0] })
+                ranked.append((1, -Double(score), item))
             } else if let l, let u = user, let i = l.model.item(p.channel) {
                 let score = l.model.score(user: u, item: i)
                 item.score = Double(score)
                 item.reason = .init(kind: "because_you_watched", channel: because(l, user: u, item: i).map { l.model.itemIDs[$0] })
-                ranked.append((1, -Double(score), item))
+                ranked.append((2, -Double(score), item))
             } else if let (rank, kind) = popularRank[p.channel] {
                 item.reason = .init(kind: kind, channel: nil)
-                ranked.append((2, Double(rank), item))
+                ranked.append((3, Double(rank), item))
             }
         }
         ranked.sort { a, b in

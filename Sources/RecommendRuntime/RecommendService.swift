@@ -28,6 +28,8 @@ package final class RecommendService: Sendable {
         var popularBySegment: [String: [String]]
         /// Factors trained elsewhere (`source: "import"`).
         var imported = false
+        /// The box × programme model of the version, when it has one.
+        var programme: ProgrammeFactors?
         var checkedAt: ContinuousClock.Instant
     }
 
@@ -72,7 +74,8 @@ package final class RecommendService: Sendable {
             model: ALSModel(factors: factors, userIDs: users, itemIDs: items, userFactors: userFactors, itemFactors: itemFactors),
             historyOffsets: Packing.int32s(try await blob("historyOffsets")), historyItems: Packing.int32s(try await blob("historyItems")),
             popular: (doc["popular"]?.arrayValue ?? []).compactMap(\.stringValue), popularBySegment: bySegment,
-            imported: doc["source"]?.stringValue == "import", checkedAt: .now)
+            imported: doc["source"]?.stringValue == "import", programme: try await programmeFactors(doc, version: version, factors: factors),
+            checkedAt: .now)
         loaded.withLock { $0 = l }
         return l
     }
@@ -130,6 +133,8 @@ package struct Recommendations: Sendable, Encodable, Equatable {
         /// `because_you_watched` (with `channel`), `trending`, `popular_in_segment`, `popular`, `for_you`.
         package var kind: String
         package var channel: String?
+        /// For a programme: the programme watched that it is like (`because_you_watched`).
+        package var programme: String?
     }
 
     package struct Item: Sendable, Encodable, Equatable {

@@ -95,33 +95,7 @@ package struct RecommendTrainer: Service {
     }
 
     /// The viewing of the last `days` days as box × channel minutes (the latest minute as time).
-    package func interactions() async throws -> InteractionLog {
-        let builder = RatingsBuilder(store: mongo, node: node, logger: logger, now: now)
-        let today = now() / 86_400_000
-        var minutes: [String: [String: (Double, Int64)]] = [:]
-        for day in (today - Int64(settings.days) + 1)...today {
-            for (device, credits) in try await builder.credits(day: day) {
-                for c in credits {
-                    var e = minutes[device, default: [:]][c.channel] ?? (0, 0)
-                    e.0 += 1
-                    e.1 = max(e.1, c.minute)
-                    minutes[device, default: [:]][c.channel] = e
-                }
-            }
-        }
-        var log = InteractionLog()
-        var times: [Double] = []
-        for (device, channels) in minutes.sorted(by: { $0.key < $1.key }) {
-            for (channel, (t, last)) in channels.sorted(by: { $0.key < $1.key }) {
-                log.user.append(log.users.intern(device))
-                log.item.append(log.items.intern(channel))
-                log.weight.append(t)
-                times.append(Double(last))
-            }
-        }
-        log.timestamp = times
-        return log
-    }
+    package func interactions() async throws -> InteractionLog { try await viewing().channels }
 
     /// One training; returns the version made, promoted or not.
     @discardableResult
@@ -133,7 +107,7 @@ package struct RecommendTrainer: Service {
             startedAt: started, updatedAt: started)
         try await store.setProgress(progress)
         do {
-            let log = try await interactions()
+            let (log, programmeLog) = try await viewing()
             guard Set(log.user).count >= 2 else { throw NotEnoughViewing(days: settings.days, boxes: Set(log.user).count) }
             progress.phase = .evaluating
             progress.updatedAt = Date()
@@ -184,6 +158,8 @@ package struct RecommendTrainer: Service {
             progress.updatedAt = Date()
             try await store.setProgress(progress)
             try await save(version: version, log: log, histories: histories, fitted: fitted, evaluation: evaluation, fitSeconds: fitSeconds)
+            // The box × programme model, where the guide covers the viewing (same parameters).
+            _ = try await trainProgrammes(programmeLog, version: version)
             let current = try await store.currentVersion()
             var currentP10: Double?
             var currentImported = false

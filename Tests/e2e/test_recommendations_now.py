@@ -19,10 +19,10 @@ MIN = 60_000
 HOUR = 3_600_000
 
 
-def guide(programmes):
+def guide(programmes, channels=("rising", "steady", "other", "a", "b")):
     def t(ms):
         return time.strftime("%Y%m%d%H%M%S", time.gmtime(ms / 1000)) + " +0000"
-    chans = "".join(f'<channel id="{c}"><display-name>{c}</display-name></channel>' for c in ["rising", "steady", "other"])
+    chans = "".join(f'<channel id="{c}"><display-name>{c}</display-name></channel>' for c in channels)
     body = "".join(f'<programme channel="{ch}" start="{t(a)}" stop="{t(b)}"><title lang="en">{title}</title></programme>'
                    for ch, a, b, title in programmes)
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<tv>\n{chans}\n{body}\n</tv>\n'
@@ -96,3 +96,57 @@ def test_trending_and_programmes_on_now(make_hub):
     assert by_title["Evening News"]["reason"]["kind"] == "popular_in_segment"
     assert "Late Film" not in by_title  # nobody watches "other": not popular, not trending
     assert by_title["Evening News"]["onNow"] is True
+
+
+def test_the_programme_model_follows_a_series_to_another_channel(make_hub):
+    """Boxes that watched a series yesterday are offered it today on another channel, ahead of a
+    programme on the channel they watched, because of that series (the box × programme model)."""
+    hub = make_hub(extra_args=["--ratings-build-seconds", "1", "--recommend-factors", "2"]).start()
+    now = int(time.time() * 1000)
+    day = now // 86_400_000
+    evening = (day - 1) * 86_400_000 + 18 * HOUR  # yesterday 18:00 UTC
+    cooks = [(f"cook-{i}", hub.register(f"cook-{i}", model="now-1")) for i in range(6)]
+    fans = [(f"fan-{i}", hub.register(f"fan-{i}", model="now-1")) for i in range(6)]
+
+    async def drive():
+        for group, channel in [(cooks, "a"), (fans, "b")]:
+            for i, (device, secret) in enumerate(group):
+                # 18:00-19:30: all of the first programme, half an hour of the second (weighed x0.5);
+                # then 20 minutes of a channel with no guide (each box has two channels to hold out).
+                events = [{"event": "tune", "channel": channel, "at": evening + i * 1000},
+                          {"event": "tune", "channel": "z", "at": evening + 90 * MIN},
+                          {"event": "leave", "at": evening + 110 * MIN}]
+                await send_viewing(hub, device, secret, "boot-1", 0, events, 1, model="now-1")
+    run(drive(), timeout=120)
+    status, result = put_xmltv(hub, "main", guide([
+        ("a", evening, evening + HOUR, "Cooking Show"), ("a", evening + HOUR, evening + 2 * HOUR, "Quiz Night"),
+        ("b", evening, evening + HOUR, "Football"), ("b", evening + HOUR, evening + 2 * HOUR, "Drama"),
+        # Now: the cooking series on b, football on a.
+        ("b", now - 10 * MIN, now + 50 * MIN, "Cooking Show"), ("a", now - 10 * MIN, now + 50 * MIN, "Football"),
+    ]))
+    assert status == 200, result
+    db = pymongo.MongoClient(os.environ["MONGODB_URI"])[hub.database]
+    wait_for(lambda: db.events.count_documents({}) >= 36, timeout=60, what="the viewing stored")
+    newest = db.events.find_one(sort=[("r", -1)])["r"]
+    wait_for(lambda: (db.ratings_days.find_one({"_id": day - 1}) or {}).get("builtAt", newest) > newest, timeout=60,
+             what="yesterday built after the newest event")
+    _, before, _ = hub.call("GET", "/api/v1/recommendations/status", expect=200)
+    hub.call("POST", "/api/v1/recommendations/train", expect=202)
+
+    def trained():
+        _, s, _ = hub.call("GET", "/api/v1/recommendations/status", expect=200)
+        p = s.get("progress") or {}
+        if p.get("startedAt") == (before.get("progress") or {}).get("startedAt"):
+            return None
+        assert p.get("phase") != "failed", p
+        return s if s.get("current") and p.get("phase") == "done" else None
+    wait_for(trained, timeout=60, what="a model")
+    version = db.recommend_models.find_one({"_id": trained()["current"]})
+    assert sorted(version["programme"]["items"]) == ["Cooking Show", "Drama", "Football", "Quiz Night"], version.get("programme")
+
+    _, recs, _ = hub.call("GET", "/api/v1/devices/cook-0/recommendations?n=5", expect=200)
+    first = recs["programmes"][0]
+    assert (first["title"], first["channel"]) == ("Cooking Show", "b"), recs
+    assert first["reason"] == {"kind": "because_you_watched", "programme": "Cooking Show"}, first
+    _, recs, _ = hub.call("GET", "/api/v1/devices/fan-0/recommendations?n=5", expect=200)
+    assert (recs["programmes"][0]["title"], recs["programmes"][0]["channel"]) == ("Football", "a"), recs
