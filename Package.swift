@@ -1,5 +1,11 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
+
+/// Opt-in: `ARGUS_TARGET_CPU=haswell swift build -c release` compiles the recommendation kernels for
+/// that CPU (AVX2 and FMA on x86-64); the default build runs on any x86-64 or arm64
+/// (docs/recommendations.md, "The solver").
+let recommendSettings: [SwiftSetting] = ProcessInfo.processInfo.environment["ARGUS_TARGET_CPU"].map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 
 let package = Package(
     name: "Argus",
@@ -67,7 +73,7 @@ let package = Package(
         // Recommendations (docs/recommendations.md), pure: implicit ALS with the conjugate-gradient
         // solver (SIMD Swift kernels, both cores, deterministic by seed), the interactions parser,
         // holdouts, ranking metrics and the popularity baseline. Imports only the standard library and Foundation.
-        .target(name: "Recommend"),
+        .target(name: "Recommend", swiftSettings: recommendSettings),
         // The hub, by product part. Each library target lists what it may import; none of the
         // pure domains above imports these. Cross-module API is `package`, not `public`: it is
         // one product's inside, not a library for others.
