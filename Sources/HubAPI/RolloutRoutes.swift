@@ -111,7 +111,7 @@ package enum RolloutRoutes {
             api.post("rollouts/{id}/\(action)") { request, context -> Response in
                 let who = try context.caller()
                 let id = try context.parameters.require("id")
-                let reason = try await actionReason(request, context) ?? "\(action)d by \(who.name)"
+                let reason = try await actionReason(request, context) ?? "\(action == "abort" ? "aborted" : "\(action)d") by \(who.name)"
                 do {
                     let r: Rollout?
                     switch action {

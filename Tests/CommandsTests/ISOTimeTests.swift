@@ -31,14 +31,17 @@ import Testing
         calendar.timeZone = try #require(TimeZone(identifier: "UTC"))
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<20_000 {
-            let f = [Int.random(in: 1600...2400, using: &rng), Int.random(in: 0...13, using: &rng), Int.random(in: 0...32, using: &rng),
-                     Int.random(in: 0...24, using: &rng), Int.random(in: 0...60, using: &rng), Int.random(in: 0...60, using: &rng)]
+            let f = [
+                Int.random(in: 1600...2400, using: &rng), Int.random(in: 0...13, using: &rng), Int.random(in: 0...32, using: &rng),
+                Int.random(in: 0...24, using: &rng), Int.random(in: 0...60, using: &rng), Int.random(in: 0...60, using: &rng),
+            ]
             let s = String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", f[0], f[1], f[2], f[3], f[4], f[5])
             let c = DateComponents(year: f[0], month: f[1], day: f[2], hour: f[3], minute: f[4], second: f[5])
-            let exists = calendar.date(from: c).map { d in
-                let back = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: d)
-                return [back.year, back.month, back.day, back.hour, back.minute, back.second] == f.map { Optional($0) }
-            } ?? false
+            let exists =
+                calendar.date(from: c).map { d in
+                    let back = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: d)
+                    return [back.year, back.month, back.day, back.hour, back.minute, back.second] == f.map { Optional($0) }
+                } ?? false
             #expect(ISOTime.fieldsExist(s) == exists, "\(s)")
             #expect((ISOTime.date(s) != nil) == exists, "\(s)")
         }

@@ -223,8 +223,14 @@ def test_a_rollout_action_with_an_invalid_body_is_refused_naming_it_and_changes_
             assert fuzz_hub.call("GET", f"/api/v1/rollouts/{rollout}", expect=200)[1]["state"] == "running"
     status, paused = raw(fuzz_hub, "POST", f"/api/v1/rollouts/{rollout}/pause", b"")
     assert status == 200 and paused["state"] == "paused" and paused["reason"] == "paused by bootstrap", paused
+    status, resumed = raw(fuzz_hub, "POST", f"/api/v1/rollouts/{rollout}/resume", b"")
+    assert status == 200 and resumed["state"] == "running", resumed
     status, aborted = raw(fuzz_hub, "POST", f"/api/v1/rollouts/{rollout}/abort", b'{"reason": "fuzzed"}')
     assert status == 200 and aborted["state"] == "aborted" and aborted["reason"] == "fuzzed", aborted
+    # The default reason of an abort read `abortd by …`.
+    second = fuzz_hub.call("POST", "/api/v1/rollouts", {"firmware": "9.9.9", "target": {"tag": "lab"}}, expect=201)[1]
+    status, aborted = raw(fuzz_hub, "POST", f"/api/v1/rollouts/{second['id']}/abort", b"")
+    assert status == 200 and aborted["reason"] == "aborted by bootstrap", aborted
 
 
 def test_ratings_times_before_the_epoch_or_on_days_that_do_not_exist_are_400s(fuzz_hub):
