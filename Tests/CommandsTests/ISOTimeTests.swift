@@ -1,3 +1,4 @@
+import ArgusTestSupport
 import Foundation
 import Testing
 
@@ -25,11 +26,11 @@ import Testing
     }
 
     /// Property: the fields exist exactly when a Gregorian calendar gives back the same fields
-    /// for them (the brute-force reference), over random fields, many of them out of range.
+    /// for them (the brute-force reference), over seeded random fields, many of them out of range.
     @Test func fieldsExistAgreesWithTheCalendar() throws {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = try #require(TimeZone(identifier: "UTC"))
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix64(seed: 2026_12_03)
         for _ in 0..<20_000 {
             let f = [
                 Int.random(in: 1600...2400, using: &rng), Int.random(in: 0...13, using: &rng), Int.random(in: 0...32, using: &rng),
