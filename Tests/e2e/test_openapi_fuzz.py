@@ -37,6 +37,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, negativ
                                                response_schema_conformance, status_code_conformance)
 
 from conftest import ROOT
+from helpers import issue, start_agent, stop_agent, wait_state
 
 EXAMPLES = int(os.environ.get("ARGUS_FUZZ_EXAMPLES", "12"))
 BUDGET_SECONDS = float(os.environ.get("ARGUS_FUZZ_SECONDS", "75"))
@@ -74,11 +75,15 @@ DAY = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"}
 
 def known(hub, op):
     """Values that reach past the 400s and 404s to the 2xx (and a rollout's 409s): ids of the
-    records the fixture made, a valid time range, a valid body. Random values only ever reach
-    the refusals; each operation is fuzzed with both."""
+    records the fixture made, a valid time range, a valid body, as keyword arguments of
+    `as_strategy`, one set per strategy. Random values only ever reach the refusals; each
+    operation is fuzzed with both."""
     path = op.path
     ids = {}
-    if path.startswith("/api/v1/commands/{id}"):
+    if path == "/api/v1/commands/{id}/executions/{device}/result":
+        # A log pull's result is text, a diagnostics result JSON: both media types are checked.
+        return [{"path_parameters": {"id": job, "device": "fuzz-box-2"}} for job in hub.known["results"]]
+    elif path.startswith("/api/v1/commands/{id}"):
         ids = {"id": hub.known["job"], "device": "fuzz-box-1"}
     elif path.startswith("/api/v1/rollouts/{id}"):
         ids = {"id": hub.known["rollout"]}
@@ -95,7 +100,7 @@ def known(hub, op):
         kw["body"], kw["media_type"] = hub.known["image"], "application/octet-stream"
     elif (op.method.upper(), path) == ("PUT", "/api/v1/epg/sources/{id}"):
         kw["body"], kw["media_type"] = XMLTV, "application/xml"  # bytes: sent as they are
-    return kw
+    return [kw] if kw else []
 
 
 def fuzz(hub, token, mode=GenerationMode.POSITIVE, examples=EXAMPLES, budget=BUDGET_SECONDS):
@@ -114,9 +119,7 @@ def fuzz(hub, token, mode=GenerationMode.POSITIVE, examples=EXAMPLES, budget=BUD
             continue
         statuses = calls.setdefault(op.label, {})
         strategy = op.as_strategy(generation_mode=mode)
-        fixed = known(hub, op)
-        if fixed:
-            strategy = st.one_of(strategy, op.as_strategy(generation_mode=mode, **fixed))
+        strategy = st.one_of(strategy, *(op.as_strategy(generation_mode=mode, **kw) for kw in known(hub, op)))
 
         @settings(max_examples=examples, deadline=None, database=None, derandomize=not RANDOM,
                   phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
@@ -142,12 +145,19 @@ def fuzz(hub, token, mode=GenerationMode.POSITIVE, examples=EXAMPLES, budget=BUD
 
 
 @pytest.fixture
-def fuzz_hub(make_hub):
-    """A hub with a little of everything (boxes, jobs, a firmware with its image, a rollout),
-    so that listing routes answer with real records and known ids reach their 200s."""
+def fuzz_hub(make_hub, tmpdir_path):
+    """A hub with a little of everything (boxes, one of them a connected simulated box with
+    telemetry and command results, jobs, a firmware with its image, a rollout), so that listing
+    routes answer with real records, every optional field of a box shows, and known ids reach
+    their 200s."""
     hub = make_hub(extra_args=["--heartbeat", "1"]).start()
     hub.register("fuzz-box-1", tags=["lab"])
-    hub.register("fuzz-box-2")
+    agent, _ = start_agent(hub, tmpdir_path, "fuzz-box-2", hub.register("fuzz-box-2"))
+    hub.wait_device("fuzz-box-2", lambda d: d["online"], timeout=20)
+    pull = issue(hub, "log_pull", {"device": "fuzz-box-2"}, {"lines": 20})["id"]
+    diagnostics = issue(hub, "diagnostics", {"device": "fuzz-box-2"})["id"]
+    wait_state(hub, pull, "fuzz-box-2", "SUCCEEDED")
+    wait_state(hub, diagnostics, "fuzz-box-2", "SUCCEEDED", timeout=40)
     job = hub.call("POST", "/api/v1/commands", {"name": "reboot", "target": {"device": "fuzz-box-1"}}, expect=201)[1]
     hub.call("POST", "/api/v1/commands", {"name": "message", "params": {"text": "hi"}, "target": {"tag": "lab"}}, expect=201)
     image = b"fuzz image" * 10
@@ -157,8 +167,9 @@ def fuzz_hub(make_hub):
                                  headers={"Authorization": f"Bearer {hub.token}", "Content-Type": "application/octet-stream"})
     assert urllib.request.urlopen(req, timeout=10).status == 200
     rollout = hub.call("POST", "/api/v1/rollouts", {"firmware": "9.9.9", "target": {"tag": "lab"}}, expect=201)[1]
-    hub.known = {"job": job["id"], "rollout": rollout["id"], "image": image}
-    return hub
+    hub.known = {"job": job["id"], "rollout": rollout["id"], "image": image, "results": [pull, diagnostics]}
+    yield hub
+    stop_agent(agent)
 
 
 def report(failures, skipped, calls):
