@@ -404,11 +404,44 @@ public struct JobPlanner: Sendable {
 /// ISO 8601 internet times, with or without fractional seconds (`2026-01-01T00:00:00Z`,
 /// `2026-01-01T00:00:00.123Z` as JavaScript's `toISOString` gives).
 public enum ISOTime {
+    /// An ISO 8601 internet time (`2026-12-01T18:00:00Z`, with an offset or fractional seconds).
+    /// Its calendar fields must exist as written: Foundation's formatter alone rolls
+    /// `2026-02-30` over to March 2 and takes hour 24, which a caller never means.
     public static func date(_ s: String) -> Date? {
+        guard fieldsExist(s) else { return nil }
         let f = ISO8601DateFormatter()
         if let d = f.date(from: s) { return d }
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return f.date(from: s)
+    }
+
+    /// Whether `YYYY-MM-DDTHH:MM:SS` at the start of `s` names a real day (Gregorian, leap years
+    /// included) and a time of day from 00:00:00 to 23:59:59.
+    public static func fieldsExist(_ s: String) -> Bool {
+        let u = Array(s.utf8.prefix(19))
+        guard u.count == 19, u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"), u[13] == UInt8(ascii: ":"), u[16] == UInt8(ascii: ":")
+        else { return false }
+        func number(_ from: Int, _ count: Int) -> Int? {
+            var n = 0
+            for c in u[from..<(from + count)] {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) else { return nil }
+                n = n * 10 + Int(c - UInt8(ascii: "0"))
+            }
+            return n
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+            let minute = number(14, 2), let second = number(17, 2)
+        else { return false }
+        return (1...12).contains(month) && (1...daysIn(month: month, year: year)).contains(day) && hour < 24 && minute < 60 && second < 60
+    }
+
+    /// Days in `month` (1–12) of `year`, Gregorian.
+    public static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
     }
 
     /// Ms since the epoch.

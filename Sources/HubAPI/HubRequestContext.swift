@@ -77,12 +77,20 @@ package enum Validate {
 
     /// Decodes a JSON body, turning decoding failures into a 400 that names the field.
     package static func body<T: Decodable>(_ type: T.Type, _ request: Request, _ context: HubRequestContext) async throws -> T {
-        let buffer: ByteBuffer
+        try decode(type, try await collect(request, context))
+    }
+
+    /// The request's body, up to the context's limit (413 past it).
+    package static func collect(_ request: Request, _ context: HubRequestContext) async throws -> ByteBuffer {
         do {
-            buffer = try await request.body.collect(upTo: context.maxUploadSize)
+            return try await request.body.collect(upTo: context.maxUploadSize)
         } catch {
             throw HTTPError(.contentTooLarge, message: "request body larger than \(context.maxUploadSize) bytes")
         }
+    }
+
+    /// Decodes a JSON body already read, turning decoding failures into a 400 that names the field.
+    package static func decode<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer) throws -> T {
         // The same strict reading as /commands and the device protocol first: duplicate keys,
         // nesting deeper than 32 and invalid UTF-8 are refused, whatever the route.
         do { _ = try JSONParser.parse(buffer.readableBytesView) } catch {
@@ -93,9 +101,11 @@ package enum Validate {
         } catch let DecodingError.keyNotFound(key, _) {
             throw HTTPError(.badRequest, message: "missing field \(key.stringValue)")
         } catch let DecodingError.typeMismatch(_, ctx) {
-            throw HTTPError(.badRequest, message: "wrong type for \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
+            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            throw HTTPError(.badRequest, message: path.isEmpty ? "body must be a JSON object" : "wrong type for \(path)")
         } catch let DecodingError.valueNotFound(_, ctx) {
-            throw HTTPError(.badRequest, message: "null for \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
+            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            throw HTTPError(.badRequest, message: path.isEmpty ? "body must be a JSON object" : "null for \(path)")
         } catch let DecodingError.dataCorrupted(ctx) {
             let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
             throw HTTPError(.badRequest, message: path.isEmpty ? "body is not valid JSON" : "invalid value for \(path)")

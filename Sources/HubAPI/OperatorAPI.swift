@@ -263,8 +263,9 @@ package enum OperatorAPI {
     /// `q`: a free search, a prefix of a box's id (its serial) or address; at most 64 characters.
     package static func searchParameter(_ request: Request) throws -> String? {
         guard let raw = request.uri.queryParameters.get("q").map({ String($0) }), !raw.isEmpty else { return nil }
-        guard raw.count <= 64, !raw.contains(where: { $0.isNewline || $0 == "\u{0}" }) else {
-            throw HTTPError(.badRequest, message: "q must be at most 64 characters on one line")
+        // Counted in code points, as JSON Schema's maxLength counts (a combining mark is one).
+        guard raw.unicodeScalars.count <= 64, !raw.contains(where: { $0.isNewline || $0 == "\u{0}" }) else {
+            throw HTTPError(.badRequest, message: "q must be at most 64 characters (code points) on one line")
         }
         return raw
     }

@@ -100,6 +100,7 @@ package enum RatingsRoutes {
             guard let day, day.count == 10, let date = Validate.isoTime(day + "T00:00:00Z") else {
                 throw HTTPError(.badRequest, message: "day: required, a UTC date such as 2026-12-01")
             }
+            guard date.timeIntervalSince1970 >= 0 else { throw HTTPError(.badRequest, message: "day: before 1970-01-01") }
             let dayNumber = Int64(date.timeIntervalSince1970) / 86_400
             guard dayNumber <= ratings.clock.nowMillis() / 86_400_000 else { throw HTTPError(.badRequest, message: "day: in the future") }
             let credits = try await OperatorAPI.storeCall { try await exporter.credits(day: dayNumber) }

@@ -111,7 +111,7 @@ package enum RolloutRoutes {
             api.post("rollouts/{id}/\(action)") { request, context -> Response in
                 let who = try context.caller()
                 let id = try context.parameters.require("id")
-                let reason = (try? await Validate.body(RolloutAction.self, request, context))?.reason ?? "\(action)d by \(who.name)"
+                let reason = try await actionReason(request, context) ?? "\(action == "abort" ? "aborted" : "\(action)d") by \(who.name)"
                 do {
                     let r: Rollout?
                     switch action {
@@ -131,6 +131,22 @@ package enum RolloutRoutes {
                 } catch let e as HTTPError { throw e } catch { throw OperatorAPI.storeUnavailable(error, context) }
             }
         }
+    }
+
+    /// Longest `reason` of a pause or abort (it goes to the audit log and the rollout's history).
+    package static let maxReason = 500
+
+    /// The optional body of pause and abort, `{"reason": "..."}`: nil for an empty body (the
+    /// caller gives the default reason); anything else must be that object, or it is a 400
+    /// naming what is wrong, and the rollout is left as it was.
+    package static func actionReason(_ request: Request, _ context: HubRequestContext) async throws -> String? {
+        let buffer = try await Validate.collect(request, context)
+        if buffer.readableBytesView.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) { return nil }
+        guard let reason = try Validate.decode(RolloutAction.self, buffer).reason else { return nil }
+        guard (1...maxReason).contains(reason.count) else {
+            throw HTTPError(.badRequest, message: "reason must be 1 to \(maxReason) characters")
+        }
+        return reason
     }
 
     package static func view(_ r: Rollout) -> JSONValue {

@@ -170,6 +170,8 @@ package struct RatingsQuery: Sendable, Equatable {
         guard let ms = ISOTime.millis(s) else {
             throw .init(name, "malformed time \(quoted(s)); use ISO 8601 such as 2026-12-01T00:00:00Z")
         }
+        // Before the epoch there is no viewing, and minute numbers would be negative.
+        guard ms >= 0 else { throw .init(name, "before 1970-01-01T00:00:00Z") }
         guard ms % RatingsParameters.minuteMs == 0 else { throw .init(name, "must be on a whole minute") }
         return ms / RatingsParameters.minuteMs
     }

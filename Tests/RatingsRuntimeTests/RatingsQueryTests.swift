@@ -35,6 +35,12 @@ import Testing
         (["from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"], "to"),
         (["from": "2026-12-02T00:00:00Z", "to": "2026-12-02T00:00:00Z"], "to"),
         (["from": "2026-10-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"], "to"),
+        // Found by the API fuzzer: before the epoch (minute numbers went negative, and the
+        // export answered 503), and a day that does not exist (February 30 rolled over to March).
+        (["from": "0001-01-01T00:00:00Z", "to": "0001-01-02T00:00:00Z"], "from"),
+        (["from": "1969-12-31T00:00:00Z", "to": "1970-01-01T00:00:00Z"], "from"),
+        (["from": "2026-02-30T00:00:00Z", "to": "2026-03-03T00:00:00Z"], "from"),
+        (["from": "2026-12-01T00:00:00Z", "to": "2026-12-01T24:00:00Z"], "to"),
     ])
     func badTimesNameTheirParameter(q: [String: String], parameter: String) {
         #expect(refusal(q)?.parameter == parameter)

@@ -207,3 +207,19 @@ def ttl_indexes(db):
             if "expireAfterSeconds" in ix:
                 out[coll] = (ix["key"], int(ix["expireAfterSeconds"]))
     return out
+
+
+_SPEC = None
+
+
+def spec_errors(component, value):
+    """What is wrong with `value` against `#/components/schemas/<component>` of docs/openapi.yaml
+    (empty when it conforms): for answers the fuzzer cannot reach, such as a trained model's."""
+    global _SPEC
+    import jsonschema_rs
+    import yaml
+    if _SPEC is None:
+        _SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+    schema = {"$ref": f"#/components/schemas/{component}", "components": _SPEC["components"]}
+    validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    return [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in validator.iter_errors(value)]

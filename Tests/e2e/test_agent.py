@@ -7,6 +7,7 @@ import time
 import pymongo
 
 from conftest import wait_for, ROOT, bin_dir
+from helpers import spec_errors
 
 
 def evening():
@@ -146,6 +147,7 @@ def test_a_simulated_channel_outage_raises_a_fleet_alarm_that_is_acknowledged_an
         if a["state"] == "raised":
             _, acked, _ = hub.call("POST", f"/api/v1/alarms/{a['id']}/ack", expect=200)
             assert acked["state"] == "acknowledged" and acked["acknowledgedBy"] == "bootstrap"
+            assert spec_errors("Alarm", acked) == [] and spec_errors("Alarm", a) == []  # docs/openapi.yaml
             assert hub.call("POST", f"/api/v1/alarms/{a['id']}/ack")[0] == 200  # twice is harmless
 
         def cleared():

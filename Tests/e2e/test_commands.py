@@ -10,6 +10,7 @@ import pymongo
 import websockets
 
 from conftest import wait_for, basic, hello
+from helpers import spec_errors
 from test_agent import agent, stop
 
 
@@ -67,6 +68,7 @@ def test_online_box_runs_a_command_and_the_audit_log_records_it(hub, tmpdir_path
         diag = issue(hub, "diagnostics", {"device": "cmd-1"})
         e = wait_state(hub, diag["id"], "cmd-1", "SUCCEEDED", timeout=40)
         assert e["result"], e
+        assert spec_errors("Execution", e) == [] and spec_errors("Job", j) == []
         _, audit, _ = hub.call("GET", "/api/v1/audit?action=command.create", expect=200)
         ours = [a for a in audit["items"] if a["target"] in (job["id"], pull["id"], diag["id"])]
         assert len(ours) == 3 and all(a["result"] == "ok" and a["role"] == "admin" and a["node"] for a in ours)
@@ -356,6 +358,8 @@ def test_a_rollout_with_injected_failures_pauses_at_its_threshold_then_aborts(ma
         job = final["jobs"][0]
         _, page, _ = hub.call("GET", f"/api/v1/commands/{job}/executions?state=FAILED", expect=200)
         assert page["items"] and all(e["reason"] == "injected install failure" for e in page["items"])
+        # A rollout and executions in the middle of their lives match docs/openapi.yaml.
+        assert spec_errors("Rollout", final) == [] and spec_errors("ExecutionPage", page) == []
         # Operator control: resume runs it again until it pauses again; pausing
         # again is a no-op, abort ends it, resume is then refused.
         _, rs, _ = hub.call("POST", f"/api/v1/rollouts/{ro['id']}/resume", expect=200)

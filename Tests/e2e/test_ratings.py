@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 import ratings_ref as ref
-from helpers import connect, db_of, expect_ack, run
+from helpers import connect, db_of, expect_ack, run, spec_errors
 
 DAY_MS = 86_400_000
 CHANNELS = ["news", "sport", "kids", "movies"]
@@ -181,6 +181,7 @@ def wait_agreement(hub, token, db, start, end, universe, bucket=None, timeout=90
     wait_built(db, start // DAY_MS, timeout)
     status, last, _ = hub.call("GET", q, token=token)
     assert status == 200 and last["daysBuilt"] == 1, last
+    assert spec_errors("Ratings", last) == []  # populated rows, which the API fuzzer never reaches
     assert not any(c.get("suppressed") for r in last["series"] for c in r["channels"]), (last["universe"], last.get("segment"))
     expected = recompute(db, start, end, universe, bucket, devices)
     compare(last["series"], expected)
@@ -272,6 +273,7 @@ def test_small_universes_are_suppressed_and_bad_questions_name_their_parameter(r
     assert body["universe"]["size"] == 3 and body["k"] == 5
     assert body["notCredited"] == {"skewed": 0, "late": 0}
     assert body["series"][0]["channels"] and all(c == {"channel": c["channel"], "suppressed": True} for c in body["series"][0]["channels"])
+    assert spec_errors("Ratings", body) == []
     for query, parameter in [
         ("from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
         ("from=2026-01-01T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
@@ -363,6 +365,7 @@ def test_epg_import_and_programme_ratings_equal_the_recomputation(ratings_hub):
     _, answer, _ = ratings_hub.call("GET", f"/api/v1/ratings/programmes?from={iso(start)}&to={iso(end)}&universe=registered",
                                     token=token, expect=200)
     assert [p["title"] for p in answer["programmes"]] == ["Evening News", "Cartoons", "Cup Final", "Late Film"]
+    assert spec_errors("ProgrammeRatings", answer) == [] and spec_errors("EPGSourceList", sources) == []
     # The recomputation: each slot's credited box-minutes of its channel, from the stored events.
     docs = list(db.events.find({}))
     credits = ref.credits_for_boxes(ref.connections_from_docs(docs, lambda d: (0, d.get("o", 0))), ref.Params(), horizon=end + DAY_MS)
