@@ -284,35 +284,36 @@ def main():
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--budget", type=float, default=120, help="seconds of repetitions per query kind and side, at least 3")
     ap.add_argument("--skip-raw", action="store_true")
+    ap.add_argument("--reuse", action="store_true",
+                    help="time the data a kept run left in --work and the store (its report.json and gen/), without generating; "
+                         "implies --skip-raw, and waits --settle s for the restarted builder's first pass")
+    ap.add_argument("--settle", type=float, default=90)
     args = ap.parse_args()
     work, bin_dir = Path(args.work), Path(args.bin)
     work.mkdir(parents=True, exist_ok=True)
     uri = with_db(args.uri, args.database)
     client = pymongo.MongoClient(uri)
     db = client.get_default_database()
-    client.drop_database(args.database)
+    previous = json.loads((work / "report.json").read_text()) if args.reuse else None
+    if previous is None:
+        client.drop_database(args.database)
+    else:
+        args.skip_raw = True
+        (work / "report-previous.json").write_text(json.dumps(previous, indent=1, default=str))
     today = int(time.time() * 1000) // DAY_MS
     end_day = today - 1  # generated days end the day before yesterday; yesterday is the raw day
     report: dict = {"days": args.days, "boxes": args.boxes, "channels": args.channels, "seed": args.seed, "started": time.time()}
 
-    print(f"== generating {args.days} days × {args.boxes:,} boxes × {args.channels} channels into {args.database}", flush=True)
-    t0 = time.perf_counter()
-    gen = subprocess.Popen([str(bin_dir / "RatingsBenchGen"), "--mongodb-uri", uri, "--database", args.database, "--out", str(work / "gen"),
-                            "--days", str(args.days), "--boxes", str(args.boxes), "--channels", str(args.channels),
-                            "--seed", str(args.seed), "--end-day", str(end_day)], stdout=subprocess.PIPE, text=True)
-    summary = None
-    for line in gen.stdout:
-        if line.startswith("RESULT "):
-            summary = json.loads(line[7:])
-        else:
-            print("  " + line.rstrip(), flush=True)
-    if gen.wait() != 0 or summary is None:
-        raise SystemExit("the generator failed")
-    summary["wall_s"] = time.perf_counter() - t0
-    report["generator"] = summary
-    print(f"  generated in {summary['genSeconds']:.1f} s, stored in {summary['storeSeconds']:.1f} s "
-          f"({summary['sessions']:,} sessions, {summary['credits']:,} credited minutes, {summary['cells']:,} cell documents)", flush=True)
-
+    if previous is not None:
+        summary = previous["generator"]
+        report.update({k: previous[k] for k in ("days", "boxes", "channels", "seed")})
+        report["generator"] = summary
+        report["reused"] = {"from": str(work / "report-previous.json"), "generated_at": previous.get("started")}
+        print(f"== reusing {summary['days']} days × {summary['boxes']:,} boxes × {summary['channels']} channels in {args.database}, "
+              f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(previous.get('started', 0)))}", flush=True)
+    else:
+        generate(args, uri, bin_dir, work, end_day, report)
+        summary = report["generator"]
     print("== DuckDB: loading per-box sessions and expanding them to minute credit", flush=True)
     peer = Peer()
     report["duckdb_load"] = peer.load(work / "gen")
@@ -321,8 +322,11 @@ def main():
     hub = Hub(bin_dir / "argus-hub", uri, work)
     try:
         hub.start()
+        if previous is not None:
+            # The restarted builder's first pass rebuilds the days its rescan window touches.
+            time.sleep(args.settle)
         print(f"== queries (hub on :{hub.api_port}; {args.reps} repetitions or {args.budget:.0f} s per kind and side)", flush=True)
-        qs = questions(summary["firstDay"], summary["endDay"], args.days)
+        qs = questions(summary["firstDay"], summary["endDay"], summary["days"])
         report["queries"] = bench_kinds(hub, peer, qs, args.reps, args.budget)
         tiny = Question("tiny", qs[0].from_min, qs[0].to_min, model="m-tiny", query={"segment": "model:m-tiny"})
         status, body = hub.get(path_of(tiny))
@@ -342,6 +346,26 @@ def main():
     print(f"\nreport: {work / 'report.json'}; total {report['wall_s']:.0f} s")
     if any(r["mismatches"] for r in report["queries"] + report.get("raw", {}).get("queries", [])):
         sys.exit(1)
+
+
+def generate(args, uri: str, bin_dir: Path, work: Path, end_day: int, report: dict) -> None:
+    print(f"== generating {args.days} days × {args.boxes:,} boxes × {args.channels} channels into {args.database}", flush=True)
+    t0 = time.perf_counter()
+    gen = subprocess.Popen([str(bin_dir / "RatingsBenchGen"), "--mongodb-uri", uri, "--database", args.database, "--out", str(work / "gen"),
+                            "--days", str(args.days), "--boxes", str(args.boxes), "--channels", str(args.channels),
+                            "--seed", str(args.seed), "--end-day", str(end_day)], stdout=subprocess.PIPE, text=True)
+    summary = None
+    for line in gen.stdout:
+        if line.startswith("RESULT "):
+            summary = json.loads(line[7:])
+        else:
+            print("  " + line.rstrip(), flush=True)
+    if gen.wait() != 0 or summary is None:
+        raise SystemExit("the generator failed")
+    summary["wall_s"] = time.perf_counter() - t0
+    report["generator"] = summary
+    print(f"  generated in {summary['genSeconds']:.1f} s, stored in {summary['storeSeconds']:.1f} s "
+          f"({summary['sessions']:,} sessions, {summary['credits']:,} credited minutes, {summary['cells']:,} cell documents)", flush=True)
 
 
 if __name__ == "__main__":
