@@ -48,6 +48,19 @@ package struct UserHistories: Sendable {
     /// Number of pairs.
     package var pairs: Int { item.count }
 
+    /// Each user's items, most-watched first, as CSR: user u's are `items[offsets[u]..<offsets[u + 1]]`
+    /// (what serving chooses "because you watched" from).
+    package func mostWatchedFirst() -> (offsets: [Int32], items: [Int32]) {
+        var offsets: [Int32] = [0]
+        var items: [Int32] = []
+        items.reserveCapacity(pairs)
+        for u in 0..<users {
+            for idx in (start[u]..<start[u + 1]).sorted(by: { weight[$0] > weight[$1] }) { items.append(item[idx]) }
+            offsets.append(Int32(items.count))
+        }
+        return (offsets, items)
+    }
+
     /// Merges the rows of `log` by (user, item).
     package init(_ log: InteractionLog) {
         users = log.users.count

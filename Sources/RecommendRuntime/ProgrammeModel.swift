@@ -12,9 +12,27 @@ import Recommend
 /// (part names without dots: they are keys of the document's `parts`).
 struct ProgrammeFactors: Sendable {
     var model: ALSModel
-    /// Each box's programmes, most-watched first (as the channel model's histories).
-    var historyOffsets: [Int32]
-    var historyItems: [Int32]
+    /// Each box's programmes, most-watched first (as the channel model's).
+    var history: MostWatched
+}
+
+/// Each box's items, most-watched first (`UserHistories.mostWatchedFirst`, as stored): box u's are
+/// `items[offsets[u]..<offsets[u + 1]]`.
+struct MostWatched: Sendable {
+    var offsets: [Int32]
+    var items: [Int32]
+
+    /// Box `u`'s items, most-watched first; empty for a box with none (or a short array).
+    func of(_ u: Int) -> ArraySlice<Int32> {
+        guard u >= 0, u + 1 < offsets.count else { return [] }
+        let lo = Int(offsets[u]), hi = Int(offsets[u + 1])
+        return lo < hi && hi <= items.count ? items[lo..<hi] : []
+    }
+
+    /// Of box `u`'s `reasons` most-watched items, the one most like `item` (cosine of `model`'s factors).
+    func because(_ model: ALSModel, user u: Int, item: Int, reasons: Int) -> Int? {
+        of(u).prefix(reasons).map(Int.init).max { model.cosine($0, item) < model.cosine($1, item) }
+    }
 }
 
 extension RecommendTrainer {
@@ -81,13 +99,7 @@ extension RecommendTrainer {
         let matrix = histories.confidenceMatrix(settings.scaling)
         let parameters = settings.parameters
         let fitted = try await Task.detached { try ALSTrainer.fit(matrix, parameters: parameters) }.value
-        var offsets: [Int32] = [0]
-        var watched: [Int32] = []
-        for u in 0..<histories.users {
-            let range = histories.start[u]..<histories.start[u + 1]
-            for idx in range.sorted(by: { histories.weight[$0] > histories.weight[$1] }) { watched.append(histories.item[idx]) }
-            offsets.append(Int32(watched.count))
-        }
+        let (offsets, watched) = histories.mostWatchedFirst()
         var doc: Document = [
             "items": .array(log.items.names.map { .string($0) }), "boxes": .int(histories.users), "pairs": .int(histories.pairs),
         ]
@@ -124,16 +136,7 @@ extension RecommendService {
         }
         return ProgrammeFactors(
             model: ALSModel(factors: factors, userIDs: users, itemIDs: items, userFactors: userFactors, itemFactors: itemFactors),
-            historyOffsets: Packing.int32s(try await blob("programmeHistoryOffsets")), historyItems: Packing.int32s(try await blob("programmeHistoryItems")))
-    }
-}
-
-extension ProgrammeFactors {
-    /// Of the box's most-watched programmes (up to `reasons`), the one most like `item`.
-    func because(user u: Int, item: Int, reasons: Int) -> Int? {
-        guard u + 1 < historyOffsets.count else { return nil }
-        let lo = Int(historyOffsets[u]), hi = Int(historyOffsets[u + 1])
-        guard lo < hi, hi <= historyItems.count else { return nil }
-        return historyItems[lo..<min(hi, lo + reasons)].map(Int.init).max { model.cosine($0, item) < model.cosine($1, item) }
+            history: MostWatched(
+                offsets: Packing.int32s(try await blob("programmeHistoryOffsets")), items: Packing.int32s(try await blob("programmeHistoryItems"))))
     }
 }

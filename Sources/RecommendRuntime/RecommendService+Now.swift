@@ -72,12 +72,14 @@ extension RecommendService {
                 let score = pm.model.score(user: u, item: i)
                 item.score = Double(score)
                 item.reason = .init(
-                    kind: "because_you_watched", channel: nil, programme: pm.because(user: u, item: i, reasons: reasonItems).map { pm.model.itemIDs[$0] })
+                    kind: "because_you_watched", channel: nil,
+                    programme: pm.history.because(pm.model, user: u, item: i, reasons: reasonItems).map { pm.model.itemIDs[$0] })
                 ranked.append((1, -Double(score), item))
             } else if let l, let u = user, let i = l.model.item(p.channel) {
                 let score = l.model.score(user: u, item: i)
                 item.score = Double(score)
-                item.reason = .init(kind: "because_you_watched", channel: because(l, user: u, item: i).map { l.model.itemIDs[$0] })
+                item.reason = .init(
+                    kind: "because_you_watched", channel: l.history.because(l.model, user: u, item: i, reasons: reasonItems).map { l.model.itemIDs[$0] })
                 ranked.append((2, -Double(score), item))
             } else if let (rank, kind) = popularRank[p.channel] {
                 item.reason = .init(kind: kind, channel: nil)
@@ -88,14 +90,5 @@ extension RecommendService {
             (a.tier, a.order, a.programme.start, a.programme.channel) < (b.tier, b.order, b.programme.start, b.programme.channel)
         }
         return ranked.prefix(n).map(\.programme)
-    }
-
-    /// Of the box's most-watched channels, the one most like `item` (cosine of the factors).
-    func because(_ l: Loaded, user u: Int, item: Int) -> Int? {
-        guard u + 1 < l.historyOffsets.count else { return nil }
-        let lo = Int(l.historyOffsets[u]), hi = Int(l.historyOffsets[u + 1])
-        guard lo < hi, hi <= l.historyItems.count else { return nil }
-        let reasons = l.historyItems[lo..<min(hi, lo + reasonItems)].map(Int.init)
-        return reasons.max { l.model.cosine($0, item) < l.model.cosine($1, item) }
     }
 }

@@ -21,9 +21,8 @@ package final class RecommendService: Sendable {
     struct Loaded: Sendable {
         var version: Int
         var model: ALSModel
-        /// Each box's items, most-watched first: box u's are `items[offsets[u]..<offsets[u + 1]]`.
-        var historyOffsets: [Int32]
-        var historyItems: [Int32]
+        /// Each box's channels, most-watched first.
+        var history: MostWatched
         var popular: [String]
         var popularBySegment: [String: [String]]
         /// Factors trained elsewhere (`source: "import"`).
@@ -72,7 +71,7 @@ package final class RecommendService: Sendable {
         let l = Loaded(
             version: version,
             model: ALSModel(factors: factors, userIDs: users, itemIDs: items, userFactors: userFactors, itemFactors: itemFactors),
-            historyOffsets: Packing.int32s(try await blob("historyOffsets")), historyItems: Packing.int32s(try await blob("historyItems")),
+            history: MostWatched(offsets: Packing.int32s(try await blob("historyOffsets")), items: Packing.int32s(try await blob("historyItems"))),
             popular: (doc["popular"]?.arrayValue ?? []).compactMap(\.stringValue), popularBySegment: bySegment,
             imported: doc["source"]?.stringValue == "import", programme: try await programmeFactors(doc, version: version, factors: factors),
             checkedAt: .now)
@@ -96,17 +95,14 @@ package final class RecommendService: Sendable {
             return Recommendations(device: device, modelVersion: nil, coldStart: true, watching: now, items: [])
         }
         let exclude = Set([now].compactMap { $0 })
-        if let u = l.model.user(device), u + 1 < l.historyOffsets.count {
-            let lo = Int(l.historyOffsets[u]), hi = Int(l.historyOffsets[u + 1])
-            let history = (lo < hi && hi <= l.historyItems.count) ? l.historyItems[lo..<hi].map(Int.init) : []
+        if let u = l.model.user(device) {
+            let history = l.history.of(u).map(Int.init)
             // A box with factors but no viewing here (an imported model's) is still answered from its factors.
             if !history.isEmpty || l.imported {
                 // New to the box: what it already watches and what it is watching now are left out.
                 let excluded = Set(history).union(exclude.compactMap { l.model.item($0) })
-                let reasons = Array(history.prefix(reasonItems))
                 let items = l.model.recommend(user: u, n: n, exclude: excluded).map { scored -> Recommendations.Item in
-                    // Of the box's most-watched items, the one most like this one (cosine of the factors).
-                    let because = reasons.max { l.model.cosine($0, scored.item) < l.model.cosine($1, scored.item) }
+                    let because = l.history.because(l.model, user: u, item: scored.item, reasons: reasonItems)
                     return Recommendations.Item(
                         channel: l.model.itemIDs[scored.item], score: Double(scored.score),
                         reason: because.map { .init(kind: "because_you_watched", channel: l.model.itemIDs[$0]) } ?? .init(kind: "for_you", channel: nil))

@@ -204,15 +204,9 @@ package struct RecommendTrainer: Service {
     ) async throws {
         // Each box's items, most-watched first (CSR: offsets, items), and the popular items
         // overall and per model segment.
-        var offsets: [Int32] = [0]
-        var watched: [Int32] = []
+        let (offsets, watched) = histories.mostWatchedFirst()
         var itemMinutes = [Double](repeating: 0, count: histories.items)
-        for u in 0..<histories.users {
-            let range = histories.start[u]..<histories.start[u + 1]
-            for idx in range.sorted(by: { histories.weight[$0] > histories.weight[$1] }) { watched.append(histories.item[idx]) }
-            offsets.append(Int32(watched.count))
-            for idx in range { itemMinutes[Int(histories.item[idx])] += histories.weight[idx] }
-        }
+        for (idx, item) in histories.item.enumerated() { itemMinutes[Int(item)] += histories.weight[idx] }
         var segmentMinutes: [String: [Double]] = [:]
         let users = log.users.names
         var modelOf: [String: String] = [:]
